@@ -1,0 +1,41 @@
+"""Shared fixtures. Keras reference files are built once per session from the upstream
+packages with random weights (nothing can be downloaded) and cached in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+FACES = REPO / "tests" / "data" / "faces"
+
+
+@pytest.fixture(scope="session")
+def keras_file(tmp_path_factory):
+    """keras_file(arch, include_top, whole_model) -> path of an upstream Keras .h5 file."""
+    from converters.keras_reference import write_random_keras_file
+
+    root = tmp_path_factory.mktemp("keras")
+    cache: dict[tuple, Path] = {}
+
+    def make(arch: str, include_top: bool = True, whole_model: bool = False) -> Path:
+        key = (arch, include_top, whole_model)
+        if key not in cache:
+            name = f"{arch}-{'top' if include_top else 'notop'}-{'model' if whole_model else 'weights'}.h5"
+            cache[key] = write_random_keras_file(root / name, arch, include_top, whole_model, seed=len(cache))
+        return cache[key]
+
+    return make
+
+
+def run_s2f(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real command line, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "s2f", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -1,0 +1,62 @@
+"""The PyTorch modules agree with the shared parameter layout and Keras' geometry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from s2f.models.face_encoder import build_face_encoder, load_face_encoder, tf_same_padding
+from s2f.models.face_encoder_config import ARCHITECTURES, FaceEncoderConfig, parameter_layout
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("include_top", [True, False])
+def test_state_dict_matches_layout(arch, include_top):
+    config = FaceEncoderConfig.for_arch(arch, include_top)
+    with torch.device("meta"):
+        model = build_face_encoder(config)
+    got = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert got == {spec.torch_key: spec.shape for spec in parameter_layout(config)}
+
+
+def test_keras_geometry():
+    assert tf_same_padding(224, 7, 2) == (2, 3)  # TensorFlow puts the odd pixel at the end
+    assert tf_same_padding(225, 7, 2) == (3, 3)
+    config = FaceEncoderConfig.for_arch("rcmalli-resnet50")
+    assert config.bn_eps == 1e-3 and FaceEncoderConfig.for_arch("rcmalli-senet50").bn_eps == 1e-4
+    model = build_face_encoder(config)
+    with torch.no_grad():
+        stem = model.conv1(torch.zeros(1, 3, 224, 224))
+    assert stem.shape[-2:] == (55, 55)
+    assert all(m.eps == 1e-3 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_embed_classify_contract_and_pretrained_roundtrip(tmp_path):
+    model = build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-senet50"))
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        embedding, probabilities = model.embed(x), model.classify(x)
+    assert embedding.shape == (2, 2048) and probabilities.shape == (2, 8631)
+    torch.testing.assert_close(probabilities.sum(1), torch.ones(2))
+    model.save_pretrained(tmp_path / "senet")
+    again = load_face_encoder(tmp_path / "senet")
+    assert not again.training
+    with torch.no_grad():
+        torch.testing.assert_close(again.embed(x), embedding, rtol=0, atol=0)
+
+
+def test_notop_models_refuse_what_they_cannot_do():
+    vgg = build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-vgg16", include_top=False))
+    x = torch.zeros(1, 3, 224, 224)
+    with pytest.raises(ValueError, match="no fc7 descriptor"):
+        vgg.embed(x)
+    with pytest.raises(ValueError, match="needs the top"):
+        vgg.classify(x)
+    assert vgg.forward_features(x).shape == (1, 512, 7, 7)
+
+
+def test_dropout_only_in_training():
+    model = build_face_encoder(FaceEncoderConfig.for_arch("serengil", include_top=False))
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(model.embed(x), model.embed(x))
