@@ -26,8 +26,8 @@ def test_deepface_convention_matches_deepface():
     assert ours.shape == theirs.shape == (224, 224, 3)
     # cv2 rounds through 11-bit fixed point; we round once: at most one grey level apart
     assert np.abs(ours - theirs).max() <= 1.0 / 255 + 1e-7
-    assert np.mean(np.abs(ours - theirs) > 1e-7) < 0.05
-    np.testing.assert_array_equal(ours[:3], 0.0)  # letterbox rows are black
+    assert np.mean(np.abs(ours - theirs)) * 255 < 0.15  # measured: ~0.1 grey levels on average
+    np.testing.assert_array_equal(ours[:, :15], 0.0)  # 190x220 photo: black bars left and right
 
 
 @pytest.mark.parametrize("shape", [(50, 80), (224, 224), (400, 300), (7, 9)])

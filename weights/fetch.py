@@ -96,8 +96,8 @@ def fetch(entry: WeightFile, cache_dir: Path | None = None, mirror: str | None =
     urls = (mirror.rstrip("/") + "/" + entry.filename,) if mirror else entry.urls
     errors: list[str] = []
     if not _download_from_any(urls, part, progress, timeout, attempts, errors):
-        raise InputError(target, "download failed (" + "; ".join(errors[-2:]) + "); "
-                                 "rerun to resume from the partial file")
+        hint = "; rerun to resume from the partial file" if part.exists() else ""
+        raise InputError(target, "download failed (" + "; ".join(errors[-2:]) + ")" + hint)
     try:
         digest = verify(entry, part)
     except InputError:
@@ -117,7 +117,9 @@ def _download_from_any(urls: tuple[str, ...], part: Path, progress: bool, timeou
                 _download(url, part, progress, timeout)
                 return True
             except (urllib.error.URLError, OSError, TimeoutError) as err:
-                errors.append(f"{url}: {getattr(err, 'reason', None) or err}")
+                reason = (f"HTTP {err.code} {err.reason}" if isinstance(err, urllib.error.HTTPError)
+                          else getattr(err, "reason", None) or err)
+                errors.append(f"{url}: {reason}")
                 if isinstance(err, urllib.error.HTTPError) and err.code in (403, 404):
                     break
     return False
