@@ -25,7 +25,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def measure(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one child process."""
+    """(wall seconds, peak RSS in MB) of one child process.
+
+    Linux carries the parent's peak RSS into a child, so this parent stays small (~30 MB:
+    torch is imported only after all measurements)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -50,7 +53,9 @@ def main() -> None:
                         "import sys; from converters.keras_reference import write_random_keras_file;"
                         f"write_random_keras_file({str(source)!r}, 'serengil')"],
                        check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    source.read_bytes()  # warm the page cache so neither side pays the first disk read
+    with open(source, "rb") as handle:  # warm the page cache so neither side pays the disk read;
+        while handle.read(1 << 24):  # in chunks: a child's peak RSS starts at its parent's
+            pass
     original = [sys.executable, str(REPO / "bench" / "original_convert.py"), str(source), str(workdir / "original.pth")]
     ours = [sys.executable, "-m", "s2f", "convert", str(source), "-o", str(workdir / "converted.safetensors")]
     results: dict[str, list[tuple[float, float]]] = {"original": [], "s2f": []}

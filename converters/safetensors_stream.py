@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +74,13 @@ def write_safetensors(
         fd = handle.fileno()
         os.pwrite(fd, prefix, 0)
         os.ftruncate(fd, total)
-        for entry in entries:
-            fill(fd, entry, offsets[entry.name])
+        with ThreadPoolExecutor(max_workers=1) as writeback:
+            for entry in entries:
+                fill(fd, entry, offsets[entry.name])
+                # start this tensor's writeback to disk on another thread while the next
+                # one is prepared, so the final fsync has little left to wait for
+                writeback.submit(os.posix_fadvise, fd, offsets[entry.name], entry.nbytes,
+                                 os.POSIX_FADV_DONTNEED)
         if late_metadata is not None:
             final, _ = build_header(entries, {**metadata, **late_metadata()})
             if len(final) != len(prefix):

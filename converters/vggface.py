@@ -18,7 +18,7 @@ import numpy as np
 
 from converters.keras_h5 import KerasWeight, KerasWeightsFile
 from converters.safetensors_stream import TensorEntry, write_safetensors
-from converters.tensor_layout import SourceRows, permutation_dims, write_permuted
+from converters.tensor_layout import SourceRows, permutation_dims, release_scratch, write_permuted
 from runtime.errors import InputError
 from s2f import __version__
 from s2f.models.face_encoder_config import (
@@ -185,8 +185,11 @@ def convert_keras_file(source: str | Path, output: str | Path, arch: str | None 
             "source_keras_version": kfile.keras_version,
             "converter": f"speech2face {__version__}",
         }
-        size = write_safetensors(output, entries, metadata, fill,
-                                 late_metadata=lambda: {"source_sha256": hasher.result()})
+        try:
+            size = write_safetensors(output, entries, metadata, fill,
+                                     late_metadata=lambda: {"source_sha256": hasher.result()})
+        finally:
+            release_scratch()
     parameters = sum(int(np.prod(entry.shape)) for entry in entries)
     return ConversionResult(config.arch, config.include_top, detected or Detection(config.arch, include_top, "--arch"),
                             len(entries), parameters, size, hasher.result(),
