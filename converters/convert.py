@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from converters.keras_h5 import HDF5_SIGNATURE
+from converters.keras_h5 import HDF5_SIGNATURE, read_head
 from converters.vggface import ConversionResult, Detection, Sha256InBackground, convert_keras_file
 from runtime.atomic import atomic_output
 from runtime.errors import InputError
@@ -15,18 +15,6 @@ from s2f.models.face_encoder_config import ARCHITECTURES
 TORCH_SIGNATURES = (b"PK\x03\x04", b"\x80")  # torch.save zip archive, legacy pickle
 
 
-def _signature(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(HDF5_SIGNATURE))
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, expected a weights file") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read ({err.strerror})") from None
-
-
 def convert(source: str | Path, output: str | Path, arch: str | None = None) -> ConversionResult:
     """Convert ``source`` (Keras HDF5 or a known PyTorch port) to speech2face safetensors."""
     source, output = Path(source), Path(output)
@@ -34,7 +22,7 @@ def convert(source: str | Path, output: str | Path, arch: str | None = None) -> 
         raise InputError(None, f"unknown --arch {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     if source.resolve() == output.resolve():
         raise InputError(output, "output would overwrite the input")
-    head = _signature(source)
+    head = read_head(source)
     if head == HDF5_SIGNATURE:
         return convert_keras_file(source, output, arch)
     if head.startswith(TORCH_SIGNATURES):

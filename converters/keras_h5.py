@@ -56,6 +56,19 @@ class KerasLayer:
         return None
 
 
+def read_head(path: Path, nbytes: int = len(HDF5_SIGNATURE)) -> bytes:
+    """The first bytes of an input file, with the user-facing errors for unreadable paths."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(nbytes)
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a directory, expected a weights file") from None
+    except OSError as err:
+        raise InputError(path, f"cannot read ({err.strerror})") from None
+
+
 def _decode(value: object) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
@@ -101,16 +114,7 @@ class KerasWeightsFile:
             raise
 
     def _check_signature(self) -> None:
-        try:
-            with open(self.path, "rb") as handle:
-                head = handle.read(len(HDF5_SIGNATURE))
-        except FileNotFoundError:
-            raise InputError(self.path, "file not found") from None
-        except IsADirectoryError:
-            raise InputError(self.path, "is a directory, expected a Keras .h5 file") from None
-        except OSError as err:
-            raise InputError(self.path, f"cannot read ({err.strerror})") from None
-        if head != HDF5_SIGNATURE:
+        if read_head(self.path) != HDF5_SIGNATURE:
             raise InputError(self.path, "not an HDF5 file (bad signature); expected a Keras .h5 weights file")
 
     def _read_layer(self, name: str) -> KerasLayer:

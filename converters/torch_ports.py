@@ -63,6 +63,8 @@ def import_torch_port(path: str | Path, expected_arch: str | None = None) -> Tor
     """Recognise a known PyTorch port and return its state dict in our layout."""
     import torch
 
+    from s2f.models.face_encoder import check_state_dict
+
     path = Path(path)
     state = _load_state_dict(path)
     notes: list[str] = []
@@ -95,15 +97,9 @@ def import_torch_port(path: str | Path, expected_arch: str | None = None) -> Tor
     if expected_arch is not None and expected_arch != config.arch:
         raise InputError(path, f"--arch {expected_arch} does not match the file, which is a "
                                f"{config.arch} port ({source_format})")
-    expected = {spec.torch_key: spec.shape for spec in parameter_layout(config)}
-    for key, shape in expected.items():
-        if key not in mapped:
-            raise InputError(path, f"missing tensor {key!r} for {config.arch}")
-        if not isinstance(mapped[key], torch.Tensor) or tuple(mapped[key].shape) != shape:
-            got = tuple(getattr(mapped[key], "shape", ()))
-            raise InputError(path, f"tensor {key!r} has shape {got}, {config.arch} needs {shape}")
-    extra = sorted(set(mapped) - set(expected))
-    if extra:
-        raise InputError(path, f"unexpected tensor {extra[0]!r} for {config.arch}")
-    state_out = {key: mapped[key].detach().to(torch.float32).contiguous() for key in expected}
+    if not all(isinstance(value, torch.Tensor) for value in mapped.values()):
+        raise InputError(path, "state dict holds values that are not tensors")
+    check_state_dict(path, config, mapped)
+    state_out = {spec.torch_key: mapped[spec.torch_key].detach().to(torch.float32).contiguous()
+                 for spec in parameter_layout(config)}
     return TorchImport(config, state_out, source_format, tuple(notes))

@@ -35,6 +35,11 @@ class FacePreprocessing:
     size: int = INPUT_SIZE
 
 
+_KERAS_VGGFACE_V2 = FacePreprocessing(  # VGGFace2 models: ResNet50 and SENet50
+    name="keras-vggface-v2", resize="stretch-nearest", channel_order="BGR",
+    divide_by=1.0, mean=(91.4953, 103.8827, 131.0912),
+)
+
 FACE_PREPROCESSING: dict[str, FacePreprocessing] = {
     "serengil": FacePreprocessing(
         name="deepface-base", resize="letterbox-bilinear", channel_order="BGR",
@@ -44,14 +49,8 @@ FACE_PREPROCESSING: dict[str, FacePreprocessing] = {
         name="keras-vggface-v1", resize="stretch-nearest", channel_order="BGR",
         divide_by=1.0, mean=(93.5940, 104.7624, 129.1863),
     ),
-    "rcmalli-resnet50": FacePreprocessing(
-        name="keras-vggface-v2", resize="stretch-nearest", channel_order="BGR",
-        divide_by=1.0, mean=(91.4953, 103.8827, 131.0912),
-    ),
-    "rcmalli-senet50": FacePreprocessing(
-        name="keras-vggface-v2", resize="stretch-nearest", channel_order="BGR",
-        divide_by=1.0, mean=(91.4953, 103.8827, 131.0912),
-    ),
+    "rcmalli-resnet50": _KERAS_VGGFACE_V2,
+    "rcmalli-senet50": _KERAS_VGGFACE_V2,
 }
 
 
