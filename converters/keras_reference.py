@@ -153,7 +153,11 @@ def write_random_keras_file(path: str | Path, arch: str, include_top: bool = Tru
     model = build_keras_model(arch, include_top)
     randomize_weights(model, seed)
     if whole_model:
-        model.save(str(path), save_format="h5", include_optimizer=False)
+        import warnings
+
+        with warnings.catch_warnings():  # the legacy format is the point: it is what upstream ships
+            warnings.filterwarnings("ignore", message=".*HDF5 file via `model.save\\(\\)`.*")
+            model.save(str(path), save_format="h5", include_optimizer=False)
     else:
         model.save_weights(str(path), save_format="h5")
     return path
