@@ -109,6 +109,7 @@ class KerasWeightsFile:
             self.backend = _decode(self.root.attrs.get("backend", "unknown"))
             self.file_size = os.path.getsize(self.path)
             self.layers = [self._read_layer(name) for name in names]
+            self._by_name = {layer.name: layer for layer in self.layers}
         except BaseException:
             self._file.close()
             raise
@@ -144,10 +145,7 @@ class KerasWeightsFile:
         return KerasLayer(name=name, weights=tuple(weights))
 
     def layer(self, name: str) -> KerasLayer | None:
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        return None
+        return self._by_name.get(name)
 
     @property
     def weighted_layers(self) -> list[KerasLayer]:

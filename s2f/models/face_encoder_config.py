@@ -135,16 +135,6 @@ def vgg_conv_names() -> list[tuple[str, int, int]]:
     return names
 
 
-def resnet_block_names(stage: int, block: int, first: bool, se: bool) -> list[str]:
-    """Keras layer-name suffixes of one bottleneck block, in file order."""
-    names = ["1x1_reduce", "3x3", "1x1_increase"]
-    if se:
-        names += ["1x1_down", "1x1_up"]
-    if first:
-        names.append("1x1_proj")
-    return names
-
-
 def torch_name_for_keras_layer(keras_name: str) -> str:
     """``conv2_1_1x1_reduce/bn`` -> ``conv2_1.1x1_reduce_bn``; VGG names pass through."""
     match = re.match(r"^(conv\d+_\d+)_(\d.*)$", keras_name) or re.match(
