@@ -9,9 +9,10 @@ Every layout the VGGFace files need is one permutation: view the Keras array as
   flattens N,C,H,W, so (H*W*C, out) -> (out, C*H*W): HW = H*W, C = channels.
 
 The array is processed in bands of C (all HW rows of a band are contiguous runs in the
-file), so memory stays at one band (~64 MB) however large the layer. A band is transposed
-with cache-sized tiles, which is several times faster than numpy's strided copy of the
-whole array, and each output row's piece is written in place.
+file), so memory stays at two band buffers (~48 MB each) however large the layer. A band
+is gathered in (C, HW) order by scatter-reads, transposed with cache-sized tiles (several
+times faster than numpy's strided copy of the whole array), and each output row's piece is
+written in place.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from converters.safetensors_stream import pwrite_all
 from runtime.errors import InputError
 
 BAND_BYTES = 48 * 1024 * 1024
+IOV_MAX = 1024  # Linux's limit on buffers per preadv
 TILE = 64
 
 
@@ -40,25 +42,46 @@ class SourceRows:
         self._fd = os.open(path, os.O_RDONLY) if weight.offset is not None else -1
         self._loaded: np.ndarray | None = None
 
-    def read(self, start: int, out: np.ndarray) -> None:
-        """Fill ``out`` (rows x O, source dtype) from row ``start`` on."""
-        if self._fd >= 0:
-            view = memoryview(out).cast("B")
-            offset = self.weight.offset + start * self.row_bytes
-            while view:
-                got = os.preadv(self._fd, [view], offset)
-                if got == 0:
-                    raise InputError(self.path, f"layer {self.weight.layer!r}: file ends inside "
-                                                f"weight {self.weight.name!r} (truncated file)")
-                view, offset = view[got:], offset + got
-            return
+    def _truncated(self) -> InputError:
+        return InputError(self.path, f"layer {self.weight.layer!r}: file ends inside "
+                                     f"weight {self.weight.name!r} (truncated file)")
+
+    def _preadv(self, buffers: list[memoryview], row: int) -> None:
+        expected = sum(buffer.nbytes for buffer in buffers)
+        if os.preadv(self._fd, buffers, self.weight.offset + row * self.row_bytes) != expected:
+            raise self._truncated()
+
+    def _all_rows(self) -> np.ndarray:
         if self._loaded is None:
             try:
                 self._loaded = self.weight.dataset[()].reshape(-1, self.columns)
             except OSError as err:
                 raise InputError(self.path, f"layer {self.weight.layer!r}: cannot read weight "
                                             f"{self.weight.name!r} ({err})") from None
-        out[...] = self._loaded[start:start + out.shape[0]]
+        return self._loaded
+
+    def read(self, start: int, out: np.ndarray) -> None:
+        """Fill ``out`` (rows x O, source dtype) from row ``start`` on."""
+        if self._fd >= 0:
+            self._preadv([memoryview(out).cast("B")], start)
+        else:
+            out[...] = self._all_rows()[start:start + out.shape[0]]
+
+    def read_band(self, c0: int, channels: int, out: np.ndarray) -> None:
+        """Fill ``out`` (width, HW, O) with rows ``h * channels + c0 + c``: the band in
+        (C, HW) order, which is PyTorch's order, gathered by scatter-reads (one ``preadv``
+        per HW position) so no reordering pass is needed afterwards."""
+        width, hw, _ = out.shape
+        if self._fd < 0:
+            rows = self._all_rows().reshape(hw, channels, -1)
+            np.copyto(out, rows[:, c0:c0 + width].transpose(1, 0, 2))
+        elif hw == 1:
+            self._preadv([memoryview(out).cast("B")], c0)
+        else:
+            for h in range(hw):
+                for first in range(0, width, IOV_MAX):
+                    chunk = range(first, min(width, first + IOV_MAX))
+                    self._preadv([memoryview(out[c, h]).cast("B") for c in chunk], h * channels + c0 + first)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -118,19 +141,14 @@ def write_permuted(fd: int, offset: int, source: SourceRows, dims: tuple[int, in
     itemsize = out_dtype.itemsize
     band = max(1, min(channels, BAND_BYTES // (hw * outputs * src_dtype.itemsize)))
     row_bytes = channels * hw * itemsize
+
     for c0 in range(0, channels, band):
         width = min(band, channels - c0)
-        block = _scratch("block", (hw, width, outputs), src_dtype)
-        for h in range(hw):
-            source.read(h * channels + c0, block[h])
-        flipped = _scratch("flipped", (outputs, hw * width), src_dtype)
-        _tile_transpose(block.reshape(hw * width, outputs), flipped)
-        pieces = flipped.reshape(outputs, hw, width)
-        if hw > 1:
-            reordered = _scratch("reordered", (outputs, width, hw), src_dtype)
-            np.copyto(reordered, pieces.transpose(0, 2, 1))
-            pieces = reordered
-        pieces = pieces.reshape(outputs, width * hw).astype(out_dtype, copy=False)
+        block = _scratch("block", (width, hw, outputs), src_dtype)
+        source.read_band(c0, channels, block)
+        flipped = _scratch("flipped", (outputs, width * hw), src_dtype)
+        _tile_transpose(block.reshape(width * hw, outputs), flipped)
+        pieces = flipped.astype(out_dtype, copy=False)
         if width == channels:  # one band holds whole output rows: a single write
             pwrite_all(fd, pieces, offset)
             continue
