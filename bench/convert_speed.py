@@ -3,9 +3,11 @@
 (a) the original's way (TensorFlow build + load_weights + copy + torch.save) versus
 (b) ``s2f convert`` (h5py, streaming, no TensorFlow or torch import), each as a whole
 process: wall time and peak RSS (``wait4`` rusage of that process alone), the median of
-several alternating runs, and the ratios (a)/(b). Also checks both produce identical tensors.
+several alternating runs, and the ratios (a)/(b). Each run writes a new output file (the
+previous one is deleted untimed), so neither side pays for freeing an old 580 MB file.
+Also checks that both produce identical tensors.
 
-usage: python bench/convert_speed.py [--repeats 3] [--workdir DIR]
+usage: python bench/convert_speed.py [--repeats 5] [--workdir DIR]
 Writes bench/results/convert_speed.json.
 """
 
@@ -41,7 +43,7 @@ def measure(command: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2f-bench-"))
@@ -59,9 +61,11 @@ def main() -> None:
     original = [sys.executable, str(REPO / "bench" / "original_convert.py"), str(source), str(workdir / "original.pth")]
     ours = [sys.executable, "-m", "s2f", "convert", str(source), "-o", str(workdir / "converted.safetensors")]
     results: dict[str, list[tuple[float, float]]] = {"original": [], "s2f": []}
+    outputs = {"original": workdir / "original.pth", "s2f": workdir / "converted.safetensors"}
     for run in range(args.repeats):
         for name, command in (("original", original), ("s2f", ours)) if run % 2 == 0 else (
                 ("s2f", ours), ("original", original)):
+            outputs[name].unlink(missing_ok=True)  # both write a new file, as a first conversion does
             results[name].append(measure(command))
             wall, rss = results[name][-1]
             print(f"run {run + 1} {name:8}: {wall:6.2f} s  {rss:7.0f} MB peak RSS")
