@@ -4,8 +4,8 @@ The conventions differ per upstream and silently wreck embeddings when mixed up,
 data here (``FACE_PREPROCESSING``), next to the weights they belong to:
 
 * serengil/deepface VGG-Face: BGR, divided by 255, resized keeping the aspect ratio with
-  OpenCV-style bilinear interpolation and padded with black to 224x224 (deepface's
-  ``resize_image`` with its default "base" normalisation).
+  OpenCV's bilinear interpolation (reproduced bit for bit in numpy) and padded with black
+  to 224x224 (deepface's ``resize_image`` with its default "base" normalisation).
 * rcmalli/keras-vggface: ``keras.preprocessing.image.load_img(target_size=(224, 224))``
   (a plain stretch with PIL's nearest neighbour, Keras' default), then ``preprocess_input``:
   BGR, 0-255, minus the per-channel means of version 1 (VGG16) or version 2 (ResNet50,
@@ -54,31 +54,41 @@ FACE_PREPROCESSING: dict[str, FacePreprocessing] = {
 }
 
 
+def _source_positions(dst: int, src: int) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's sample positions: half-pixel centres, computed in double, kept in float32."""
+    pos = ((np.arange(dst) + 0.5) * (1.0 / (dst / src)) - 0.5).astype(np.float32)
+    index = np.floor(pos).astype(np.int64)
+    return index, (pos - index.astype(np.float32)).astype(np.float32)
+
+
+def _fixed_point(fraction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two 11-bit weights, each rounded on its own as OpenCV does."""
+    scale = np.float32(1 << 11)
+    return (np.rint((np.float32(1) - fraction) * scale).astype(np.int64),
+            np.rint(fraction * scale).astype(np.int64))
+
+
 def resize_bilinear_like_opencv(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bilinear resize with OpenCV's ``INTER_LINEAR`` geometry (half-pixel centres, edge
-    clamping, no antialiasing), so deepface's crops are reproduced without an OpenCV
-    dependency. OpenCV rounds through 11-bit fixed point; this rounds once, in float, so
-    results differ from ``cv2.resize`` by at most one grey level.
+    """``cv2.resize(image, (width, height))`` (``INTER_LINEAR``, uint8), bit for bit, without
+    OpenCV: 11-bit fixed-point weights, a horizontal pass that clamps at the borders, and
+    the vertical pass of OpenCV's vectorised kernel (which does not clamp its weights, only
+    the rows, and drops 4 + 16 bits before rounding). deepface feeds its crops through
+    exactly this, so matching it bit for bit keeps our embeddings identical to deepface's.
     """
     src_h, src_w = image.shape[:2]
-
-    def axis_weights(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = (np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5
-        low = np.floor(pos)
-        frac = pos - low
-        low = low.astype(np.int64)
-        frac[low < 0] = 0.0
-        low = np.clip(low, 0, src - 1)
-        high = np.minimum(low + 1, src - 1)
-        frac[low >= src - 1] = 0.0
-        return low, high, frac
-
-    y0, y1, fy = axis_weights(height, src_h)
-    x0, x1, fx = axis_weights(width, src_w)
-    img = image.astype(np.float64)
-    top = img[y0] * (1.0 - fy)[:, None, None] + img[y1] * fy[:, None, None]
-    out = top[:, x0] * (1.0 - fx)[None, :, None] + top[:, x1] * fx[None, :, None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    sx, fx = _source_positions(width, src_w)
+    fx[sx < 0], sx[sx < 0] = 0, 0
+    right = sx >= src_w - 1
+    fx[right], sx[right] = 0, src_w - 1
+    a0, a1 = _fixed_point(fx)
+    pixels = image.astype(np.int64)
+    rows = pixels[:, sx] * a0[None, :, None] + pixels[:, np.minimum(sx + 1, src_w - 1)] * a1[None, :, None]
+    rows[:, right] = pixels[:, sx[right]] << 11
+    sy, fy = _source_positions(height, src_h)
+    b0, b1 = (w[:, None, None] for w in _fixed_point(fy))
+    top, bottom = rows[np.clip(sy, 0, src_h - 1)], rows[np.clip(sy + 1, 0, src_h - 1)]
+    out = (((b0 * (top >> 4)) >> 16) + ((b1 * (bottom >> 4)) >> 16) + 2) >> 2
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def letterbox(image: np.ndarray, size: int) -> np.ndarray:
