@@ -23,7 +23,8 @@ def test_weights_list():
 
 def test_runtime_and_converter_never_import_torch():
     """runtime/ must run without torch; converting a Keras file does not need it either."""
-    code = ("import sys, runtime.face_preprocess, runtime.atomic, converters.vggface, converters.convert;"
+    code = ("import sys, runtime.face_preprocess, runtime.atomic, runtime.audio, runtime.features, runtime.image,"
+            " converters.vggface, converters.convert;"
             "assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules, 'heavy import'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
