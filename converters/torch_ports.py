@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.errors import InputError
+from s2f.models.checkpoints import load_torch_state_dict
 from s2f.models.face_encoder_config import FaceEncoderConfig, parameter_layout, vgg_conv_names
 
 
@@ -42,23 +41,6 @@ def _original_key_map(fc_as_conv: bool) -> dict[str, str]:
     return mapping
 
 
-def _load_state_dict(path: Path) -> dict:
-    import torch
-
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(path, f"not a loadable PyTorch state dict under weights_only=True ({first[:200]})") from None
-    if isinstance(state, dict) and "model_state_dict" in state:
-        state = state["model_state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise InputError(path, "expected a state dict (a mapping of names to tensors)")
-    return state
-
-
 def import_torch_port(path: str | Path, expected_arch: str | None = None) -> TorchImport:
     """Recognise a known PyTorch port and return its state dict in our layout."""
     import torch
@@ -66,7 +48,7 @@ def import_torch_port(path: str | Path, expected_arch: str | None = None) -> Tor
     from s2f.models.face_encoder import check_state_dict
 
     path = Path(path)
-    state = _load_state_dict(path)
+    state = load_torch_state_dict(path)
     notes: list[str] = []
     if "conv1_1.weight" in state:
         config = FaceEncoderConfig.for_arch("serengil", include_top="fc8.weight" in state)

@@ -20,7 +20,6 @@ Contract, relied on by training, export and external checks:
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -37,15 +36,15 @@ from s2f.models.face_encoder_config import (
     parameter_layout,
     vgg_conv_names,
 )
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+from s2f.models.pretrained import WEIGHTS_NAME, Pretrained
 
 
-class FaceEncoder(nn.Module):
+class FaceEncoder(nn.Module, Pretrained):
     """Shared behaviour of both families: the embed / classify / save / load surface."""
 
     config: FaceEncoderConfig
+    config_class = FaceEncoderConfig
+    model_type = "face_encoder"
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         if not self.config.include_top:
@@ -62,24 +61,12 @@ class FaceEncoder(nn.Module):
             return self.embed(x)
         return self.forward_features(x)
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """A directory with ``config.json`` + ``model.safetensors``, the transformers habit."""
-        from safetensors.torch import save
-
-        from runtime.atomic import atomic_output
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_output(directory / CONFIG_NAME, "w") as handle:
-            json.dump(self.config.to_dict(), handle, indent=2)
-        state = {k: v.contiguous() for k, v in self.state_dict().items()
-                 if not k.endswith("num_batches_tracked")}
-        with atomic_output(directory / WEIGHTS_NAME) as handle:
-            handle.write(save(state, metadata=metadata_for(self.config)))
+    def safetensors_metadata(self) -> dict[str, str]:
+        return metadata_for(self.config)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> FaceEncoder:
-        return load_face_encoder(directory)
+    def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> FaceEncoder:
+        return load_face_encoder(directory, device)
 
 
 class VGGFace(FaceEncoder):
