@@ -12,12 +12,13 @@ from runtime.errors import InputError
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | Path, mode: str = "wb") -> Iterator:
+def atomic_output(path: str | Path, mode: str = "wb", durable: bool = True) -> Iterator:
     """Open a temporary sibling of ``path``; on clean exit fsync it and rename it into place.
 
     The temporary file lives in the destination directory so the final ``os.replace`` is
     atomic on POSIX. On any exception the temporary file is removed and the destination is
-    left untouched (an older file of the same name survives).
+    left untouched (an older file of the same name survives). ``durable=False`` skips the
+    fsync: still all-or-nothing if the process dies, not guaranteed across a power cut.
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -33,7 +34,8 @@ def atomic_output(path: str | Path, mode: str = "wb") -> Iterator:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, path)
     except BaseException:

@@ -151,3 +151,14 @@ def preprocess(images: np.ndarray | Sequence[np.ndarray], arch: str) -> np.ndarr
             chw = chw / np.float32(spec.divide_by)
         batch[index] = chw - mean
     return batch
+
+
+def decoder_target(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """The face decoder's training target and the "original" picture of result grids:
+    HxWx3 uint8 -> size x size x 3 uint8, stretched with PIL's (antialiased) bilinear filter,
+    which is what the original's ``transforms.Resize((224, 224))`` did to its PIL images.
+    Landmarks are detected on this same image, so their pixel coordinates are in its frame."""
+    array = _as_rgb_uint8(image, 0)
+    if array.shape[:2] == (size, size):
+        return np.ascontiguousarray(array)
+    return np.asarray(Image.fromarray(array).resize((size, size), Image.BILINEAR))
