@@ -111,9 +111,13 @@ class VGGFace(FaceEncoder):
         return torch.flatten(x, 1)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(self.embed(x))
-        if self.config.fc_as_conv:
-            x = x[:, :, None, None]
+        return self.head_logits(self.dropout(self.embed(x)))
+
+    def head_logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        """fc8 on an embedding: the classifier the voice loss distils through."""
+        if getattr(self, "fc8", None) is None:
+            raise ValueError("this face encoder was converted without its classifier (fc8)")
+        x = embedding[:, :, None, None] if self.config.fc_as_conv else embedding
         return torch.flatten(self.fc8(x), 1)
 
 
@@ -211,7 +215,12 @@ class ResNetFace(FaceEncoder):
         return torch.flatten(self.forward_features(x), 1)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
+        return self.head_logits(self.embed(x))
+
+    def head_logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        if not self.config.include_top:
+            raise ValueError("this face encoder was converted without its classifier")
+        return self.classifier(embedding)
 
 
 def build_face_encoder(config: FaceEncoderConfig) -> FaceEncoder:

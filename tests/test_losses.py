@@ -1,0 +1,97 @@
+"""The Speech2Face losses: formulas, the original's defaults, and batch independence, the
+property the original's two bugs (batch-wide norm, summed distillation) broke."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from s2f.train.losses import DecoderLossWeights, FaceDecoderLoss, VoiceEncoderLoss, VoiceLossWeights
+
+
+def _voice_loss():
+    torch.manual_seed(0)
+    head, first = torch.nn.Linear(16, 10), torch.nn.Linear(16, 12)
+    return VoiceEncoderLoss(head, first), head, first
+
+
+def test_defaults_are_the_originals():
+    assert VoiceLossWeights() == VoiceLossWeights(decoder=1.0, distance=0.025, distillation=200.0, temperature=2.0)
+    assert DecoderLossWeights() == DecoderLossWeights(landmarks=1.0, texture=100.0, embedding=100.0)
+
+
+def test_voice_loss_formula():
+    loss, head, first = _voice_loss()
+    voice, face = torch.randn(4, 16), torch.randn(4, 16).relu()
+    terms = loss(voice, face)
+    unit = lambda x: x / x.norm(dim=1, keepdim=True)  # noqa: E731
+    distance = ((unit(voice) - unit(face)) ** 2).sum(1).mean()
+    teacher = torch.softmax(head(face) / 2, 1)
+    ce = -(teacher * torch.log_softmax(head(voice) / 2, 1)).sum(1).mean()
+    decoder = (first(voice) - first(face)).abs().mean()
+    torch.testing.assert_close(terms["distance"], 0.025 * distance)
+    torch.testing.assert_close(terms["distillation"], 200 * ce)
+    torch.testing.assert_close(terms["decoder"], decoder)
+    torch.testing.assert_close(terms["loss"], 0.025 * distance + 200 * ce + decoder)
+
+
+def test_voice_loss_does_not_depend_on_batch_mates():
+    """Mean of per-sample losses == batch loss, and doubling the batch with copies changes
+    nothing. The original's batch-wide norm and summed distillation both fail this."""
+    loss, _, _ = _voice_loss()
+    voice, face = torch.randn(8, 16), torch.randn(8, 16).relu()
+    batch = loss(voice, face)
+    singles = [loss(voice[i:i + 1], face[i:i + 1]) for i in range(8)]
+    doubled = loss(torch.cat([voice, voice]), torch.cat([face, face]))
+    for key in ("distance", "distillation", "decoder", "loss"):
+        torch.testing.assert_close(batch[key], torch.stack([s[key] for s in singles]).mean())
+        torch.testing.assert_close(batch[key], doubled[key])
+
+
+def test_original_bugs_would_be_caught():
+    """Re-implement the original's terms and show the batch-independence check flags them."""
+    voice, face = torch.randn(8, 16), torch.randn(8, 16).relu()
+
+    def original_distance(v, f):
+        return ((f / f.norm() - v / v.norm()).norm()) ** 2  # norm over the whole batch
+
+    singles = torch.stack([original_distance(voice[i:i + 1], face[i:i + 1]) for i in range(8)]).mean()
+    assert not torch.allclose(original_distance(voice, face), singles, rtol=1e-3)
+
+
+def test_voice_gradients_reach_only_the_voice():
+    loss, head, first = _voice_loss()
+    voice = torch.randn(4, 16, requires_grad=True)
+    face = torch.randn(4, 16).relu()
+    for module in (head, first):
+        module.requires_grad_(False)  # the trainer freezes the teacher and the decoder
+    loss(voice, face)["loss"].backward()
+    assert voice.grad is not None and voice.grad.abs().sum() > 0
+    assert head.weight.grad is None and first.weight.grad is None
+
+
+def test_decoder_loss():
+    torch.manual_seed(0)
+    landmarks, true_landmarks = torch.randn(2, 144), torch.randn(2, 144)
+    texture, true_texture = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    terms = FaceDecoderLoss()(landmarks, texture, true_landmarks, true_texture)
+    torch.testing.assert_close(terms["landmarks"], ((landmarks - true_landmarks) ** 2).mean())
+    torch.testing.assert_close(terms["texture"], 100 * (texture - true_texture).abs().mean())
+    assert "embedding" not in terms
+    encoder = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 5))
+    embedding = torch.randn(2, 5)
+    with_cos = FaceDecoderLoss(encoder)(landmarks, texture, true_landmarks, true_texture, embedding)
+    cos = torch.nn.functional.cosine_similarity(encoder(texture), embedding)
+    torch.testing.assert_close(with_cos["embedding"], 100 * (1 - cos).mean())
+
+
+@pytest.mark.parametrize("arch", ["serengil", "rcmalli-resnet50"])
+def test_face_encoder_head_logits_match_classifier(arch):
+    from s2f.models.face_encoder import build_face_encoder
+    from s2f.models.face_encoder_config import FaceEncoderConfig
+
+    torch.manual_seed(0)
+    model = build_face_encoder(FaceEncoderConfig.for_arch(arch, include_top=True))
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(model.head_logits(model.embed(x)), model.logits(x))
