@@ -29,6 +29,17 @@ def freeze(module: nn.Module | None) -> nn.Module | None:
     return module
 
 
+class FaceHead(nn.Module):
+    """The face encoder's classifier applied to embeddings (fc8), as the distillation teacher."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.encoder.head_logits(embedding)
+
+
 class DecoderTask:
     def __init__(self, model: nn.Module, preview: DecoderFaces | None = None,
                  weights: DecoderLossWeights | None = None) -> None:
