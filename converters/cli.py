@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parity.set_defaults(func=run_parity_command)
 
     demo = subparsers.add_parser(
-        "demo", help="end to end on built-in defaults: random Keras file -> convert -> parity",
+        "demo", help="end to end on built-in defaults: convert + parity, then train and evaluate on a synthetic corpus",
         description="Create upstream Keras VGGFace files with random weights in the real legacy "
                     "HDF5 layout (no download needed), convert them, check parity and print the "
                     "reports. Needs the 'parity' extra.",
@@ -55,6 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="architecture to run (default: all four)")
     demo.add_argument("--images", nargs="*", type=Path, default=None,
                       help="real face images (default: the bundled sample face)")
+    demo.add_argument("--skip-training", action="store_true",
+                      help="stop after parity (skip the synthetic-corpus training pipeline)")
     demo.set_defaults(func=run_demo)
 
 
@@ -87,4 +89,4 @@ def run_parity_command(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from converters.demo import run_demo as demo
 
-    return 0 if demo(args.workdir, args.arch, args.images) else 1
+    return 0 if demo(args.workdir, args.arch, args.images, training=not args.skip_training) else 1

@@ -1,5 +1,6 @@
 """The main job on built-in defaults: upstream Keras file with random weights -> convert ->
-parity report, for each face encoder. Later stages (training, export) extend this."""
+parity report, for each face encoder; then the training pipeline on a synthetic corpus
+(``s2f.train.pipeline``): preprocess, train decoder and voice encoder, evaluate, result grid."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from s2f.models.face_encoder_config import ARCHITECTURES
 SAMPLE_FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces"
 
 
-def run_demo(workdir: Path, arch: str = "all", images: list[Path] | None = None) -> bool:
+def run_demo(workdir: Path, arch: str = "all", images: list[Path] | None = None, training: bool = True) -> bool:
     from converters.convert import convert
     from converters.keras_reference import write_random_keras_file
     from converters.parity import format_report, run_parity, write_report
@@ -32,4 +33,11 @@ def run_demo(workdir: Path, arch: str = "all", images: list[Path] | None = None)
         print(format_report(report))
         passed &= report.passed
     print("all parity checks passed" if passed else "PARITY FAILED")
+    if training:
+        from s2f.train.pipeline import run_pipeline
+
+        result = run_pipeline(workdir / "training")
+        print(f"speech->face recall@5 among {result['candidates']} unseen identities: {result['recall@5']:.3f} "
+              f"(chance {result['chance@5']:.3f}); decoder L1 {result['decoder_l1']:.4f} vs mean face "
+              f"{result['mean_face_l1']:.4f}")
     return passed

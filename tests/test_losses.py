@@ -27,7 +27,9 @@ def test_voice_loss_formula():
     unit = lambda x: x / x.norm(dim=1, keepdim=True)  # noqa: E731
     distance = ((unit(voice) - unit(face)) ** 2).sum(1).mean()
     teacher = torch.softmax(head(face) / 2, 1)
-    ce = -(teacher * torch.log_softmax(head(voice) / 2, 1)).sum(1).mean()
+    ce = -(teacher * torch.log_softmax(head(voice) / 2, 1)).sum(1)
+    entropy = -(teacher * torch.log(teacher)).sum(1)
+    ce = (ce - entropy).mean()  # logged as KL; the gradient is the cross-entropy's
     decoder = (first(voice) - first(face)).abs().mean()
     torch.testing.assert_close(terms["distance"], 0.025 * distance)
     torch.testing.assert_close(terms["distillation"], 200 * ce)
@@ -95,3 +97,21 @@ def test_face_encoder_head_logits_match_classifier(arch):
     x = torch.randn(1, 3, 224, 224)
     with torch.inference_mode():
         torch.testing.assert_close(model.head_logits(model.embed(x)), model.logits(x))
+
+
+def test_texture_embedder_matches_numpy_preprocessing():
+    """The decoder's cosine term embeds decoded textures exactly as preprocessing embeds photos."""
+    import numpy as np
+
+    from runtime.face_preprocess import preprocess
+    from s2f.models.face_encoder import build_face_encoder
+    from s2f.models.face_encoder_config import FaceEncoderConfig
+    from s2f.train.tasks import TextureEmbedder
+
+    torch.manual_seed(0)
+    encoder = build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", include_top=False))
+    image = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    texture = torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32) / 255)
+    with torch.inference_mode():
+        expected = encoder.embed(torch.from_numpy(preprocess(image, "rcmalli-resnet50")))
+        torch.testing.assert_close(TextureEmbedder(encoder)(texture), expected, rtol=1e-4, atol=1e-4)

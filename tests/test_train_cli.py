@@ -4,7 +4,9 @@ and are well formed; whether training reaches its targets is tested elsewhere.""
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 
 from conftest import run_s2f
 
@@ -25,11 +27,14 @@ def test_train_and_evaluate_commands(tmp_path):
          "--landmarks", "given", "--workers", "1"),
         ("data", "split", tmp_path / "pre", "-o", tmp_path / "split.json", "--fractions", "0.5", "0.25", "0.25"),
         ("train", "decoder", tmp_path / "pre", "-o", tmp_path / "decoder", "--split", tmp_path / "split.json",
-         "--size", "tiny", "--epochs", "1", "--batch-size", "4"),
+         "--size", "tiny", "--epochs", "1", "--batch-size", "4", "--face-encoder", tmp_path / "encoder"),
     ]
     for step in steps:
         done = run_s2f(*step)
         assert done.returncode == 0, (step, done.stderr[-2000:])
+    decoder_metrics = list(csv.DictReader(open(tmp_path / "decoder" / "metrics.csv")))
+    assert float(decoder_metrics[0]["train_embedding"]) > 0  # the cosine term through the face encoder
+    assert any((tmp_path / "decoder" / "tensorboard").iterdir())
     latest = json.loads((tmp_path / "decoder" / "latest.json").read_text())["checkpoint"]
     done = run_s2f("train", "voice", tmp_path / "pre", "-o", tmp_path / "voice", "--encoder", "ve_conv", "--split",
                    tmp_path / "split.json", "--size", "tiny", "--epochs", "1", "--batch-size", "4",
@@ -46,3 +51,17 @@ def test_train_and_evaluate_commands(tmp_path):
 
     wrong = run_s2f("train", "voice", tmp_path / "pre", "-o", tmp_path / "v2", "--encoder", "ast", "--size", "tiny")
     assert wrong.returncode == 2 and "holds ve_conv features" in wrong.stderr
+
+    # AST, two stages as the original trained it: head only, then the whole model
+    ast = tmp_path / "pre_ast"
+    done = run_s2f("preprocess", "audio", tmp_path / "raw", ast, "--encoder", "ast", "--workers", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    for identity in (tmp_path / "pre").iterdir():
+        if identity.is_dir():
+            shutil.copytree(identity / "images", ast / identity.name / "images")
+    done = run_s2f("train", "voice", ast, "-o", tmp_path / "ast_run", "--encoder", "ast", "--size", "tiny",
+                   "--ast-head-epochs", "1", "--epochs", "1", "--batch-size", "4")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "starting a fresh optimiser" in done.stdout
+    rows = list(csv.DictReader(open(tmp_path / "ast_run" / "metrics.csv")))
+    assert [int(row["epoch"]) for row in rows] == [1, 2]

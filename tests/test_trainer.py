@@ -77,11 +77,11 @@ def test_mid_epoch_checkpoint_resumes_exactly(faces_tree, tmp_path):
     original = interrupted.task.losses
     calls = {"n": 0}
 
-    def crash_after_two_steps(batch, device):
+    def crash_after_two_steps(model, batch, device):
         calls["n"] += 1
         if calls["n"] == 3:  # the 3rd batch: a checkpoint after step 2 exists
             raise Stop
-        return original(batch, device)
+        return original(model, batch, device)
 
     interrupted.task.losses = crash_after_two_steps
     with pytest.raises(Stop):

@@ -100,10 +100,18 @@ def run_jobs(jobs: Iterable[FileJob], work: Callable[[FileJob], Any], report: Ru
             yield from _collect(results, report, bar)
         else:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, initializer=initializer, initargs=initargs) as pool:
+            pool = context.Pool(workers, initializer=initializer, initargs=initargs)
+            try:
                 chunk = max(1, min(16, len(todo) // (workers * 8)))
                 results = pool.imap(_CallWith(work), todo, chunksize=chunk)
                 yield from _collect(results, report, bar)
+            except BaseException:
+                pool.terminate()
+                raise
+            else:
+                pool.close()  # let workers exit on their own: a terminated one leaks its semaphores
+            finally:
+                pool.join()
     finally:
         bar.close()
         report.seconds = round(time.perf_counter() - started, 3)

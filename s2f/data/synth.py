@@ -105,8 +105,16 @@ def synthesize_corpus(out_dir: str | Path, config: SynthConfig, workers: int = 1
         _init(str(out_dir))
         rows = [_write_identity(task) for task in tqdm(tasks, **progress)]
     else:
-        with multiprocessing.get_context("spawn").Pool(workers, _init, (str(out_dir),)) as pool:
+        pool = multiprocessing.get_context("spawn").Pool(workers, _init, (str(out_dir),))
+        try:
             rows = list(tqdm(pool.imap(_write_identity, tasks, chunksize=2), **progress))
+        except BaseException:
+            pool.terminate()
+            raise
+        else:
+            pool.close()
+        finally:
+            pool.join()
     csv_path = out_dir / IDENTITIES_CSV
     with atomic_output(csv_path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

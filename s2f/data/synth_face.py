@@ -23,9 +23,9 @@ def _ellipse_points(cx: float, cy: float, rx: float, ry: float, angles: np.ndarr
 def face_landmarks(identity: Identity, size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """68 x 2 pixel coordinates for one photo of ``identity`` (pose jitter included), plus
     the shape parameters the painter needs."""
-    scale = size * rng.uniform(0.95, 1.05)
-    cx = size / 2 + rng.uniform(-0.035, 0.035) * size
-    cy = size * 0.53 + rng.uniform(-0.035, 0.035) * size
+    scale = size * rng.uniform(0.98, 1.02)
+    cx = size / 2 + rng.uniform(-0.01, 0.01) * size
+    cy = size * 0.53 + rng.uniform(-0.01, 0.01) * size
     half_w = identity.face_width * scale
     half_h = 0.36 * scale
     u = np.linspace(0, 1, 17)
@@ -62,7 +62,7 @@ def draw_face(identity: Identity, size: int, rng: np.random.Generator) -> tuple[
     """(size x size x 3 uint8 image, 68 x 2 float32 landmarks) of one photo."""
     points, shape = face_landmarks(identity, size, rng)
     s = SUPERSAMPLE
-    background = tuple(int(c) for c in rng.integers(60, 200, 3))
+    background = tuple(int(c) for c in rng.integers(120, 136, 3))
     canvas = Image.new("RGB", (size * s, size * s), background)
     draw = ImageDraw.Draw(canvas)
     light = rng.uniform(0.9, 1.1)

@@ -29,6 +29,11 @@ class FaceDecoderConfig:
         texture_channels: 256 (the 14x14 map) then the transposed convolutions' outputs.
         output_activation: ``sigmoid`` keeps pixels in [0, 1]; ``none`` is the original
             project's published model, which ends in the plain 1x1 convolution.
+        landmark_units: ``centered`` predicts each coordinate as image_size/2 * (1 + x):
+            outputs start at the image centre and move in half-image units, so Adam at
+            lr 1e-3 reaches pixel positions in tens of steps instead of thousands. ``pixels``
+            is the original's plain linear output (its checkpoints load with it). Either
+            way the decoder returns pixel coordinates.
     """
 
     embedding_dim: int = 4096
@@ -38,6 +43,7 @@ class FaceDecoderConfig:
     texture_channels: list[int] = field(default_factory=lambda: [256, 128, 64, 32, 32])
     texture_size: int = 14
     output_activation: str = "sigmoid"
+    landmark_units: str = "centered"
 
     @property
     def image_size(self) -> int:
@@ -57,6 +63,8 @@ class FaceDecoder(nn.Module, Pretrained):
         self.config = config = config or FaceDecoderConfig()
         if config.output_activation not in ("sigmoid", "none"):
             raise ValueError(f"unknown output_activation {config.output_activation!r}")
+        if config.landmark_units not in ("centered", "pixels"):
+            raise ValueError(f"unknown landmark_units {config.landmark_units!r}")
         dims = [config.embedding_dim, *config.shared_dims]
         self.shared = nn.ModuleList(_fc_bn(a, b) for a, b in zip(dims, dims[1:], strict=False))
         dims = [config.shared_dims[-1], *config.landmark_dims]
@@ -83,6 +91,9 @@ class FaceDecoder(nn.Module, Pretrained):
         for layer in self.landmark_hidden:
             landmarks = layer(landmarks)
         landmarks = self.landmark_out(landmarks)
+        if self.config.landmark_units == "centered":
+            half = self.config.image_size / 2
+            landmarks = half + half * landmarks
         size, channels = self.config.texture_size, self.config.texture_channels[0]
         texture = torch.relu(self.texture_fc(shared)).view(-1, channels, size, size)
         for deconv in self.texture_deconvs:
@@ -126,7 +137,7 @@ def load_original_face_decoder(path: str | Path) -> FaceDecoder:
 
     path = Path(path)
     state = load_torch_state_dict(path)
-    config = FaceDecoderConfig(output_activation="none")
+    config = FaceDecoderConfig(output_activation="none", landmark_units="pixels")
     mapping = _original_key_map(config)
     unknown = sorted(set(state) - set(mapping))
     if unknown:

@@ -228,6 +228,23 @@ def build_face_encoder(config: FaceEncoderConfig) -> FaceEncoder:
     return model.eval()
 
 
+def he_normal_init_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random weights that keep activations alive through all 16 or 50 layers (He-normal,
+    zero bias), like the random upstream files the parity tests build. PyTorch's default
+    init shrinks activations layer by layer until every VGG embedding is the same vector;
+    these random features still tell faces apart (demo and tests, where no real weights
+    can be downloaded)."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            fan_in = module.weight[0].numel()
+            with torch.no_grad():
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+                if module.bias is not None:
+                    module.bias.zero_()
+    return model
+
+
 def metadata_for(config: FaceEncoderConfig) -> dict[str, str]:
     """safetensors ``__metadata__`` (strings only) that lets a file rebuild its model."""
     return {

@@ -143,6 +143,12 @@ def _prune(run_dir: Path, keep: int) -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def _same_parameters(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> bool:
+    ours = [len(group["params"]) for group in optimizer.param_groups]
+    theirs = [len(group["params"]) for group in state["param_groups"]]
+    return ours == theirs
+
+
 def load_checkpoint(directory: Path, model, optimizer: torch.optim.Optimizer, scheduler) -> dict[str, Any]:
     """Restore model, optimiser, scheduler and RNG in place; returns the remaining state."""
     from safetensors.torch import load_file
@@ -158,9 +164,13 @@ def load_checkpoint(directory: Path, model, optimizer: torch.optim.Optimizer, sc
     weights = load_file(str(directory / WEIGHTS_NAME))
     weights.update({key[len("buffer."):]: value for key, value in tensors.items() if key.startswith("buffer.")})
     load_state_strict(model, weights, directory / WEIGHTS_NAME)
-    optimizer.load_state_dict(_join_tensors(payload.pop("optimizer"), tensors))
+    optimizer_state = _join_tensors(payload.pop("optimizer"), tensors)
     scheduler_state = _join_tensors(payload.pop("scheduler"), tensors)
-    if scheduler is not None and scheduler_state is not None:
-        scheduler.load_state_dict(scheduler_state)
+    if _same_parameters(optimizer, optimizer_state):
+        optimizer.load_state_dict(optimizer_state)
+        if scheduler is not None and scheduler_state is not None:
+            scheduler.load_state_dict(scheduler_state)
+    else:  # another set of trainable parameters (AST's second stage): a fresh optimiser
+        print(f"{directory}: the trainable parameters changed since this checkpoint; starting a fresh optimiser")
     set_rng_state(_join_tensors(payload.pop("rng"), tensors))
     return payload

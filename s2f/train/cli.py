@@ -39,6 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     decoder = which.add_parser("decoder", help="face embedding -> landmarks + texture (Cole et al.)")
     common(decoder)
+    decoder.add_argument("--face-encoder", type=Path,
+                         help="the face encoder the embeddings came from: adds the embedding-cosine term")
+    decoder.add_argument("--w-landmarks", type=float, default=1.0, help="landmarks MSE weight (original: 1)")
+    decoder.add_argument("--w-texture", type=float, default=100.0, help="texture L1 weight (original: 100)")
+    decoder.add_argument("--w-embedding", type=float, default=100.0, help="embedding cosine weight (original: 100)")
     decoder.set_defaults(func=run_train_decoder)
 
     voice = which.add_parser("voice", help="voice features -> face embedding, taught by the face encoder")
@@ -47,9 +52,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     voice.add_argument("--pairing", choices=("all_to_one", "one_to_one", "all_to_all"), default="all_to_all")
     voice.add_argument("--decoder", type=Path, help="trained decoder (its first layer enters the loss; grids)")
     voice.add_argument("--face-encoder", type=Path, help="face encoder with its classifier: fc8 distillation")
+    voice.add_argument("--w-decoder", type=float, default=1.0, help="decoder first-layer L1 weight (original: 1)")
+    voice.add_argument("--w-distance", type=float, default=0.025, help="normalised distance weight (original: 0.025)")
+    voice.add_argument("--w-distillation", type=float, default=200.0, help="fc8 distillation weight (original: 200)")
+    voice.add_argument("--temperature", type=float, default=2.0, help="distillation temperature (original: 2)")
     voice.add_argument("--ast-pretrained", type=Path, help="local transformers AST checkpoint directory")
     voice.add_argument("--ast-head-epochs", type=int, default=0,
-                       help="AST: train only the head for this many epochs first, then --ast-then")
+                       help="AST: train only the head for this many epochs first, then --epochs more with --ast-then")
     voice.add_argument("--ast-then", choices=("full", "top"), default="full")
     voice.add_argument("--ast-top-layers", type=int, default=2)
     voice.set_defaults(func=run_train_voice)
@@ -65,6 +74,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--part", default="test", help="which part of the split (default test)")
     evaluate.add_argument("--candidates", type=int, default=10)
     evaluate.add_argument("-o", "--output", type=Path, required=True, help="JSON report (a .png goes beside it)")
+    evaluate.add_argument("--decoder", type=Path,
+                          help="trained decoder (a run directory or checkpoint): adds reconstruction L1 vs the "
+                               "mean training face, and the result grid original | face->face | speech->face")
     evaluate.add_argument("--device", default="auto")
     evaluate.set_defaults(func=run_evaluate)
 
@@ -107,8 +119,18 @@ def decoder_config(size: str, embedding_dim: int):
 
     if size == "tiny":
         return FaceDecoderConfig(embedding_dim=embedding_dim, shared_dims=[256, 128], landmark_dims=[64],
-                                 texture_channels=[32, 16, 16, 8, 8])
+                                 texture_channels=[64, 32, 16, 16, 8])
     return FaceDecoderConfig(embedding_dim=embedding_dim)
+
+
+def tiny_ve_conv_config(variant: str, embedding_dim: int):
+    """VE_conv's layer plan at a fraction of the cost for CPU tests and demos: thin layers,
+    stride 2 in the first three convolutions instead of the four time pools (~40x fewer
+    multiply-adds than the paper's model)."""
+    from s2f.models.voice_encoder import VEConvConfig
+
+    return VEConvConfig(variant=variant, channels=[16, 16, 32, 32, 32, 64, 64, 64, 64], stride2_convs=[1, 2, 3, 8, 9],
+                        time_pool_after=[], hidden_dim=256, embedding_dim=embedding_dim)
 
 
 def voice_model(args: argparse.Namespace, embedding_dim: int):
@@ -124,8 +146,7 @@ def voice_model(args: argparse.Namespace, embedding_dim: int):
 
         variant = settings.get("variant", "paper")
         if args.size == "tiny":
-            return VEConv(VEConvConfig(variant=variant, channels=[8, 8, 16, 16, 16, 32, 32, 32, 32], hidden_dim=256,
-                                       embedding_dim=embedding_dim))
+            return VEConv(tiny_ve_conv_config(variant, embedding_dim))
         return VEConv(VEConvConfig(variant=variant, embedding_dim=embedding_dim))
     from s2f.models.ast_encoder import ASTVoiceEncoder, ASTVoiceEncoderConfig
 
@@ -153,11 +174,20 @@ def run_train_decoder(args: argparse.Namespace) -> int:
     val = DecoderFaces(args.data, split["val"]) if split and split["val"] else None
     torch.manual_seed(args.seed)
     model = FaceDecoder(decoder_config(args.size, _embedding_dim(args.data)))
-    trainer = Trainer(DecoderTask(model, preview=val or train), train, val, args.out, _train_config(args))
+    encoder = None
+    if args.face_encoder:
+        from s2f.models.face_encoder import load_face_encoder
+
+        encoder = load_face_encoder(args.face_encoder)
+    from s2f.train.losses import DecoderLossWeights
+
+    weights = DecoderLossWeights(args.w_landmarks, args.w_texture, args.w_embedding)
+    task = DecoderTask(model, preview=val or train, weights=weights, face_encoder=encoder)
+    trainer = Trainer(task, train, val, args.out, _train_config(args))
     if args.resume and not trainer.resume():
         print(f"no checkpoint in {args.out}; starting afresh")
     trainer.fit()
-    print(f"decoder: {args.out}/latest.json -> best and latest checkpoints, metrics.csv, grids/")
+    _finish(trainer, f"decoder: {args.out}/latest.json -> best and latest checkpoints, metrics.csv, grids/")
     return 0
 
 
@@ -174,7 +204,7 @@ def run_train_voice(args: argparse.Namespace) -> int:
     val = VoiceFacePairs(args.data, "all_to_one", split["val"]) if split and split["val"] else None
     torch.manual_seed(args.seed)
     model = voice_model(args, _embedding_dim(args.data))
-    decoder = FaceDecoder.from_pretrained(args.decoder) if args.decoder else None
+    decoder = FaceDecoder.from_pretrained(_best_checkpoint(args.decoder)) if args.decoder else None
     face_head = None
     if args.face_encoder:
         from s2f.models.face_encoder import load_face_encoder
@@ -183,8 +213,12 @@ def run_train_voice(args: argparse.Namespace) -> int:
         encoder = load_face_encoder(args.face_encoder)
         if encoder.config.include_top:
             face_head = FaceHead(encoder)
-    task = VoiceTask(model, face_head, decoder, preview=val or train)
-    stages = [(args.ast_head_epochs, "head"), (args.epochs, args.ast_then)] \
+    from s2f.train.losses import VoiceLossWeights
+
+    weights = VoiceLossWeights(args.w_decoder, args.w_distance, args.w_distillation, args.temperature)
+    task = VoiceTask(model, face_head, decoder, preview=val or train, weights=weights)
+    # AST as the original trained it: the head alone first, then everything (or the top K layers)
+    stages = [(args.ast_head_epochs, "head"), (args.ast_head_epochs + args.epochs, args.ast_then)] \
         if args.encoder == "ast" and args.ast_head_epochs else [(args.epochs, None)]
     for epochs, mode in stages:
         if mode is not None:
@@ -194,8 +228,16 @@ def run_train_voice(args: argparse.Namespace) -> int:
             print(f"no checkpoint in {args.out}; starting afresh")
         args.resume = True  # the second AST stage continues from the first
         trainer.fit()
-    print(f"voice encoder: {args.out}/latest.json -> checkpoints, metrics.csv, grids/")
+    _finish(trainer, f"voice encoder: {args.out}/latest.json -> checkpoints, metrics.csv, grids/")
     return 0
+
+
+def _finish(trainer, message: str) -> None:
+    from s2f.train.trainer import shutdown_distributed
+
+    if trainer.dist.main:
+        print(message)
+    shutdown_distributed()
 
 
 def load_voice_encoder(directory: Path, device: str = "cpu"):
@@ -215,21 +257,40 @@ def load_voice_encoder(directory: Path, device: str = "cpu"):
     raise InputError(config, f"holds a {model_type!r} model, not a voice encoder")
 
 
+def _best_checkpoint(directory: Path) -> Path:
+    """A run directory means its best checkpoint; anything else is taken as a checkpoint."""
+    from s2f.train.checkpoint import resolve
+
+    if (directory / "latest.json").is_file():
+        return resolve(directory, "best.json") or resolve(directory)
+    return directory
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from runtime.atomic import atomic_output
-    from s2f.train.checkpoint import resolve
     from s2f.train.evaluate import evaluate_voice_encoder, plot_recall
     from s2f.train.trainer import pick_device
 
-    directory = args.voice_encoder
-    if (directory / "latest.json").is_file():  # a run directory: its best checkpoint
-        directory = resolve(directory, "best.json") or resolve(directory)
+    directory = _best_checkpoint(args.voice_encoder)
     device = pick_device(args.device)
     model = load_voice_encoder(directory, str(device))
     split = read_split(args.split)
     identities = split[args.part] if split else None
     result = evaluate_voice_encoder(model, args.data, identities, args.candidates, device=device)
     result["checkpoint"] = str(directory)
+    if args.decoder:
+        from s2f.data.pairs import DecoderFaces, VoiceFacePairs
+        from s2f.models.face_decoder import FaceDecoder
+        from s2f.train.evaluate import decoder_reconstruction, mean_face, result_grid
+
+        decoder_dir = _best_checkpoint(args.decoder)
+        decoder = FaceDecoder.from_pretrained(decoder_dir, str(device))
+        baseline = mean_face(DecoderFaces(args.data, split["train"] if split else None))
+        result.update(decoder_reconstruction(decoder, DecoderFaces(args.data, identities), baseline, device))
+        result["decoder_checkpoint"] = str(decoder_dir)
+        grid = result_grid(model, decoder, VoiceFacePairs(args.data, "all_to_one", identities),
+                           args.output.with_name(args.output.stem + "_grid.png"), device=device)
+        print(f"decoder L1 {result['decoder_l1']:.4f} vs mean face {result['mean_face_l1']:.4f}; grid: {grid}")
     with atomic_output(args.output, "w") as handle:
         json.dump(result, handle, indent=2)
     plot_recall(result, args.output.with_suffix(".png"))

@@ -90,3 +90,51 @@ def plot_recall(result: dict[str, Any], path: str | Path) -> Path:
     with atomic_output(path, "wb") as handle:
         image.save(handle, format="PNG")
     return path
+
+
+@torch.no_grad()
+def decoder_reconstruction(decoder: torch.nn.Module, held_out, mean_face: np.ndarray,
+                           device: str | torch.device = "cpu", batch_size: int = 16) -> dict[str, float]:
+    """Mean L1 (pixels in [0, 1]) of faces decoded from their embeddings against the true
+    224x224 targets of ``held_out`` (a ``DecoderFaces``), and the same for simply answering
+    the mean training face: the decoder must beat it to have learned anything."""
+    decoder.eval().to(device)
+    decoded_l1 = mean_l1 = 0.0
+    for start in range(0, len(held_out), batch_size):
+        items = [held_out[i] for i in range(start, min(start + batch_size, len(held_out)))]
+        targets = np.stack([item[0] for item in items])
+        embeddings = torch.from_numpy(np.stack([item[1] for item in items])).float().to(device)
+        _, texture = decoder(embeddings)
+        decoded_l1 += float(np.abs(texture.float().cpu().numpy() - targets).mean(axis=(1, 2, 3)).sum())
+        mean_l1 += float(np.abs(mean_face[None] - targets).mean(axis=(1, 2, 3)).sum())
+    count = len(held_out)
+    return {"decoder_l1": decoded_l1 / count, "mean_face_l1": mean_l1 / count, "faces": count}
+
+
+def mean_face(faces) -> np.ndarray:
+    """Average 3x224x224 target of a ``DecoderFaces`` set (the baseline face)."""
+    total = None
+    for index in range(len(faces)):
+        image = faces[index][0].astype(np.float64)
+        total = image if total is None else total + image
+    return (total / len(faces)).astype(np.float32)
+
+
+@torch.no_grad()
+def result_grid(voice_encoder: torch.nn.Module, decoder: torch.nn.Module, pairs: VoiceFacePairs, path: str | Path,
+                rows: int = 8, device: str | torch.device = "cpu") -> Path:
+    """original | face->face | speech->face for one clip of each of the first ``rows`` identities."""
+    from runtime.grid import save_face_grid
+    from s2f.data.layout import EMBEDDING_SUFFIX, TARGET_SUFFIX
+
+    voice_encoder.eval().to(device)
+    decoder.eval().to(device)
+    images = []
+    for identity in range(min(rows, len(pairs.identities))):
+        clip, face = pairs.clips[pairs.clip_start[identity]], pairs.faces[pairs.face_start[identity]]
+        target = np.load(str(face)[: -len(EMBEDDING_SUFFIX)] + TARGET_SUFFIX)
+        voice = voice_encoder(torch.from_numpy(np.load(clip))[None].float().to(device))
+        _, from_voice = decoder(voice)
+        _, from_face = decoder(torch.from_numpy(np.load(face))[None].float().to(device))
+        images.append([target, from_face[0].float().cpu().numpy(), from_voice[0].float().cpu().numpy()])
+    return save_face_grid(path, images, ["original", "face->face", "speech->face"])

@@ -6,6 +6,7 @@ Voice encoder, for voice embeddings v_s and the true faces' embeddings v_f::
     L = w_dec * |f_dec(v_f) - f_dec(v_s)|_1                      decoder's first layer
       + lambda1 * | v_f/|v_f| - v_s/|v_s| |^2                    per-sample normalised distance
       + lambda2 * CE(softmax(fc8(v_f)/T), softmax(fc8(v_s)/T))   distillation through fc8
+                (computed as KL: the CE minus the teacher's entropy, same gradients)
 
 The original divided by the norm of the *whole batch* (so each sample's direction depended
 on its batch-mates and the term shrank with batch size) and *summed* the distillation
@@ -42,9 +43,13 @@ def normalized_distance(voice: torch.Tensor, face: torch.Tensor, eps: float = 1e
 
 
 def distillation(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Cross-entropy of the teacher's softened distribution under the student's; per sample."""
-    teacher = F.softmax(teacher_logits / temperature, dim=1)
-    return -(teacher * F.log_softmax(student_logits / temperature, dim=1)).sum(dim=1)
+    """The paper's cross-entropy of the teacher's softened distribution under the student's,
+    minus the teacher's entropy (a constant for the student): KL divergence, per sample.
+    Same gradients as the cross-entropy, but 0 at a perfect match, so the logged value
+    shows progress instead of sitting near ln(classes) * weight."""
+    log_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
+    log_student = F.log_softmax(student_logits / temperature, dim=1)
+    return (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1)
 
 
 class VoiceEncoderLoss(nn.Module):

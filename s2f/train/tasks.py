@@ -40,16 +40,44 @@ class FaceHead(nn.Module):
         return self.encoder.head_logits(embedding)
 
 
-class DecoderTask:
-    def __init__(self, model: nn.Module, preview: DecoderFaces | None = None,
-                 weights: DecoderLossWeights | None = None) -> None:
-        self.model, self.preview = model, preview
-        self.loss = FaceDecoderLoss(weights=weights)
+class TextureEmbedder(nn.Module):
+    """Decoded texture (N x 3 x 224 x 224, RGB in [0, 1]) -> the face encoder's embedding,
+    differentiably: the encoder's own input convention (``FACE_PREPROCESSING``) applied in
+    torch. The texture is already 224x224, so no resize is involved."""
 
-    def losses(self, batch, device: torch.device) -> dict[str, torch.Tensor]:
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        from runtime.face_preprocess import FACE_PREPROCESSING
+
+        spec = FACE_PREPROCESSING[encoder.config.arch]
+        self.encoder = encoder
+        self.flip = spec.channel_order == "BGR"
+        self.scale = 255.0 / spec.divide_by
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, texture: torch.Tensor) -> torch.Tensor:
+        x = texture.flip(1) if self.flip else texture
+        return self.encoder.embed(x * self.scale - self.mean)
+
+
+class DecoderTask:
+    """Args:
+        face_encoder: frozen; enables the loss's embedding-cosine term (decoded face ->
+            embedding vs the input embedding), as the original optionally did.
+    """
+
+    def __init__(self, model: nn.Module, preview: DecoderFaces | None = None,
+                 weights: DecoderLossWeights | None = None, face_encoder: nn.Module | None = None) -> None:
+        self.model, self.preview = model, preview
+        embedder = freeze(TextureEmbedder(face_encoder)) if face_encoder is not None else None
+        self.loss = FaceDecoderLoss(embedder, weights=weights)
+
+    def losses(self, model: nn.Module, batch, device: torch.device) -> dict[str, torch.Tensor]:
         image, embedding, landmarks, _ = (x.to(device, non_blocking=True) for x in batch)
-        predicted_landmarks, texture = self.model(embedding.float())
-        return self.loss(predicted_landmarks, texture.float(), landmarks.float(), image)
+        predicted_landmarks, texture = model(embedding.float())
+        if self.loss.face_encoder is not None:
+            self.loss.face_encoder.to(device)
+        return self.loss(predicted_landmarks, texture.float(), landmarks.float(), image, embedding.float())
 
     def end_of_epoch(self, epoch: int, run_dir: Path) -> None:
         if self.preview is None:
@@ -77,9 +105,9 @@ class VoiceTask:
         first = decoder.shared[0][0] if decoder is not None else None
         self.loss = VoiceEncoderLoss(freeze(face_head), first, weights)
 
-    def losses(self, batch, device: torch.device) -> dict[str, torch.Tensor]:
+    def losses(self, model: nn.Module, batch, device: torch.device) -> dict[str, torch.Tensor]:
         features, embedding, _ = batch
-        voice = self.model(features.to(device, non_blocking=True).float())
+        voice = model(features.to(device, non_blocking=True).float())
         return self.loss(voice.float(), embedding.to(device, non_blocking=True).float())
 
     def end_of_epoch(self, epoch: int, run_dir: Path) -> None:

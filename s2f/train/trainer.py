@@ -77,8 +77,10 @@ class TrainTask(Protocol):
 
     model: nn.Module  # the trainable module; has save_pretrained
 
-    def losses(self, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
-        """Batch -> {"loss": scalar to minimise, other named terms to log}."""
+    def losses(self, model: nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
+        """Batch -> {"loss": scalar to minimise, other named terms to log}. ``model`` is
+        ``self.model`` or its DistributedDataParallel wrapper: call it, not ``self.model``,
+        so gradients are synchronised."""
 
     def end_of_epoch(self, epoch: int, run_dir: Path) -> None:
         """Draw pictures, etc. Runs on rank 0 only, model in eval mode."""
@@ -221,7 +223,21 @@ class Trainer:
         finally:
             if writer is not None:
                 writer.close()
+        self._check_ranks_agree()
         return self.state["history"]
+
+    def _check_ranks_agree(self) -> None:
+        """DDP keeps replicas identical only if every forward went through the wrapper;
+        compare a checksum of the weights across processes instead of trusting that."""
+        if self.dist.world_size == 1:
+            return
+        local = torch.tensor([sum(float(p.double().sum()) for p in self.model.parameters()),
+                              sum(float(p.double().square().sum()) for p in self.model.parameters())],
+                             dtype=torch.float64)
+        gathered = [torch.zeros_like(local) for _ in range(self.dist.world_size)]
+        torch.distributed.all_gather(gathered, local)
+        if any(not torch.equal(gathered[0], other) for other in gathered[1:]):
+            raise RuntimeError(f"model replicas diverged across processes: {[g.tolist() for g in gathered]}")
 
     def _train_epoch(self, writer) -> dict[str, Any] | None:
         epoch = self.state["epoch"]
@@ -238,7 +254,7 @@ class Trainer:
             if index < skip:
                 continue
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                terms = self.task.losses(batch, self.device)
+                terms = self.task.losses(self.wrapped, batch, self.device)
             if not torch.isfinite(terms["loss"]):
                 raise FloatingPointError(f"loss became {terms['loss'].item()} at epoch {epoch + 1}, batch {index}")
             self.scaler.scale(terms["loss"] / accumulate).backward()
@@ -262,8 +278,9 @@ class Trainer:
                 self._save(is_best=False)
         bar.close()
         seconds = time.perf_counter() - started
+        totals, count, samples = self._all_processes(totals, count, samples)
         record = {"epoch": epoch + 1, "step": self.state["step"], "lr": self.optimizer.param_groups[0]["lr"],
-                  "samples_per_s": round(samples * self.dist.world_size / max(seconds, 1e-9), 3),
+                  "samples_per_s": round(samples / max(seconds, 1e-9), 3),
                   **{f"train_{k}": v / max(count, 1) for k, v in totals.items()}}
         record.update({f"val_{k}": v for k, v in self.evaluate().items()})
         score = record.get("val_loss", record.get("train_loss"))
@@ -280,6 +297,17 @@ class Trainer:
         self._save(is_best)
         return record
 
+    def _all_processes(self, totals: dict[str, float], count: int, samples: int) -> tuple[dict[str, float], int, int]:
+        """Sum the epoch's statistics over all processes, so every rank takes the same
+        best-checkpoint and early-stopping decisions (a rank that stops alone deadlocks the rest)."""
+        if self.dist.world_size == 1:
+            return totals, count, samples
+        keys = sorted(totals)
+        packed = torch.tensor([totals[k] for k in keys] + [count, samples], dtype=torch.float64)
+        torch.distributed.all_reduce(packed)
+        values = packed.tolist()
+        return dict(zip(keys, values[:-2], strict=True)), int(values[-2]), int(values[-1])
+
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Mean of each loss term over the validation set (every process sees all of it)."""
@@ -290,7 +318,7 @@ class Trainer:
         count = 0
         for batch in self._loader(self.val_data, SequentialSampler(self.val_data)):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-                terms = self.task.losses(batch, self.device)
+                terms = self.task.losses(self.model, batch, self.device)
             size = _batch_size(batch)
             for key, value in terms.items():
                 totals[key] = totals.get(key, 0.0) + float(value) * size
@@ -305,6 +333,7 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
+            print("TensorBoard logging off: the 'tensorboard' package is not installed (metrics.csv still written)")
             return None
         return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.state["epoch"] + 1)
 
@@ -327,6 +356,11 @@ class Trainer:
             writer.flush()
         summary = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k.endswith("loss") or k == "samples_per_s")
         print(f"epoch {record['epoch']}: {summary}")
+
+
+def shutdown_distributed() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _batch_size(batch: Any) -> int:
