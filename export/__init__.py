@@ -1,1 +1,1 @@
-"""PyTorch -> ONNX export of the Speech2Face pipeline (see the export issue; not built yet)."""
+"""PyTorch -> ONNX export of the Speech2Face models (``onnx_export``); the pipeline bundle comes next."""

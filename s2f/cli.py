@@ -15,7 +15,7 @@ from runtime.errors import InputError
 from s2f import __version__
 
 # subcommand -> module with ``add_parser(subparsers)``; each sets ``func`` on its parser
-SUBCOMMAND_MODULES = ("converters.cli", "weights.cli", "s2f.data.cli", "s2f.train.cli")
+SUBCOMMAND_MODULES = ("converters.cli", "weights.cli", "s2f.data.cli", "s2f.train.cli", "export.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

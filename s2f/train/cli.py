@@ -241,29 +241,18 @@ def _finish(trainer, message: str) -> None:
 
 
 def load_voice_encoder(directory: Path, device: str = "cpu"):
-    config = directory / "config.json"
-    try:
-        model_type = json.loads(config.read_text()).get("model_type")
-    except (OSError, ValueError) as err:
-        raise InputError(config, f"not a saved voice encoder ({err})") from None
-    if model_type == "ve_conv":
-        from s2f.models.voice_encoder import VEConv
+    from s2f.models.loading import load_model
 
-        return VEConv.from_pretrained(directory, device)
-    if model_type == "ast_voice_encoder":
-        from s2f.models.ast_encoder import ASTVoiceEncoder
-
-        return ASTVoiceEncoder.from_pretrained(directory, device)
-    raise InputError(config, f"holds a {model_type!r} model, not a voice encoder")
+    model = load_model(directory, device)
+    if getattr(model, "model_type", None) not in ("ve_conv", "ast_voice_encoder"):
+        raise InputError(directory, f"holds a {getattr(model, 'model_type', '?')!r} model, not a voice encoder")
+    return model
 
 
 def _best_checkpoint(directory: Path) -> Path:
-    """A run directory means its best checkpoint; anything else is taken as a checkpoint."""
-    from s2f.train.checkpoint import resolve
+    from s2f.models.loading import checkpoint_dir
 
-    if (directory / "latest.json").is_file():
-        return resolve(directory, "best.json") or resolve(directory)
-    return directory
+    return checkpoint_dir(directory)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -1,0 +1,99 @@
+"""ONNX export of every model: onnxruntime matches PyTorch within float32 rounding at any
+batch size, names and preprocessing travel in the metadata, and a graph that does not
+match is never written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_s2f
+
+from export.onnx_export import export_onnx, read_metadata
+from runtime.errors import InputError
+
+
+def _session(path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _tiny_models():
+    from s2f.models.ast_encoder import ASTVoiceEncoder, ASTVoiceEncoderConfig
+    from s2f.models.face_decoder import FaceDecoder
+    from s2f.models.voice_encoder import VEConv
+    from s2f.train.cli import decoder_config, tiny_ve_conv_config
+
+    ast = ASTVoiceEncoderConfig(ast={**ASTVoiceEncoderConfig().ast, "hidden_size": 32, "num_hidden_layers": 1,
+                                     "num_attention_heads": 2, "intermediate_size": 64}, embedding_dim=48)
+    return {
+        "face_decoder": lambda: FaceDecoder(decoder_config("tiny", 48)),
+        "ve_conv_paper": lambda: VEConv(tiny_ve_conv_config("paper", 48)),
+        "ve_conv_original": lambda: VEConv(tiny_ve_conv_config("original", 48)),
+        "ast": lambda: ASTVoiceEncoder(ast),
+    }
+
+
+@pytest.mark.parametrize("name", list(_tiny_models()))
+def test_models_export_and_match(name, tmp_path):
+    torch.manual_seed(0)
+    model = _tiny_models()[name]().eval()
+    path = tmp_path / f"{name}.onnx"
+    report = export_onnx(model, path)
+    assert all(error <= 1e-5 for error in report.max_relative_error.values()), report
+    metadata = read_metadata(path)
+    assert metadata["model_type"] == model.model_type and metadata["opset"] == 18
+    session = _session(path)
+    (input_meta,) = session.get_inputs()
+    x = np.random.default_rng(1).standard_normal((5, *metadata["inputs"][input_meta.name][1:])).astype(np.float32)
+    outputs = session.run(None, {input_meta.name: x})  # batch 5: never seen during export
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x))
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    for ours, theirs in zip(outputs, expected, strict=True):
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=0, atol=1e-5 * float(np.abs(theirs.numpy()).max()))
+    if name.startswith("ve_conv"):
+        assert metadata["preprocessing"]["variant"] == name.split("_")[-1]
+        assert input_meta.name == "spectrogram" and metadata["inputs"]["spectrogram"][1:] == [2, 257,
+                                                                                              598 if "paper" in name
+                                                                                              else 601]
+
+
+def test_face_encoder_export_with_real_face(tmp_path):
+    from conftest import FACES
+
+    from runtime.face_preprocess import preprocess
+    from runtime.image import load_face
+    from s2f.models.face_encoder import build_face_encoder, he_normal_init_
+    from s2f.models.face_encoder_config import FaceEncoderConfig
+
+    encoder = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", True)), 0)
+    face = preprocess(load_face(FACES / "eileen_collins.jpg"), "rcmalli-resnet50")
+    report = export_onnx(encoder, tmp_path / "resnet50.onnx", real_inputs=[face])
+    assert report.inputs_checked == 3 and set(report.max_relative_error) == {"embedding", "probabilities"}
+    metadata = read_metadata(tmp_path / "resnet50.onnx")
+    assert metadata["preprocessing"]["channel_order"] == "BGR" and metadata["config"]["arch"] == "rcmalli-resnet50"
+    embedding, probabilities = _session(tmp_path / "resnet50.onnx").run(None, {"image": face})
+    assert embedding.shape == (1, 2048) and probabilities.sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_mismatch_is_refused_and_nothing_written(tmp_path):
+    from s2f.models.face_decoder import FaceDecoder
+    from s2f.train.cli import decoder_config
+
+    with pytest.raises(InputError, match="export refused"):
+        export_onnx(FaceDecoder(decoder_config("tiny", 16)).eval(), tmp_path / "d.onnx", tolerance=0.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_command(tmp_path):
+    from s2f.models.face_decoder import FaceDecoder
+    from s2f.train.cli import decoder_config
+
+    FaceDecoder(decoder_config("tiny", 16)).save_pretrained(tmp_path / "decoder")
+    done = run_s2f("export", "model", tmp_path / "decoder", "-o", tmp_path / "decoder.onnx")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "face_decoder, opset 18" in done.stdout and (tmp_path / "decoder.onnx").is_file()
+    missing = run_s2f("export", "model", tmp_path / "nothing", "-o", tmp_path / "x.onnx")
+    assert missing.returncode == 2 and "nothing: not found" in missing.stderr and "Traceback" not in missing.stderr
