@@ -22,6 +22,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="max |difference| / max |reference| per output (default 1e-5)")
     model.set_defaults(func=run_export_model)
 
+    bundle = what.add_parser(
+        "bundle", help="voice encoder + decoder (+ face encoder) -> a verified pipeline bundle",
+        description="Export the speech->face pipeline (voice encoder + face decoder) and, with "
+                    "--face-encoder, face->face, into one directory with a manifest.json holding versions, "
+                    "sha256 of every file, preprocessing and shapes. Every graph is verified against "
+                    "PyTorch first; the directory appears only when complete.")
+    bundle.add_argument("-o", "--output", type=Path, required=True, help="bundle directory to create")
+    bundle.add_argument("--voice-encoder", type=Path, required=True, help="checkpoint or training run directory")
+    bundle.add_argument("--decoder", type=Path, required=True, help="checkpoint or training run directory")
+    bundle.add_argument("--face-encoder", type=Path, help="converted face encoder (.safetensors or directory)")
+    bundle.add_argument("--overwrite", action="store_true")
+    bundle.set_defaults(func=run_export_bundle)
+
 
 def run_export_model(args: argparse.Namespace) -> int:
     from export.onnx_export import export_onnx
@@ -29,4 +42,15 @@ def run_export_model(args: argparse.Namespace) -> int:
 
     report = export_onnx(load_model(args.model), args.output, tolerance=args.tolerance)
     print(report.summary())
+    return 0
+
+
+def run_export_bundle(args: argparse.Namespace) -> int:
+    from export.bundle import export_bundle
+    from s2f.models.loading import load_model
+
+    face_encoder = load_model(args.face_encoder) if args.face_encoder else None
+    manifest = export_bundle(args.output, load_model(args.voice_encoder), load_model(args.decoder), face_encoder,
+                             args.overwrite)
+    print(f"bundle {args.output}: {', '.join(manifest['files'])} + manifest.json")
     return 0

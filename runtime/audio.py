@@ -17,6 +17,7 @@ import numpy as np
 from runtime.errors import InputError
 
 BLOCK_FRAMES = 1 << 16
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".webm"})
 PYAV_SUFFIXES = {".m4a", ".aac", ".mp4", ".webm", ".opus", ".mka", ".mkv", ".wma"}
 SILENCE_RMS = 1e-6  # -120 dBFS: below this a clip is treated as silent and left as is
 

@@ -10,8 +10,6 @@ from runtime.errors import InputError
 
 AUDIO_DIR = "audios"
 IMAGE_DIR = "images"
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".webm"})
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 # per face image <stem>.jpg, preprocessing writes <stem> + each of these
 EMBEDDING_SUFFIX = "_embedding.npy"
 LANDMARKS_SUFFIX = "_landmarks.npy"

@@ -1,0 +1,92 @@
+"""``s2f convert``, ``s2f parity`` and ``s2f demo``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from s2f.models.face_encoder_config import ARCHITECTURES
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    convert = subparsers.add_parser(
+        "convert", help="convert Keras VGGFace .h5 (or a known PyTorch port) to safetensors",
+        description="Convert Keras VGGFace weights (deepface vgg_face_weights.h5, keras-vggface "
+                    "rcmalli_vggface_tf_*.h5, save_weights or whole-model files) or an existing "
+                    "PyTorch port (deepface vgg_face_weights.pth, the original Speech-to-Face "
+                    "state dicts) into a speech2face .safetensors file. Reads HDF5 with h5py: "
+                    "TensorFlow is not needed. The architecture is detected from the file's "
+                    "layers unless --arch is given.",
+    )
+    convert.add_argument("input", type=Path, help="Keras .h5 or PyTorch .pth file")
+    convert.add_argument("-o", "--output", type=Path, required=True, help="output .safetensors path")
+    convert.add_argument("--arch", choices=ARCHITECTURES, help="expected architecture (checked against the file)")
+    convert.set_defaults(func=run_convert)
+
+    parity = subparsers.add_parser(
+        "parity", help="compare the Keras original with the PyTorch port, layer by layer",
+        description="Run the upstream Keras model (from deepface / keras-vggface) with the .h5 "
+                    "weights and the PyTorch port with the converted weights on random and real "
+                    "face images; report max |Δ|, max |Δ| relative to the reference's range and "
+                    "cosine for every layer with weights and the outputs. Exits 1 when the "
+                    "embedding's relative error exceeds the tolerance. Needs the 'parity' extra.",
+    )
+    parity.add_argument("input", type=Path, help="Keras .h5 weights file")
+    parity.add_argument("--arch", choices=ARCHITECTURES, help="expected architecture")
+    parity.add_argument("--converted", type=Path,
+                        help="an existing 's2f convert' output to check (default: convert afresh)")
+    parity.add_argument("--images", nargs="*", default=[], type=Path,
+                        help="real face images or directories of them")
+    parity.add_argument("--random", type=int, default=2, help="number of random images (default 2)")
+    parity.add_argument("--seed", type=int, default=0)
+    parity.add_argument("--tolerance", type=float, default=1e-5,
+                        help="max embedding error relative to its range (default 1e-5, float32)")
+    parity.add_argument("--report", type=Path, help="write the full JSON report here")
+    parity.set_defaults(func=run_parity_command)
+
+    demo = subparsers.add_parser(
+        "demo", help="end to end on built-in defaults: convert + parity, then train and evaluate on a synthetic corpus",
+        description="Create upstream Keras VGGFace files with random weights in the real legacy "
+                    "HDF5 layout (no download needed), convert them, check parity and print the "
+                    "reports. Needs the 'parity' extra.",
+    )
+    demo.add_argument("--workdir", type=Path, default=Path("s2f-demo"), help="where files go (default ./s2f-demo)")
+    demo.add_argument("--arch", choices=(*ARCHITECTURES, "all"), default="all",
+                      help="architecture to run (default: all four)")
+    demo.add_argument("--images", nargs="*", type=Path, default=None,
+                      help="real face images (default: the bundled sample face)")
+    demo.add_argument("--skip-training", action="store_true",
+                      help="stop after parity (skip the synthetic-corpus training pipeline)")
+    demo.set_defaults(func=run_demo)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from converters.convert import convert
+
+    result = convert(args.input, args.output, args.arch)
+    how = "given" if args.arch else f"detected from {result.detected.evidence}"
+    print(f"architecture: {result.arch} ({'with' if result.include_top else 'without'} top; {how})")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"wrote {args.output}: {result.tensors} tensors, {result.parameters:,} parameters, "
+          f"{result.output_bytes / 1e6:.1f} MB in {result.seconds:.2f} s "
+          f"(source sha256 {result.source_sha256[:16]}...)")
+    return 0
+
+
+def run_parity_command(args: argparse.Namespace) -> int:
+    from converters.parity import format_report, run_parity, write_report
+
+    report = run_parity(args.input, args.arch, images=args.images, random_count=args.random,
+                        seed=args.seed, tolerance=args.tolerance, converted=args.converted)
+    print(format_report(report))
+    if args.report:
+        write_report(report, args.report)
+        print(f"report: {args.report}")
+    return 0 if report.passed else 1
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from converters.demo import run_demo as demo
+
+    return 0 if demo(args.workdir, args.arch, args.images, training=not args.skip_training) else 1

@@ -1,0 +1,62 @@
+"""``s2f convert``: one entry point for Keras ``.h5`` files and existing PyTorch ports."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from converters.keras_h5 import HDF5_SIGNATURE, read_head
+from converters.vggface import ConversionResult, Detection, Sha256InBackground, convert_keras_file
+from runtime.atomic import atomic_output
+from runtime.errors import InputError
+from s2f import __version__
+from s2f.models.face_encoder_config import ARCHITECTURES
+
+TORCH_SIGNATURES = (b"PK\x03\x04", b"\x80")  # torch.save zip archive, legacy pickle
+
+
+def convert(source: str | Path, output: str | Path, arch: str | None = None) -> ConversionResult:
+    """Convert ``source`` (Keras HDF5 or a known PyTorch port) to speech2face safetensors."""
+    source, output = Path(source), Path(output)
+    if arch is not None and arch not in ARCHITECTURES:
+        raise InputError(None, f"unknown --arch {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    if source.resolve() == output.resolve():
+        raise InputError(output, "output would overwrite the input")
+    head = read_head(source)
+    if head == HDF5_SIGNATURE:
+        return convert_keras_file(source, output, arch)
+    if head.startswith(TORCH_SIGNATURES):
+        return convert_torch_port(source, output, arch)
+    if not head:
+        raise InputError(source, "file is empty")
+    raise InputError(source, "neither HDF5 (Keras .h5) nor a PyTorch checkpoint (.pth)")
+
+
+def convert_torch_port(source: Path, output: Path, arch: str | None = None) -> ConversionResult:
+    from safetensors.torch import save
+
+    from converters.torch_ports import import_torch_port
+    from s2f.models.face_encoder import metadata_for
+
+    started = time.perf_counter()
+    hasher = Sha256InBackground(source)
+    imported = import_torch_port(source, expected_arch=arch)
+    config = imported.config
+    metadata = {
+        **metadata_for(config),
+        "source_file": source.name,
+        "source_sha256": hasher.result(),
+        "source_format": imported.source_format,
+        "converter": f"speech2face {__version__}",
+    }
+    if imported.notes:
+        metadata["conversion_notes"] = "; ".join(imported.notes)
+    payload = save(imported.state, metadata=metadata)
+    with atomic_output(output) as handle:
+        handle.write(payload)
+    parameters = sum(t.numel() for t in imported.state.values())
+    return ConversionResult(
+        config.arch, config.include_top, Detection(config.arch, config.include_top, imported.source_format),
+        len(imported.state), parameters, len(payload), metadata["source_sha256"],
+        time.perf_counter() - started, imported.notes,
+    )

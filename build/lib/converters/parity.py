@@ -1,0 +1,233 @@
+"""``s2f parity``: prove that a converted PyTorch model computes what the Keras original does.
+
+Runs the upstream Keras model (built by deepface / keras-vggface themselves, see
+``keras_reference``) with the ``.h5`` weights and our PyTorch port with the converted
+weights on the same inputs (random images and real face photos, preprocessed once by
+``runtime.face_preprocess``), and compares every layer with weights plus the final outputs:
+max |Δ|, max |Δ| relative to the reference's range, and the worst per-image cosine.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from runtime.atomic import atomic_output
+from runtime.errors import InputError
+from runtime.face_preprocess import preprocess
+
+DEFAULT_TOLERANCE = 1e-5
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+@dataclass
+class Comparison:
+    name: str
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    min_cosine: float
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "max_abs": self.max_abs,
+                "max_rel": self.max_rel, "min_cosine": self.min_cosine}
+
+
+def compare(name: str, reference: np.ndarray, candidate: np.ndarray) -> Comparison:
+    reference = np.asarray(reference, dtype=np.float64)
+    candidate = np.asarray(candidate, dtype=np.float64)
+    if reference.shape != candidate.shape:
+        raise ValueError(f"{name}: Keras shape {reference.shape} != PyTorch shape {candidate.shape}")
+    diff = np.abs(reference - candidate)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    span = float(reference.max() - reference.min()) if reference.size else 0.0
+    max_rel = max_abs / span if span > 0 else max_abs
+    flat_ref = reference.reshape(reference.shape[0], -1)
+    flat_can = candidate.reshape(candidate.shape[0], -1)
+    norms = np.linalg.norm(flat_ref, axis=1) * np.linalg.norm(flat_can, axis=1)
+    dots = np.sum(flat_ref * flat_can, axis=1)
+    cosines = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 1.0)
+    return Comparison(name, tuple(reference.shape), max_abs, max_rel, float(cosines.min()))
+
+
+@dataclass
+class ParityReport:
+    source: str
+    arch: str
+    include_top: bool
+    inputs: list[str]
+    tolerance: float
+    gate: str
+    outputs: list[Comparison] = field(default_factory=list)
+    layers: list[Comparison] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def gated(self) -> Comparison:
+        return next(c for c in self.outputs if c.name == self.gate)
+
+    @property
+    def passed(self) -> bool:
+        return self.gated.max_rel <= self.tolerance
+
+    def to_dict(self) -> dict:
+        worst = max(self.layers, key=lambda c: c.max_rel) if self.layers else None
+        return {
+            "source": self.source, "arch": self.arch, "include_top": self.include_top,
+            "inputs": self.inputs, "tolerance": self.tolerance, "gate": self.gate,
+            "passed": self.passed, "outputs": [c.to_dict() for c in self.outputs],
+            "worst_layer": worst.to_dict() if worst else None,
+            "layers": [c.to_dict() for c in self.layers], "seconds": round(self.seconds, 3),
+        }
+
+
+def load_images(paths: list[str | Path]) -> list[tuple[str, np.ndarray]]:
+    """RGB uint8 arrays from image files or directories of them."""
+    from PIL import Image, UnidentifiedImageError
+
+    files: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            files.extend(sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif entry.is_file():
+            files.append(entry)
+        else:
+            raise InputError(entry, "image file or directory not found")
+    images = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                images.append((file.name, np.asarray(image.convert("RGB"))))
+        except (UnidentifiedImageError, OSError) as err:
+            raise InputError(file, f"cannot read image ({err})") from None
+    return images
+
+
+def random_images(count: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """Noise images of varied sizes and aspect ratios, so resizing paths are exercised."""
+    rng = np.random.default_rng(seed)
+    sizes = [(224, 224), (180, 260), (300, 200), (97, 131)]
+    return [(f"random-{i}-{h}x{w}", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+            for i, (h, w) in enumerate(sizes[i % len(sizes)] for i in range(count))]
+
+
+def _keras_activation(layer):
+    name = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    return {"linear": lambda x: x, "relu": lambda x: np.maximum(x, 0),
+            "softmax": lambda x: _softmax(x), "sigmoid": lambda x: 1 / (1 + np.exp(-x))}[name]
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _channels_first(array: np.ndarray) -> np.ndarray:
+    return array.transpose(0, 3, 1, 2) if array.ndim == 4 else array
+
+
+def run_parity(source: str | Path, arch: str | None = None, images: list[str | Path] | None = None,
+               random_count: int = 2, seed: int = 0, tolerance: float = DEFAULT_TOLERANCE,
+               converted: str | Path | None = None) -> ParityReport:
+    """Compare the Keras model of ``source`` with its PyTorch conversion.
+
+    ``converted`` is an existing ``s2f convert`` output to check; by default the file is
+    converted into a temporary directory first.
+    """
+    import torch
+
+    from converters.convert import convert
+    from converters.keras_reference import build_keras_model, keras_descriptor_layer
+    from s2f.models.face_encoder import load_face_encoder
+    from s2f.models.face_encoder_config import torch_name_for_keras_layer, vgg_conv_names
+
+    started = time.perf_counter()
+    source = Path(source)
+    named = random_images(random_count, seed) + (load_images(images) if images else [])
+    if not named:
+        raise InputError(None, "parity needs at least one input image (random or real)")
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(converted) if converted else Path(tmp) / "converted.safetensors"
+        if converted is None:
+            result = convert(source, target, arch)
+            arch = result.arch
+        model = load_face_encoder(target)
+        config = model.config
+        if arch is not None and arch != config.arch:
+            raise InputError(target, f"converted file is {config.arch}, not {arch}")
+    keras_model = build_keras_model(config.arch, config.include_top)
+    try:
+        keras_model.load_weights(str(source))
+    except (ValueError, OSError) as err:
+        raise InputError(source, f"Keras could not load these weights into the upstream "
+                                 f"{config.arch} model ({str(err).splitlines()[0][:200]})") from None
+    batch = preprocess([image for _, image in named], config.arch)
+    keras_input = batch.transpose(0, 2, 3, 1).copy()
+
+    weighted = [layer for layer in keras_model.layers if layer.weights]
+    if config.arch == "serengil":
+        torch_names = [name for name, _, _ in vgg_conv_names()] + ["fc6", "fc7"]
+        torch_names += ["fc8"] if config.include_top else []
+        pairs = list(zip(weighted, torch_names, strict=True))
+    else:
+        pairs = [(layer, torch_name_for_keras_layer(layer.name)) for layer in weighted]
+    descriptor = keras_descriptor_layer(keras_model, config.arch)
+    probes = [layer.output for layer, _ in pairs] + [keras_model.output]
+    if descriptor is not None:
+        probes.append(descriptor.output)
+    import tf_keras
+
+    probe_model = tf_keras.Model(inputs=keras_model.inputs, outputs=probes)
+    keras_values = [np.asarray(v) for v in probe_model(keras_input, training=False)]
+
+    captured: dict[str, np.ndarray] = {}
+
+    def capture(name: str):
+        def hook(_module, _inputs, output) -> None:
+            captured.setdefault(name, output.detach().numpy().copy())
+        return hook
+
+    handles = [model.get_submodule(name).register_forward_hook(capture(name)) for _, name in pairs]
+    with torch.no_grad():
+        tensor = torch.from_numpy(batch)
+        output = model(tensor).numpy()
+        for handle in handles:
+            handle.remove()
+        embedding = model.embed(tensor).numpy() if config.has_descriptor else None
+
+    report = ParityReport(str(source), config.arch, config.include_top, [n for n, _ in named],
+                          tolerance, gate="embedding" if embedding is not None else "output")
+    for (layer, name), value in zip(pairs, keras_values[:len(pairs)], strict=True):
+        activation = _keras_activation(layer)
+        report.layers.append(compare(f"{layer.name} -> {name}", _channels_first(value),
+                                     activation(captured[name])))
+    report.outputs.append(compare("output", _channels_first(keras_values[len(pairs)]), output))
+    if embedding is not None:
+        reference = keras_values[-1].reshape(len(named), -1)
+        report.outputs.append(compare("embedding", reference, embedding))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def write_report(report: ParityReport, path: str | Path) -> None:
+    with atomic_output(path, "w") as handle:
+        json.dump(report.to_dict(), handle, indent=2)
+
+
+def format_report(report: ParityReport) -> str:
+    lines = [f"parity {report.source}: {report.arch} ({'top' if report.include_top else 'notop'}), "
+             f"{len(report.inputs)} inputs, {len(report.layers)} layers compared"]
+    lines.append(f"  {'':28} {'max |Δ|':>10} {'rel. to range':>14} {'min cosine':>12}")
+    worst = max(report.layers, key=lambda c: c.max_rel)
+    for c in report.outputs + [Comparison("worst layer: " + worst.name.split(' -> ')[0], worst.shape,
+                                          worst.max_abs, worst.max_rel, worst.min_cosine)]:
+        lines.append(f"  {c.name[:28]:28} {c.max_abs:10.3g} {c.max_rel:14.3g} {c.min_cosine:12.8f}")
+    verdict = "PASS" if report.passed else "FAIL"
+    lines.append(f"  {verdict}: {report.gate} relative error {report.gated.max_rel:.3g} "
+                 f"(tolerance {report.tolerance:g})")
+    return "\n".join(lines)

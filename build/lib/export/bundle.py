@@ -1,0 +1,103 @@
+"""The pipeline bundle: one directory the torch-free runtime needs and nothing else.
+
+    BUNDLE/voice_encoder.onnx   voice features -> face embedding
+    BUNDLE/face_decoder.onnx    face embedding -> landmarks + texture
+    BUNDLE/face_encoder.onnx    face image -> embedding (for face -> face)
+    BUNDLE/manifest.json        versions, sha256 and size of every file, preprocessing, shapes
+
+speech -> face = voice_encoder + face_decoder; face -> face = face_encoder + face_decoder.
+Each graph is verified on export (``export_onnx``). The bundle is assembled in a temporary
+sibling directory and renamed into place only when complete; the runtime checks every
+sha256 in the manifest before loading, so a partial or edited bundle is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from export.onnx_export import export_onnx
+from runtime.errors import InputError
+
+MANIFEST = "manifest.json"
+BUNDLE_FORMAT = 1
+ROLES = {"voice_encoder": "voice_encoder.onnx", "face_decoder": "face_decoder.onnx",
+         "face_encoder": "face_encoder.onnx"}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+
+    from s2f import __version__
+
+    return {"speech2face": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__}
+
+
+def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: nn.Module,
+                  face_encoder: nn.Module | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Export, verify and write the bundle; returns the manifest."""
+    from export.onnx_export import read_metadata
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise InputError(out_dir, "already exists; pass --overwrite to replace it")
+    parent = out_dir.parent if str(out_dir.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(out_dir, f"parent directory {str(parent)!r} does not exist")
+    embedding_dims = {getattr(voice_encoder.config, "embedding_dim", None), face_decoder.config.embedding_dim}
+    if len(embedding_dims) != 1:
+        raise InputError(None, f"voice encoder and decoder disagree on the embedding size: {sorted(embedding_dims)}")
+    models = {"voice_encoder": voice_encoder, "face_decoder": face_decoder}
+    if face_encoder is not None:
+        models["face_encoder"] = face_encoder
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=parent))
+    try:
+        files, reports = {}, {}
+        for role, model in models.items():
+            path = staging / ROLES[role]
+            report = export_onnx(model, path)
+            print(report.summary().replace(str(staging), str(out_dir)))
+            metadata = read_metadata(path)
+            files[ROLES[role]] = {"role": role, "sha256": sha256_of(path), "bytes": path.stat().st_size,
+                                  "model_type": metadata["model_type"], "inputs": metadata["inputs"],
+                                  "outputs": metadata["outputs"]}
+            reports[role] = {"max_relative_error": report.max_relative_error, "preprocessing":
+                             metadata.get("preprocessing"), "config": metadata.get("config")}
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "versions": _versions(),
+            "files": files,
+            "voice_input": reports["voice_encoder"]["preprocessing"],
+            "face_input": reports["face_encoder"]["preprocessing"] if face_encoder is not None else None,
+            "face_encoder_arch": (reports["face_encoder"]["config"] or {}).get("arch") if face_encoder is not None
+            else None,
+            "texture": reports["face_decoder"]["preprocessing"]["texture"],
+            "verification": {role: r["max_relative_error"] for role, r in reports.items()},
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        os.chmod(staging, 0o755)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest

@@ -1,0 +1,56 @@
+"""``s2f export model``: one model -> one verified ONNX graph."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    export = subparsers.add_parser("export", help="export models to ONNX (verified against PyTorch)")
+    what = export.add_subparsers(dest="what", metavar="WHAT", required=True)
+    model = what.add_parser(
+        "model", help="one model -> .onnx",
+        description="Export a face encoder (.safetensors from 's2f convert' or a save_pretrained dir), a "
+                    "voice encoder, or a face decoder (save_pretrained dirs or training run dirs) to ONNX "
+                    "(opset 18, dynamic batch, names and preprocessing in the metadata). The graph is "
+                    "checked with onnx.checker and must match PyTorch in onnxruntime within float32 "
+                    "rounding before the file is written.")
+    model.add_argument("model", type=Path)
+    model.add_argument("-o", "--output", type=Path, required=True, help="output .onnx file")
+    model.add_argument("--tolerance", type=float, default=1e-5,
+                       help="max |difference| / max |reference| per output (default 1e-5)")
+    model.set_defaults(func=run_export_model)
+
+    bundle = what.add_parser(
+        "bundle", help="voice encoder + decoder (+ face encoder) -> a verified pipeline bundle",
+        description="Export the speech->face pipeline (voice encoder + face decoder) and, with "
+                    "--face-encoder, face->face, into one directory with a manifest.json holding versions, "
+                    "sha256 of every file, preprocessing and shapes. Every graph is verified against "
+                    "PyTorch first; the directory appears only when complete.")
+    bundle.add_argument("-o", "--output", type=Path, required=True, help="bundle directory to create")
+    bundle.add_argument("--voice-encoder", type=Path, required=True, help="checkpoint or training run directory")
+    bundle.add_argument("--decoder", type=Path, required=True, help="checkpoint or training run directory")
+    bundle.add_argument("--face-encoder", type=Path, help="converted face encoder (.safetensors or directory)")
+    bundle.add_argument("--overwrite", action="store_true")
+    bundle.set_defaults(func=run_export_bundle)
+
+
+def run_export_model(args: argparse.Namespace) -> int:
+    from export.onnx_export import export_onnx
+    from s2f.models.loading import load_model
+
+    report = export_onnx(load_model(args.model), args.output, tolerance=args.tolerance)
+    print(report.summary())
+    return 0
+
+
+def run_export_bundle(args: argparse.Namespace) -> int:
+    from export.bundle import export_bundle
+    from s2f.models.loading import load_model
+
+    face_encoder = load_model(args.face_encoder) if args.face_encoder else None
+    manifest = export_bundle(args.output, load_model(args.voice_encoder), load_model(args.decoder), face_encoder,
+                             args.overwrite)
+    print(f"bundle {args.output}: {', '.join(manifest['files'])} + manifest.json")
+    return 0

@@ -1,0 +1,187 @@
+"""PyTorch -> ONNX for every Speech2Face model, verified before anything is written.
+
+Each export goes through ``torch.onnx.export(dynamo=True)`` with a dynamic batch axis,
+opset 18, named inputs and outputs, and metadata that lets a torch-free runtime use the
+graph on its own: the model type and config, input/output names and shapes, and the
+preprocessing the inputs need (face-encoder conventions, spectrogram variant, fbank
+normalisation). Then the graph must pass ``onnx.checker`` and agree with PyTorch in
+onnxruntime on random inputs (batch 1 and 3), plus any real inputs given, within float32
+rounding (max |difference| / max |reference| <= 1e-5 per output). Only then is the file
+written (temp file + rename), weights inline in one ``.onnx``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from runtime.atomic import atomic_output
+from runtime.errors import InputError
+
+OPSET = 18
+RELATIVE_TOLERANCE = 1e-5
+METADATA_PREFIX = "speech2face."
+
+
+class _FaceEncoderOutputs(nn.Module):
+    """The face encoder as served: the embedding, plus the classifier's probabilities when
+    the weights have a top."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, image: torch.Tensor):
+        embedding = self.encoder.embed(image)
+        if not self.encoder.config.include_top:
+            return embedding
+        return embedding, torch.softmax(self.encoder.head_logits(embedding), dim=1)
+
+
+@dataclass
+class ExportSpec:
+    """What one model looks like from outside: its graph wrapper, names, example input shape."""
+
+    model_type: str
+    module: nn.Module
+    input_name: str
+    output_names: list[str]
+    input_shape: tuple[int, ...]  # without the batch axis
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def spec_for(model: nn.Module) -> ExportSpec:
+    model_type = getattr(model, "model_type", None)
+    config = asdict(model.config)
+    if model_type == "face_encoder":
+        from runtime.face_preprocess import FACE_PREPROCESSING
+
+        outputs = ["embedding", "probabilities"] if model.config.include_top else ["embedding"]
+        if not model.config.has_descriptor:
+            raise InputError(None, "rcmalli VGG16 notop weights have no embedding to export; convert the top")
+        return ExportSpec(model_type, _FaceEncoderOutputs(model), "image", outputs, (3, 224, 224),
+                          {"config": config, "preprocessing": asdict(FACE_PREPROCESSING[model.config.arch])})
+    if model_type == "ve_conv":
+        from runtime.voice_input import VoiceInputSpec
+
+        voice = VoiceInputSpec("ve_conv", model.config.variant)
+        return ExportSpec(model_type, model, "spectrogram", ["embedding"], voice.shape,
+                          {"config": config, "preprocessing": voice.to_dict()})
+    if model_type == "ast_voice_encoder":
+        from runtime.voice_input import VoiceInputSpec
+
+        voice = VoiceInputSpec("ast", mean=model.config.feature_mean, std=model.config.feature_std)
+        frames = model.config.ast.get("max_length", 1024)
+        bins = model.config.ast.get("num_mel_bins", 128)
+        return ExportSpec(model_type, model, "fbank", ["embedding"], (frames, bins),
+                          {"config": config, "preprocessing": voice.to_dict()})
+    if model_type == "face_decoder":
+        return ExportSpec(model_type, model, "embedding", ["landmarks", "texture"], (model.config.embedding_dim,),
+                          {"config": config, "preprocessing": {"texture": "RGB in [0, 1], N x 3 x H x W"
+                                                                if model.config.output_activation == "sigmoid"
+                                                                else "RGB, unbounded (original model)"}})
+    raise InputError(None, f"no ONNX export for a {model_type or type(model).__name__!r} model")
+
+
+@dataclass
+class ExportReport:
+    path: str
+    model_type: str
+    opset: int
+    max_relative_error: dict[str, float]
+    inputs_checked: int
+    bytes: int
+
+    def summary(self) -> str:
+        worst = ", ".join(f"{name} {error:.1e}" for name, error in self.max_relative_error.items())
+        return (f"{self.path}: {self.model_type}, opset {self.opset}, {self.bytes / 1e6:.1f} MB; "
+                f"onnxruntime vs PyTorch on {self.inputs_checked} inputs, max relative error: {worst}")
+
+
+def _random_inputs(spec: ExportSpec, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    if spec.model_type == "face_encoder":  # preprocessed images: pixel-scale values, as real inputs are
+        scale = 255.0 if spec.metadata["preprocessing"]["divide_by"] == 1.0 else 1.0
+        return [(rng.random((batch, *spec.input_shape)) * scale).astype(np.float32) for batch in (1, 3)]
+    return [rng.standard_normal((batch, *spec.input_shape)).astype(np.float32) for batch in (1, 3)]
+
+
+def _compare(session, spec: ExportSpec, inputs: list[np.ndarray]) -> dict[str, float]:
+    worst = dict.fromkeys(spec.output_names, 0.0)
+    for array in inputs:
+        got = session.run(spec.output_names, {spec.input_name: array})
+        with torch.no_grad():
+            expected = spec.module(torch.from_numpy(array))
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        for name, ours, theirs in zip(spec.output_names, got, expected, strict=True):
+            theirs = theirs.numpy()
+            if ours.shape != theirs.shape:
+                raise ExportMismatch(f"{name}: onnxruntime gives shape {ours.shape}, PyTorch {theirs.shape}")
+            scale = float(np.max(np.abs(theirs))) or 1.0
+            worst[name] = max(worst[name], float(np.max(np.abs(ours - theirs))) / scale)
+    return worst
+
+
+class ExportMismatch(Exception):
+    """The exported graph does not compute what the PyTorch model computes."""
+
+
+def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray] | None = None,
+                tolerance: float = RELATIVE_TOLERANCE, seed: int = 0) -> ExportReport:
+    """Export, check, verify, then write ``path``; raises ``InputError`` (nothing written) if
+    verification fails."""
+    import onnx
+    import onnxruntime as ort
+
+    path = Path(path)
+    spec = spec_for(model.eval())
+    spec.module.eval()
+    example = torch.from_numpy(_random_inputs(spec, seed)[1])
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with torch.no_grad():
+        program = torch.onnx.export(spec.module, (example,), dynamo=True, opset_version=OPSET, verbose=False,
+                                    input_names=[spec.input_name], output_names=spec.output_names,
+                                    dynamic_shapes=({0: batch},))
+    proto = program.model_proto
+    metadata = {"model_type": spec.model_type, "inputs": {spec.input_name: ["batch", *spec.input_shape]},
+                "outputs": spec.output_names, "opset": OPSET, "torch": torch.__version__, **spec.metadata}
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_PREFIX + key, value if isinstance(value, str) else json.dumps(value)
+    onnx.checker.check_model(proto, full_check=True)
+    data = proto.SerializeToString()
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    inputs = _random_inputs(spec, seed) + [np.asarray(x, np.float32) for x in (real_inputs or [])]
+    try:
+        errors = _compare(session, spec, inputs)
+    except ExportMismatch as err:
+        raise InputError(path, f"export refused: {err}") from None
+    bad = {name: error for name, error in errors.items() if not error <= tolerance}
+    if bad:
+        raise InputError(path, "export refused: onnxruntime differs from PyTorch by "
+                               + ", ".join(f"{k} {v:.2e}" for k, v in bad.items()) + f" (tolerance {tolerance:g})")
+    with atomic_output(path) as handle:
+        handle.write(data)
+    return ExportReport(str(path), spec.model_type, OPSET, errors, len(inputs), len(data))
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The speech2face metadata of an exported graph, values decoded from JSON."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    result = {}
+    for entry in proto.metadata_props:
+        if entry.key.startswith(METADATA_PREFIX):
+            try:
+                result[entry.key[len(METADATA_PREFIX):]] = json.loads(entry.value)
+            except ValueError:
+                result[entry.key[len(METADATA_PREFIX):]] = entry.value
+    return result

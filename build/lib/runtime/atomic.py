@@ -1,0 +1,44 @@
+"""Write-then-rename, so a crash or a bad input never leaves a half-written output behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from runtime.errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, mode: str = "wb", durable: bool = True) -> Iterator:
+    """Open a temporary sibling of ``path``; on clean exit fsync it and rename it into place.
+
+    The temporary file lives in the destination directory so the final ``os.replace`` is
+    atomic on POSIX. On any exception the temporary file is removed and the destination is
+    left untouched (an older file of the same name survives). ``durable=False`` skips the
+    fsync: still all-or-nothing if the process dies, not guaranteed across a power cut.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise InputError(path, f"output directory {str(directory)!r} does not exist")
+    if path.is_dir():
+        raise InputError(path, "output path is a directory")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=directory)
+    except OSError as err:
+        raise InputError(path, f"cannot write output ({err.strerror})") from None
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise

@@ -1,0 +1,117 @@
+"""``s2f-runtime``: speech -> face and face -> face from an exported bundle, with
+onnxruntime alone (this command never imports torch).
+
+    s2f-runtime speech2face voice.wav -o face.png --bundle bundle/
+    s2f-runtime speech2face voices/ -o faces/ --bundle bundle/       # directory in, directory out
+    s2f-runtime face2face photo.jpg -o face.png --bundle bundle/
+    s2f-runtime grid --bundle bundle/ --faces a.jpg b.jpg --voices a.wav b.wav -o grid.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from runtime.errors import InputError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from runtime.providers import DEVICES
+
+    parser = argparse.ArgumentParser(prog="s2f-runtime", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--bundle", type=Path, required=True, help="directory from 's2f export bundle'")
+        sub.add_argument("--device", choices=DEVICES, default="auto",
+                         help="auto: CUDA if it really starts, else CPU (with a warning); an explicit GPU "
+                              "choice fails if its provider cannot be created")
+        sub.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
+
+    for name, what in (("speech2face", "voice clip(s)"), ("face2face", "face photo(s)")):
+        sub = commands.add_parser(name, help=f"{what} -> decoded face PNG(s)")
+        sub.add_argument("input", type=Path, help=f"a file, or a directory of {what} (mirrored into OUTPUT)")
+        sub.add_argument("-o", "--output", type=Path, required=True, help="PNG file, or directory for a directory")
+        common(sub)
+        sub.set_defaults(func=run_convert, mode=name)
+    grid = commands.add_parser("grid", help="original | face->face | speech->face, one row per person")
+    grid.add_argument("--faces", type=Path, nargs="+", required=True)
+    grid.add_argument("--voices", type=Path, nargs="+", required=True, help="one voice clip per face, same order")
+    grid.add_argument("-o", "--output", type=Path, required=True)
+    common(grid)
+    grid.set_defaults(func=run_grid)
+    return parser
+
+
+def _save_png(path: Path, image) -> None:
+    from PIL import Image
+
+    from runtime.atomic import atomic_output
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as handle:
+        Image.fromarray(image).save(handle, format="PNG")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from runtime.audio import AUDIO_SUFFIXES
+    from runtime.image import IMAGE_SUFFIXES
+    from runtime.pipeline import FaceToFace, SpeechToFace
+
+    model = (SpeechToFace if args.mode == "speech2face" else FaceToFace)(args.bundle, args.device, args.threads)
+    if args.input.is_file():
+        _save_png(args.output, model.generate_from_file(args.input).image)
+        print(f"{args.input} -> {args.output}")
+        return 0
+    if not args.input.is_dir():
+        raise InputError(args.input, "not found")
+    suffixes = AUDIO_SUFFIXES if args.mode == "speech2face" else IMAGE_SUFFIXES
+    inputs = sorted(p for p in args.input.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    if not inputs:
+        raise InputError(args.input, f"no {'audio' if args.mode == 'speech2face' else 'image'} files found")
+    failed = 0
+    for path in tqdm(inputs, desc=args.mode, unit="file", dynamic_ncols=True):
+        target = args.output / path.relative_to(args.input).with_suffix(".png")
+        try:
+            _save_png(target, model.generate_from_file(path).image)
+        except InputError as err:
+            failed += 1
+            tqdm.write(f"s2f-runtime: skipped {err}", file=sys.stderr)
+    print(f"{len(inputs) - failed} of {len(inputs)} files -> {args.output}" + (f"; {failed} failed" if failed else ""))
+    return 0 if failed < len(inputs) else 1
+
+
+def run_grid(args: argparse.Namespace) -> int:
+    from runtime.grid import save_face_grid
+    from runtime.pipeline import FaceToFace, SpeechToFace, original
+
+    if len(args.faces) != len(args.voices):
+        raise InputError(None, f"{len(args.faces)} faces but {len(args.voices)} voices: give one voice per face")
+    face_to_face = FaceToFace(args.bundle, args.device, args.threads)
+    speech_to_face = SpeechToFace(face_to_face.bundle, args.device, args.threads)
+    rows = []
+    for face, voice in zip(args.faces, args.voices, strict=True):
+        rows.append([original(face), face_to_face.generate_from_file(face).image,
+                     speech_to_face.generate_from_file(voice).image])
+    save_face_grid(args.output, rows, ["original", "face->face", "speech->face"])
+    print(f"grid of {len(rows)} people -> {args.output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as err:
+        print(f"s2f-runtime: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("s2f-runtime: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

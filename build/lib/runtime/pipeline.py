@@ -1,0 +1,117 @@
+"""Speech -> face and face -> face with onnxruntime alone (numpy, PIL, the audio readers).
+
+    from runtime.pipeline import SpeechToFace
+    face = SpeechToFace("bundle/").generate(waveform, sample_rate)   # 224x224x3 uint8
+
+Inputs are prepared by the same numpy code training used (``runtime.voice_input``,
+``runtime.face_preprocess``), with the settings recorded in the bundle's manifest. On CUDA
+the embedding stays on the GPU between the two graphs (IOBinding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime.bundle import Bundle, open_bundle
+from runtime.face_preprocess import decoder_target, preprocess
+from runtime.image import load_face
+from runtime.providers import create_session
+from runtime.voice_input import VoiceInputSpec
+
+
+@dataclass
+class Face:
+    image: np.ndarray  # 224 x 224 x 3 uint8 RGB
+    landmarks: np.ndarray  # P x 2 float32 pixels of ``image``
+    embedding: np.ndarray  # the face embedding the decoder received
+
+
+def texture_to_image(texture: np.ndarray) -> np.ndarray:
+    """3 x H x W float in [0, 1] -> H x W x 3 uint8."""
+    return np.clip(np.rint(texture.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+
+
+class _Decoding:
+    def __init__(self, bundle: Bundle | str | Path, device: str, threads: int | None) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle)
+        self.device = device
+        self.decoder = create_session(self.bundle.require("face_decoder"), device, threads)
+        self.on_cuda = "CUDAExecutionProvider" in self.decoder.get_providers()
+
+    def _encode_and_decode(self, encoder, input_name: str, batch: np.ndarray) -> list[Face]:
+        if self.on_cuda:
+            embedding, landmarks, texture = self._bound(encoder, input_name, batch)
+        else:
+            (embedding,) = encoder.run(["embedding"], {input_name: batch})
+            landmarks, texture = self.decoder.run(["landmarks", "texture"], {"embedding": embedding})
+        return [Face(texture_to_image(t), lm.reshape(-1, 2), e) for t, lm, e in zip(texture, landmarks, embedding,
+                                                                                     strict=True)]
+
+    def _bound(self, encoder, input_name: str, batch: np.ndarray):
+        """IOBinding: input copied to the GPU once, embedding handed over on the device."""
+        import onnxruntime as ort
+
+        binding = encoder.io_binding()
+        binding.bind_ortvalue_input(input_name, ort.OrtValue.ortvalue_from_numpy(batch, "cuda", 0))
+        binding.bind_output("embedding", "cuda")
+        encoder.run_with_iobinding(binding)
+        embedding = binding.get_outputs()[0]
+        decoding = self.decoder.io_binding()
+        decoding.bind_ortvalue_input("embedding", embedding)
+        decoding.bind_output("landmarks", "cpu")
+        decoding.bind_output("texture", "cpu")
+        self.decoder.run_with_iobinding(decoding)
+        landmarks, texture = (value.numpy() for value in decoding.get_outputs())
+        return embedding.numpy(), landmarks, texture
+
+
+class SpeechToFace(_Decoding):
+    """voice -> face through the bundle's voice encoder and face decoder."""
+
+    def __init__(self, bundle: Bundle | str | Path, device: str = "auto", threads: int | None = None) -> None:
+        super().__init__(bundle, device, threads)
+        self.voice = VoiceInputSpec.from_dict(self.bundle.manifest["voice_input"])
+        self.encoder = create_session(self.bundle.require("voice_encoder"), device, threads)
+        self.input_name = self.encoder.get_inputs()[0].name
+
+    def features(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
+        waveform = np.asarray(waveform, np.float32)
+        if waveform.ndim == 2:  # samples x channels
+            waveform = waveform.mean(axis=1)
+        if sample_rate != self.voice.sample_rate:
+            import soxr
+
+            waveform = soxr.resample(waveform, sample_rate, self.voice.sample_rate, quality="VHQ")
+        return self.voice.features(waveform)
+
+    def generate(self, waveform: np.ndarray, sample_rate: int) -> Face:
+        return self.generate_batch([self.features(waveform, sample_rate)])[0]
+
+    def generate_from_file(self, path: str | Path) -> Face:
+        return self.generate_batch([self.voice.features_from_file(path)])[0]
+
+    def generate_batch(self, features: list[np.ndarray]) -> list[Face]:
+        return self._encode_and_decode(self.encoder, self.input_name, np.stack(features).astype(np.float32))
+
+
+class FaceToFace(_Decoding):
+    """photo -> face embedding -> decoded face, through the bundle's face encoder and decoder."""
+
+    def __init__(self, bundle: Bundle | str | Path, device: str = "auto", threads: int | None = None) -> None:
+        super().__init__(bundle, device, threads)
+        self.arch = self.bundle.manifest["face_encoder_arch"]
+        self.encoder = create_session(self.bundle.require("face_encoder"), device, threads)
+
+    def generate(self, image: np.ndarray) -> Face:
+        return self._encode_and_decode(self.encoder, "image", preprocess(image, self.arch))[0]
+
+    def generate_from_file(self, path: str | Path) -> Face:
+        return self.generate(load_face(path))
+
+
+def original(path: str | Path) -> np.ndarray:
+    """The photo as the result grid's first column shows it (the decoder's 224x224 frame)."""
+    return decoder_target(load_face(path))

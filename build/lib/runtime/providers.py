@@ -1,0 +1,63 @@
+"""onnxruntime sessions on the device asked for, never silently elsewhere.
+
+onnxruntime quietly falls back to CPU when a GPU provider cannot be created (missing CUDA
+libraries, no device) and only logs a warning. Here an explicit ``cuda`` or ``tensorrt``
+checks ``session.get_providers()`` and fails loudly; ``auto`` takes the best available and
+says once, visibly, when that is the CPU although a GPU build is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from runtime.errors import InputError
+
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+_PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+_warned: set[str] = set()
+
+
+def session_options(threads: int | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is None and hasattr(os, "sched_getaffinity"):
+        threads = len(os.sched_getaffinity(0))  # the cores this process may use, not the machine's
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return options
+
+
+def create_session(path: str | Path, device: str = "auto", threads: int | None = None):
+    """An InferenceSession that really runs on ``device``."""
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise InputError(None, f"unknown device {device!r}; one of {', '.join(DEVICES)}")
+    available = ort.get_available_providers()
+    if device == "auto":
+        wanted = "cuda" if "CUDAExecutionProvider" in available else "cpu"
+    else:
+        wanted = device
+    providers = _PROVIDERS[wanted]
+    if device != "auto" and providers[0] not in available:
+        raise InputError(path, f"--device {device}: {providers[0]} is not in this onnxruntime build "
+                               f"(installed: {', '.join(available)}); install onnxruntime-gpu instead of onnxruntime")
+    session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=providers)
+    active = session.get_providers()
+    if providers[0] not in active:
+        if device != "auto":
+            raise InputError(path, f"--device {device}: onnxruntime could not create {providers[0]} "
+                                   f"(running providers: {', '.join(active)}; installed: {', '.join(available)})")
+        if "cpu-fallback" not in _warned:
+            _warned.add("cpu-fallback")
+            print(f"warning: {providers[0]} is installed but could not start; running on CPU", file=sys.stderr)
+    return session

@@ -1,0 +1,84 @@
+"""From an audio file (or waveform) to exactly the array a voice encoder takes.
+
+One function chain, used by ``s2f preprocess audio`` for training and by the torch-free
+runtime for serving: load (16 kHz mono) -> RMS loudness to -23 dBFS -> loop or crop to the
+model's clip length -> features. The settings travel as a ``VoiceInputSpec`` that is written
+next to preprocessed data and into exported bundles, so the two sides cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.audio import SILENCE_RMS, fit_duration, load_audio, normalize_loudness
+from runtime.errors import InputError
+from runtime.features import AUDIOSET_MEAN, AUDIOSET_STD, ast_fbank, ve_spectrogram
+
+ENCODERS = ("ve_conv", "ast")
+VE_VARIANTS = ("paper", "original")
+# clip lengths that give the models' native input sizes: 598/601 STFT frames, 1024 fbank frames
+DEFAULT_SECONDS = {"ve_conv": 6.0, "ast": 10.26}
+
+
+@dataclass(frozen=True)
+class VoiceInputSpec:
+    """Args:
+        encoder: ``ve_conv`` (STFT spectrogram) or ``ast`` (Kaldi fbank).
+        variant: VE_conv spectrogram framing, ``paper`` or ``original`` (ignored for AST).
+        seconds: clip length the model sees; shorter clips loop, longer ones are cropped.
+        sample_rate: every clip is resampled to this rate first.
+        target_dbfs: RMS loudness the clip is normalised to (the original used -23).
+        mean, std: AST fbank normalisation; AudioSet's by default (the original project
+            re-estimated -5.460994 / 3.1129124 on its data).
+    """
+
+    encoder: str = "ve_conv"
+    variant: str = "paper"
+    seconds: float | None = None
+    sample_rate: int = 16000
+    target_dbfs: float = -23.0
+    mean: float = AUDIOSET_MEAN
+    std: float = AUDIOSET_STD
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown voice encoder {self.encoder!r}; expected one of {ENCODERS}")
+        if self.variant not in VE_VARIANTS:
+            raise ValueError(f"unknown spectrogram variant {self.variant!r}; expected one of {VE_VARIANTS}")
+        if self.seconds is None:
+            object.__setattr__(self, "seconds", DEFAULT_SECONDS[self.encoder])
+        if not self.seconds > 0:
+            raise ValueError(f"seconds must be positive, got {self.seconds}")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one clip's features."""
+        return tuple(self.features(np.zeros(int(round(self.seconds * self.sample_rate)), np.float32)).shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> VoiceInputSpec:
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        """A waveform at ``sample_rate`` -> the encoder's input (loudness and length fixed here)."""
+        waveform = normalize_loudness(np.asarray(waveform, np.float32), self.target_dbfs)
+        waveform = fit_duration(waveform, self.sample_rate, self.seconds)
+        if self.encoder == "ve_conv":
+            return ve_spectrogram(waveform, self.sample_rate, self.variant)
+        return ast_fbank(waveform, self.sample_rate, mean=self.mean, std=self.std)
+
+    def features_from_file(self, path: str | Path) -> np.ndarray:
+        """Decode only the first ``seconds`` of ``path``; refuse silent clips (no voice to encode)."""
+        waveform = load_audio(path, self.sample_rate, max_seconds=self.seconds)
+        peak = float(np.max(np.abs(waveform)))
+        if peak < SILENCE_RMS:
+            raise InputError(path, "audio is silent (peak below -120 dBFS): no voice to encode")
+        return self.features(waveform)

@@ -1,0 +1,141 @@
+"""``s2f preprocess audio|faces`` and ``s2f data synth|split``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from s2f.data.jobs import default_workers
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from runtime.voice_input import ENCODERS, VE_VARIANTS
+    from s2f.data.landmarks import LANDMARK_MODES
+
+    pre = subparsers.add_parser("preprocess", help="raw audio / face photos -> model inputs and targets")
+    kinds = pre.add_subparsers(dest="kind", metavar="KIND", required=True)
+    audio = kinds.add_parser(
+        "audio", help="voice clips -> voice-encoder features (.npy), mirroring the tree",
+        description="Every audio file under DATA_DIR (wav, flac, ogg, mp3, m4a, ...) is decoded to 16 kHz "
+                    "mono, RMS-normalised to -23 dBFS, looped or cropped to the encoder's clip length and "
+                    "turned into its input: a 2x257xT spectrogram (ve_conv) or a 1024x128 fbank (ast). "
+                    "Outputs mirror the input tree under OUT_DIR. Reruns skip finished files; a bad file "
+                    "is reported in OUT_DIR/report_audio.json and skipped.")
+    audio.add_argument("data_dir", type=Path)
+    audio.add_argument("out_dir", type=Path)
+    audio.add_argument("--encoder", choices=ENCODERS, required=True)
+    audio.add_argument("--variant", choices=VE_VARIANTS, default="paper",
+                       help="ve_conv spectrogram: paper (2x257x598) or original (2x257x601)")
+    audio.add_argument("--seconds", type=float, help="clip length (default 6 for ve_conv, 10.26 for ast)")
+    audio.add_argument("--mean", type=float, help="AST fbank mean (default AudioSet's -4.2677393)")
+    audio.add_argument("--std", type=float, help="AST fbank std (default AudioSet's 4.5689974)")
+    _common(audio)
+    audio.set_defaults(func=run_preprocess_audio)
+
+    faces = kinds.add_parser(
+        "faces", help="face photos -> embeddings, landmarks and decoder targets (.npy)",
+        description="Every image under DATA_DIR gets <stem>_embedding.npy (the face encoder's descriptor, "
+                    "batched), <stem>_target.npy (224x224 uint8, the decoder's target) and "
+                    "<stem>_landmarks.npy (on the target: 72 points as the original, 68, or 'given' to "
+                    "take <stem>_landmarks.npy from beside the photo), mirroring the tree under OUT_DIR.")
+    faces.add_argument("data_dir", type=Path)
+    faces.add_argument("out_dir", type=Path)
+    faces.add_argument("--face-encoder", type=Path, required=True,
+                       help="converted face encoder (.safetensors from 's2f convert', or a save_pretrained dir)")
+    faces.add_argument("--landmarks", choices=LANDMARK_MODES, default="dlib72")
+    faces.add_argument("--batch-size", type=int, default=32)
+    faces.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    _common(faces)
+    faces.set_defaults(func=run_preprocess_faces)
+
+    data = subparsers.add_parser("data", help="synthetic corpus, identity splits")
+    actions = data.add_subparsers(dest="action", metavar="ACTION", required=True)
+    synth = actions.add_parser(
+        "synth", help="write a synthetic voice+face corpus (no download needed)",
+        description="Speech-like clips and face images whose traits (pitch, formants, breathiness, "
+                    "tempo <-> face width, jaw, skin tone, hair) follow the same hidden identity "
+                    "parameters, in the raw dataset layout. Deterministic from --seed; rerunning "
+                    "completes an interrupted corpus.")
+    synth.add_argument("out_dir", type=Path)
+    synth.add_argument("--identities", type=int, default=100)
+    synth.add_argument("--clips", type=int, default=4, help="clips per identity")
+    synth.add_argument("--images", type=int, default=3, help="images per identity")
+    synth.add_argument("--seconds", type=float, default=6.0, help="mean clip length (each varies 0.6-1.2x)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--workers", type=int, default=default_workers())
+    synth.set_defaults(func=run_synth)
+
+    split = actions.add_parser(
+        "split", help="deterministic train/val/test split by identity",
+        description="Assign every identity folder of DATA_DIR to train, val or test by a hash of the "
+                    "seed and its name (stable across machines and as identities are added). "
+                    "--strata stratifies by a column of a CSV with an 'identity' column.")
+    split.add_argument("data_dir", type=Path)
+    split.add_argument("-o", "--output", type=Path, required=True, help="split JSON to write")
+    split.add_argument("--fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--strata", type=Path, help="CSV with identity and the --strata-column")
+    split.add_argument("--strata-column", default="register_group")
+    split.set_defaults(func=run_split)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=default_workers(), help="processes (default: all cores)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo finished files (and accept changed settings)")
+
+
+def _finish(report, out_dir: Path, report_name: str) -> int:
+    print(report.summary(out_dir / report_name))
+    return 0 if report.written + report.already_done > 0 or report.total == 0 else 1
+
+
+def run_preprocess_audio(args: argparse.Namespace) -> int:
+    from runtime.voice_input import VoiceInputSpec
+    from s2f.data.layout import AUDIO_REPORT
+    from s2f.data.preprocess_audio import preprocess_audio
+
+    extra = {key: value for key in ("seconds", "mean", "std") if (value := getattr(args, key)) is not None}
+    spec = VoiceInputSpec(encoder=args.encoder, variant=args.variant, **extra)
+    report = preprocess_audio(args.data_dir, args.out_dir, spec, args.workers, args.overwrite)
+    return _finish(report, args.out_dir, AUDIO_REPORT)
+
+
+def run_preprocess_faces(args: argparse.Namespace) -> int:
+    from s2f.data.layout import FACE_REPORT
+    from s2f.data.preprocess_faces import preprocess_faces
+
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    report = preprocess_faces(args.data_dir, args.out_dir, args.face_encoder, args.landmarks, args.workers,
+                              args.batch_size, device, args.overwrite)
+    return _finish(report, args.out_dir, FACE_REPORT)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from s2f.data.synth import SynthConfig, synthesize_corpus
+
+    config = SynthConfig(identities=args.identities, clips=args.clips, images=args.images,
+                         seconds=args.seconds, seed=args.seed)
+    csv_path = synthesize_corpus(args.out_dir, config, args.workers)
+    print(f"wrote {config.identities} identities x ({config.clips} clips, {config.images} images) to "
+          f"{args.out_dir} (traits in {csv_path})")
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from runtime.atomic import atomic_output
+    from s2f.data.layout import identity_dirs, require_dir
+    from s2f.data.split import read_strata, split_identities
+
+    names = [folder.name for folder in identity_dirs(require_dir(args.data_dir))]
+    strata = read_strata(args.strata, args.strata_column) if args.strata else None
+    split = split_identities(names, args.fractions, args.seed, strata)
+    with atomic_output(args.output, "w") as handle:
+        json.dump({"seed": args.seed, "fractions": list(args.fractions), **split}, handle, indent=2)
+    print(", ".join(f"{name}: {len(members)}" for name, members in split.items()) + f" identities -> {args.output}")
+    return 0

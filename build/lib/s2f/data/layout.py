@@ -1,0 +1,53 @@
+"""Names of things in a dataset tree, in one place: which files are inputs, where each
+output goes, and how an output path maps back to its identity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from runtime.errors import InputError
+
+AUDIO_DIR = "audios"
+IMAGE_DIR = "images"
+# per face image <stem>.jpg, preprocessing writes <stem> + each of these
+EMBEDDING_SUFFIX = "_embedding.npy"
+LANDMARKS_SUFFIX = "_landmarks.npy"
+TARGET_SUFFIX = "_target.npy"
+# settings a preprocessed tree was made with (rerunning with others would mix inputs)
+AUDIO_SETTINGS = "audio_features.json"
+FACE_SETTINGS = "face_features.json"
+AUDIO_REPORT = "report_audio.json"
+FACE_REPORT = "report_faces.json"
+
+
+def require_dir(path: Path) -> Path:
+    if not path.exists():
+        raise InputError(path, "directory not found")
+    if not path.is_dir():
+        raise InputError(path, "not a directory")
+    return path
+
+
+def find_files(root: Path, suffixes: frozenset[str]) -> list[Path]:
+    """Files under ``root`` with one of ``suffixes`` (case-insensitive), sorted, relative to
+    ``root``; hidden files and our own partial outputs are skipped."""
+    found = []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.suffix.lower() in suffixes and path.is_file():
+            found.append(relative)
+    return sorted(found)
+
+
+def identity_of(relative: Path) -> str:
+    """The identity a file belongs to: the first folder under the dataset root."""
+    return relative.parts[0] if len(relative.parts) > 1 else ""
+
+
+def identity_dirs(root: Path) -> Iterator[Path]:
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and not child.name.startswith("."):
+            yield child

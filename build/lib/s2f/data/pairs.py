@@ -1,0 +1,173 @@
+"""Training pairs from a preprocessed tree, indexed in constant time.
+
+The original datasets walked every identity on each ``__getitem__`` (O(identities) per
+item, hours per epoch on VoxCeleb). Here the tree is scanned once into flat arrays and an
+item resolves with arithmetic: O(1) for ``all_to_one``, ``one_to_one`` and the decoder's
+faces; ``all_to_all`` needs one binary search over identity offsets (O(log identities),
+in numpy, about a microsecond) because its identities contribute different numbers of pairs.
+
+Items are numpy arrays, so a torch ``DataLoader`` collates them directly and the classes
+stay usable without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime.errors import InputError
+from s2f.data.layout import (
+    AUDIO_DIR,
+    EMBEDDING_SUFFIX,
+    IMAGE_DIR,
+    LANDMARKS_SUFFIX,
+    TARGET_SUFFIX,
+    identity_dirs,
+    require_dir,
+)
+
+PAIRINGS = ("all_to_one", "one_to_one", "all_to_all")
+
+
+def _files(directory: Path, suffix: str) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted(path for path in directory.rglob(f"*{suffix}")
+                  if path.is_file() and not path.name.startswith("."))
+
+
+@dataclass(frozen=True)
+class Pair:
+    clip: Path
+    face: Path
+    identity: int
+
+
+class VoiceFacePairs:
+    """(voice features, face embedding, identity index) pairs for the voice encoder.
+
+    Args:
+        root: preprocessed tree (``<identity>/audios/*.npy`` and ``<identity>/images/*_embedding.npy``).
+        pairing: ``all_to_one`` (every clip with its identity's first face, as the original;
+            it also capped clips per identity at 20, see ``max_clips_per_identity``),
+            ``one_to_one`` (the k-th clip with the k-th face, min of both per identity) or
+            ``all_to_all`` (every clip with every face of its identity).
+        identities: only these identity names (a split); default all.
+        max_clips_per_identity: use at most this many clips (sorted order) of each identity.
+    Identities lacking clips or faces are skipped, as the original did.
+    """
+
+    def __init__(self, root: str | Path, pairing: str = "all_to_one", identities: Iterable[str] | None = None,
+                 max_clips_per_identity: int | None = None) -> None:
+        if pairing not in PAIRINGS:
+            raise ValueError(f"unknown pairing {pairing!r}; expected one of {PAIRINGS}")
+        self.root, self.pairing = require_dir(Path(root)), pairing
+        wanted = None if identities is None else set(identities)
+        self.identities: list[str] = []
+        self.clips: list[Path] = []
+        self.faces: list[Path] = []
+        clip_counts, face_counts = [], []
+        for folder in identity_dirs(self.root):
+            if wanted is not None and folder.name not in wanted:
+                continue
+            clips = _files(folder / AUDIO_DIR, ".npy")[:max_clips_per_identity]
+            faces = _files(folder / IMAGE_DIR, EMBEDDING_SUFFIX)
+            if not clips or not faces:
+                continue
+            self.identities.append(folder.name)
+            self.clips += clips
+            self.faces += faces
+            clip_counts.append(len(clips))
+            face_counts.append(len(faces))
+        if not self.identities:
+            raise InputError(self.root, "no identity has both voice features (audios/*.npy) and face "
+                                        "embeddings (images/*_embedding.npy); run 's2f preprocess' first")
+        self.clip_count = np.array(clip_counts, np.int64)
+        self.face_count = np.array(face_counts, np.int64)
+        self.clip_start = np.concatenate([[0], np.cumsum(self.clip_count)[:-1]])
+        self.face_start = np.concatenate([[0], np.cumsum(self.face_count)[:-1]])
+        self.clip_identity = np.repeat(np.arange(len(self.identities)), self.clip_count)
+        if pairing == "one_to_one":
+            per_identity = np.minimum(self.clip_count, self.face_count)
+            ids = np.repeat(np.arange(len(self.identities)), per_identity)
+            offset = np.arange(per_identity.sum()) - np.repeat(np.cumsum(per_identity) - per_identity, per_identity)
+            self._item_clip = self.clip_start[ids] + offset
+            self._item_face = self.face_start[ids] + offset
+        elif pairing == "all_to_all":
+            self._pair_end = np.cumsum(self.clip_count * self.face_count)
+
+    def __len__(self) -> int:
+        if self.pairing == "all_to_one":
+            return len(self.clips)
+        if self.pairing == "one_to_one":
+            return len(self._item_clip)
+        return int(self._pair_end[-1])
+
+    def pair(self, index: int) -> Pair:
+        """Which clip and face item ``index`` is, without loading them."""
+        length = len(self)
+        if not -length <= index < length:
+            raise IndexError(f"pair index {index} out of range for {length} pairs")
+        index %= length
+        if self.pairing == "all_to_one":
+            identity = int(self.clip_identity[index])
+            return Pair(self.clips[index], self.faces[self.face_start[identity]], identity)
+        if self.pairing == "one_to_one":
+            clip = int(self._item_clip[index])
+            return Pair(self.clips[clip], self.faces[self._item_face[index]], int(self.clip_identity[clip]))
+        identity = int(np.searchsorted(self._pair_end, index, side="right"))
+        within = index - (int(self._pair_end[identity - 1]) if identity else 0)
+        clip, face = divmod(within, int(self.face_count[identity]))
+        clip += int(self.clip_start[identity])
+        face += int(self.face_start[identity])
+        return Pair(self.clips[clip], self.faces[face], identity)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
+        pair = self.pair(index)
+        return _load(pair.clip), _load(pair.face), pair.identity
+
+
+class DecoderFaces:
+    """(target image 3x224x224 float32 in [0, 1], embedding, landmarks, identity index) for
+    the face decoder: every face with all three preprocessed files (as the original required)."""
+
+    def __init__(self, root: str | Path, identities: Iterable[str] | None = None) -> None:
+        self.root = require_dir(Path(root))
+        wanted = None if identities is None else set(identities)
+        self.identities: list[str] = []
+        self.bases: list[str] = []
+        owners = []
+        for folder in identity_dirs(self.root):
+            if wanted is not None and folder.name not in wanted:
+                continue
+            bases = [str(path)[: -len(EMBEDDING_SUFFIX)] for path in _files(folder / IMAGE_DIR, EMBEDDING_SUFFIX)]
+            bases = [base for base in bases
+                     if Path(base + TARGET_SUFFIX).is_file() and Path(base + LANDMARKS_SUFFIX).is_file()]
+            if bases:
+                owners += [len(self.identities)] * len(bases)
+                self.identities.append(folder.name)
+                self.bases += bases
+        if not self.bases:
+            raise InputError(self.root, "no face has its embedding, target and landmarks "
+                                        "(images/<stem>_embedding/_target/_landmarks.npy); run 's2f preprocess faces'")
+        self.face_identity = np.array(owners, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.bases)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        base = self.bases[index]
+        target = _load(Path(base + TARGET_SUFFIX))
+        image = np.ascontiguousarray(target.transpose(2, 0, 1), dtype=np.float32) / np.float32(255)
+        return image, _load(Path(base + EMBEDDING_SUFFIX)), _load(Path(base + LANDMARKS_SUFFIX)), \
+            int(self.face_identity[index])
+
+
+def _load(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"unreadable array ({err})") from None

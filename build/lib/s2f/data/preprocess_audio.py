@@ -1,0 +1,55 @@
+"""``s2f preprocess audio``: every voice clip under DATA_DIR -> its voice-encoder input
+(``runtime.voice_input``), one ``.npy`` per clip at the mirrored path under OUT_DIR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.errors import InputError
+from runtime.voice_input import VoiceInputSpec
+from s2f.data.jobs import FileJob, RunReport, run_jobs, save_array
+from s2f.data.layout import AUDIO_REPORT, AUDIO_SETTINGS, AUDIO_SUFFIXES, find_files, require_dir
+from s2f.data.settings import claim_settings
+
+_spec: VoiceInputSpec | None = None
+
+
+def _init_worker(spec_values: dict) -> None:
+    global _spec
+    _spec = VoiceInputSpec.from_dict(spec_values)
+
+
+def _process(job: FileJob) -> None:
+    assert _spec is not None
+    save_array(job.outputs[0], _spec.features_from_file(job.source))
+
+
+def audio_jobs(data_dir: Path, out_dir: Path) -> list[FileJob]:
+    jobs, seen = [], {}
+    for relative in find_files(data_dir, AUDIO_SUFFIXES):
+        output = out_dir / relative.with_suffix(".npy")
+        if output in seen:  # clip.wav and clip.flac side by side
+            raise InputError(data_dir / relative, f"has the same output {output} as {data_dir / seen[output]}; "
+                                                  "rename one of them")
+        seen[output] = relative
+        jobs.append(FileJob(data_dir / relative, (output,)))
+    return jobs
+
+
+def preprocess_audio(data_dir: Path, out_dir: Path, spec: VoiceInputSpec, workers: int = 1,
+                     overwrite: bool = False) -> RunReport:
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    require_dir(data_dir)
+    jobs = audio_jobs(data_dir, out_dir)
+    if not jobs:
+        raise InputError(data_dir, f"no audio files found (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
+    settings = {"kind": "voice_features", **spec.to_dict(), "shape": list(spec.shape)}
+    claim_settings(out_dir / AUDIO_SETTINGS, settings, overwrite)
+    if overwrite:
+        for job in jobs:
+            job.outputs[0].unlink(missing_ok=True)
+    report = RunReport("preprocess audio", settings)
+    for _ in run_jobs(jobs, _process, report, workers, "audio", _init_worker, (spec.to_dict(),)):
+        report.written += 1
+    report.save(out_dir / AUDIO_REPORT)
+    return report

@@ -1,0 +1,131 @@
+"""``s2f preprocess faces``: every face photo under DATA_DIR -> at the mirrored path under
+OUT_DIR, ``<stem>_target.npy`` (the decoder's 224x224 uint8 target), ``<stem>_landmarks.npy``
+(on that target) and ``<stem>_embedding.npy`` (the face encoder's descriptor).
+
+Decoding, resizing and landmark detection run in worker processes; the face encoder runs in
+this process on batches, so torch's own threads use the cores for the heavy part.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime.errors import InputError
+from runtime.face_preprocess import INPUT_SIZE, decoder_target, preprocess
+from runtime.image import load_face
+from s2f.data.jobs import FileJob, RunReport, run_jobs, save_array
+from s2f.data.landmarks import LANDMARK_MODES, LandmarkDetector, NoFaceFound
+from s2f.data.layout import (
+    EMBEDDING_SUFFIX,
+    FACE_REPORT,
+    FACE_SETTINGS,
+    IMAGE_SUFFIXES,
+    LANDMARKS_SUFFIX,
+    TARGET_SUFFIX,
+    find_files,
+    require_dir,
+)
+from s2f.data.settings import claim_settings
+
+_worker: dict = {}
+
+
+def detector_for(landmarks: str) -> LandmarkDetector | None:
+    return LandmarkDetector(68 if landmarks == "dlib68" else 72) if landmarks.startswith("dlib") else None
+
+
+def _init_worker(arch: str, landmarks: str) -> None:
+    _worker.update(arch=arch, landmarks=landmarks)
+    _worker["detector"] = detector_for(landmarks)
+
+
+def given_landmarks(source: Path, image_shape: tuple[int, ...]) -> np.ndarray:
+    """``<stem>_landmarks.npy`` beside the photo (ground truth, e.g. the synthetic corpus), in
+    the photo's pixels -> the 224x224 target's pixels."""
+    path = source.with_name(source.stem + LANDMARKS_SUFFIX)
+    if not path.is_file():
+        raise InputError(source, f"--landmarks given, but {path.name} is missing")
+    try:
+        points = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1, 2)
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"not a landmarks array ({err})") from None
+    if points.shape[0] not in (68, 72) or not np.isfinite(points).all():
+        raise InputError(path, f"expected 68 or 72 finite (x, y) points, got {points.shape[0]}")
+    height, width = image_shape[:2]
+    return (points * np.array([INPUT_SIZE / width, INPUT_SIZE / height], np.float32)).reshape(-1)
+
+
+def _process(job: FileJob) -> np.ndarray:
+    image = load_face(job.source)
+    target = decoder_target(image)
+    mode = _worker["landmarks"]
+    if mode != "none":
+        try:
+            if mode == "given":
+                points = given_landmarks(job.source, image.shape)
+            else:
+                points = _worker["detector"](target)
+        except NoFaceFound as err:
+            raise InputError(job.source, str(err)) from None
+        save_array(job.outputs[2], points)
+    save_array(job.outputs[1], target)
+    return preprocess(image, _worker["arch"])[0]
+
+
+def face_jobs(data_dir: Path, out_dir: Path, landmarks: str) -> list[FileJob]:
+    jobs = []
+    for relative in find_files(data_dir, IMAGE_SUFFIXES):
+        base = out_dir / relative.parent / relative.stem
+        outputs = [Path(f"{base}{EMBEDDING_SUFFIX}"), Path(f"{base}{TARGET_SUFFIX}")]
+        if landmarks != "none":
+            outputs.append(Path(f"{base}{LANDMARKS_SUFFIX}"))
+        jobs.append(FileJob(data_dir / relative, tuple(outputs)))
+    return jobs
+
+
+def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmarks: str = "dlib72",
+                     workers: int = 1, batch_size: int = 32, device: str = "cpu",
+                     overwrite: bool = False) -> RunReport:
+    import torch
+
+    from s2f.models.face_encoder import load_face_encoder
+
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if landmarks not in LANDMARK_MODES:
+        raise ValueError(f"landmarks must be one of {LANDMARK_MODES}")
+    require_dir(data_dir)
+    jobs = face_jobs(data_dir, out_dir, landmarks)
+    if not jobs:
+        raise InputError(data_dir, f"no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    model = load_face_encoder(face_encoder, device)
+    arch = model.config.arch
+    detector_for(landmarks)  # fail here, once, if dlib is missing
+    settings = {"kind": "face_features", "arch": arch, "face_encoder": Path(face_encoder).name,
+                "landmarks": landmarks, "target_size": INPUT_SIZE}
+    claim_settings(out_dir / FACE_SETTINGS, settings, overwrite)
+    if overwrite:
+        for job in jobs:
+            for output in job.outputs:
+                output.unlink(missing_ok=True)
+    report = RunReport("preprocess faces", settings)
+    pending: list[tuple[FileJob, np.ndarray]] = []
+
+    def flush() -> None:
+        with torch.inference_mode():
+            batch = torch.from_numpy(np.stack([array for _, array in pending])).to(device)
+            embeddings = model.embed(batch).float().cpu().numpy()
+        for (job, _), embedding in zip(pending, embeddings, strict=True):
+            save_array(job.outputs[0], embedding)
+            report.written += 1
+        pending.clear()
+
+    for job, encoder_input in run_jobs(jobs, _process, report, workers, "faces", _init_worker, (arch, landmarks)):
+        pending.append((job, encoder_input))
+        if len(pending) == batch_size:
+            flush()
+    if pending:
+        flush()
+    report.save(out_dir / FACE_REPORT)
+    return report

@@ -1,0 +1,28 @@
+"""Read PyTorch checkpoints safely: ``torch.load(weights_only=True)`` only, so a file can
+never run code; the original project's ``{"model_state_dict": ...}`` dicts are unwrapped."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+from runtime.errors import InputError
+
+
+def load_torch_state_dict(path: str | Path) -> dict:
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(path, f"not a loadable PyTorch state dict under weights_only=True ({first[:200]})") from None
+    if isinstance(state, dict) and "model_state_dict" in state:
+        state = state["model_state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise InputError(path, "expected a state dict (a mapping of names to tensors)")
+    return state

@@ -1,0 +1,86 @@
+"""``save_pretrained(dir)`` / ``from_pretrained(dir)``: a directory with ``config.json`` and
+``model.safetensors`` is the unit users pass around (the transformers habit). Config
+dataclasses round-trip through JSON; weights never go through pickle."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from runtime.atomic import atomic_output
+from runtime.errors import InputError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class Pretrained:
+    """Mixin for ``nn.Module`` subclasses built from ``self.config`` (a dataclass)."""
+
+    config_class: ClassVar[type]
+    model_type: ClassVar[str]
+    config: Any
+
+    def safetensors_metadata(self) -> dict[str, str]:
+        return {"format": "pt", "model_type": self.model_type}
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        from safetensors.torch import save
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"model_type": self.model_type, **dataclasses.asdict(self.config)}
+        with atomic_output(directory / CONFIG_NAME, "w") as handle:
+            json.dump(config, handle, indent=2)
+        state = {key: value.detach().contiguous() for key, value in self.state_dict().items()
+                 if not key.endswith("num_batches_tracked")}
+        with atomic_output(directory / WEIGHTS_NAME) as handle:
+            handle.write(save(state, metadata=self.safetensors_metadata()))
+        return directory
+
+    @classmethod
+    def config_from_dir(cls, directory: Path) -> Any:
+        path = directory / CONFIG_NAME
+        try:
+            values = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(path, "file not found (not a save_pretrained directory?)") from None
+        except json.JSONDecodeError as err:
+            raise InputError(path, f"invalid JSON ({err})") from None
+        model_type = values.pop("model_type", cls.model_type)
+        if model_type != cls.model_type:
+            raise InputError(path, f"holds a {model_type!r} model, not {cls.model_type!r}")
+        known = {field.name for field in dataclasses.fields(cls.config_class)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(path, f"unknown config field {unknown[0]!r} for {cls.model_type}")
+        return cls.config_class(**values)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str = "cpu"):
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        model = cls(cls.config_from_dir(directory))
+        weights = directory / WEIGHTS_NAME
+        if not weights.is_file():
+            raise InputError(weights, "file not found")
+        load_state_strict(model, load_file(str(weights)), weights)
+        return model.to(device).eval()
+
+
+def load_state_strict(model, state: dict, source: str | Path) -> None:
+    """Every parameter and buffer present with its shape (BatchNorm's step counter aside)."""
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()
+                if not key.endswith("num_batches_tracked")}
+    for key, shape in expected.items():
+        if key not in state:
+            raise InputError(source, f"missing tensor {key!r}")
+        if tuple(state[key].shape) != shape:
+            raise InputError(source, f"tensor {key!r} has shape {tuple(state[key].shape)}, the model needs {shape}")
+    extra = sorted(set(state) - set(expected) - {k for k in state if k.endswith("num_batches_tracked")})
+    if extra:
+        raise InputError(source, f"unexpected tensor {extra[0]!r}")
+    model.load_state_dict(state, strict=False)

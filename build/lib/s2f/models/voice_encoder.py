@@ -1,0 +1,84 @@
+"""The Speech2Face voice encoder (Oh et al. 2019, Table 1), for both spectrogram variants.
+
+Nine 4x4 convolutions (ReLU then BatchNorm, as the paper's CONV-RELU-BN), max-pools over
+time only after conv3-conv6, stride 2 in conv8 and conv9, an average over the remaining
+time steps, then FC 4096 -> FC 4096. The input is ``runtime.features.ve_spectrogram``:
+2 x 257 x T (T = 598 for the paper's framing, 601 for the original project's). The
+frequency axis is never pooled, so the first FC sees 512 x 57 features whatever T is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from s2f.models.pretrained import Pretrained
+
+FREQUENCY_BINS = 257
+
+
+@dataclass
+class VEConvConfig:
+    """Args:
+        variant: spectrogram framing the model is trained on, ``paper`` or ``original``
+            (both are 2 x 257 x T; recorded so serving computes the same features).
+        channels: output channels of the nine convolutions.
+        time_pool_after: 1-based convolutions followed by a 2x max-pool over time.
+        stride2_convs: 1-based convolutions with stride 2.
+        embedding_dim: output size (the face encoder's fc7 width, 4096).
+        output_relu: end with a ReLU, as the original did: the target (fc7 after ReLU) is
+            non-negative.
+    """
+
+    variant: str = "paper"
+    channels: list[int] = field(default_factory=lambda: [64, 64, 128, 128, 128, 256, 512, 512, 512])
+    time_pool_after: list[int] = field(default_factory=lambda: [3, 4, 5, 6])
+    stride2_convs: list[int] = field(default_factory=lambda: [8, 9])
+    embedding_dim: int = 4096
+    hidden_dim: int = 4096
+    output_relu: bool = True
+
+    @property
+    def time_frames(self) -> int:
+        return 598 if self.variant == "paper" else 601
+
+    def frequency_after_convs(self) -> int:
+        size = FREQUENCY_BINS
+        for index in range(1, len(self.channels) + 1):
+            stride = 2 if index in self.stride2_convs else 1
+            size = (size - 4) // stride + 1
+        return size
+
+
+class VEConv(nn.Module, Pretrained):
+    config_class = VEConvConfig
+    model_type = "ve_conv"
+
+    def __init__(self, config: VEConvConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or VEConvConfig()
+        if config.variant not in ("paper", "original"):
+            raise ValueError(f"unknown spectrogram variant {config.variant!r}")
+        cin = 2
+        for index, cout in enumerate(config.channels, start=1):
+            stride = 2 if index in config.stride2_convs else 1
+            self.add_module(f"conv{index}", nn.Conv2d(cin, cout, kernel_size=4, stride=stride))
+            self.add_module(f"bn{index}", nn.BatchNorm2d(cout))
+            cin = cout
+        self.fc1 = nn.Linear(cin * config.frequency_after_convs(), config.hidden_dim)
+        self.fc2 = nn.Linear(config.hidden_dim, config.embedding_dim)
+        self.pool = nn.MaxPool2d(kernel_size=(1, 2), stride=(1, 2))
+
+    def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        """N x 2 x 257 x T -> N x embedding_dim."""
+        x = spectrogram
+        for index in range(1, len(self.config.channels) + 1):
+            x = self._modules[f"bn{index}"](torch.relu(self._modules[f"conv{index}"](x)))
+            if index in self.config.time_pool_after:
+                x = self.pool(x)
+        x = x.mean(dim=3)  # average over the remaining time steps
+        x = torch.relu(self.fc1(torch.flatten(x, 1)))
+        x = self.fc2(x)
+        return torch.relu(x) if self.config.output_relu else x

@@ -1,0 +1,140 @@
+"""Speech -> face retrieval, the Speech2Face / SF2F protocol: for each held-out voice clip,
+rank N candidate faces (its own identity's and N-1 other identities') by the cosine between
+the voice embedding and each face embedding; recall@K is how often the true face ranks in
+the top K. Chance is K/N. Also the cosine and L1 between the voice embedding and the true
+face's embedding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from runtime.atomic import atomic_output
+from s2f.data.pairs import VoiceFacePairs
+
+KS = (1, 5, 10)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def retrieval_recall(voice: np.ndarray, identity: np.ndarray, faces: np.ndarray, candidates: int = 10,
+                     ks: tuple[int, ...] = KS, seed: int = 0) -> dict[str, float]:
+    """voice: Q x D voice embeddings of identities ``identity`` (Q); faces: I x D, one face
+    embedding per identity. Distractors are drawn per query from a seeded RNG."""
+    identities = len(faces)
+    candidates = min(candidates, identities)
+    if candidates < 2:
+        raise ValueError("retrieval needs at least two identities")
+    rng = np.random.default_rng(seed)
+    similarity = _unit(voice) @ _unit(faces).T  # Q x I
+    ranks = np.empty(len(voice), np.int64)
+    for q, true in enumerate(identity):
+        others = rng.choice(np.delete(np.arange(identities), true), candidates - 1, replace=False)
+        ranks[q] = int((similarity[q, others] > similarity[q, true]).sum())  # ties favour the truth
+    result = {"candidates": candidates, "queries": len(voice)}
+    for k in ks:
+        if k <= candidates:
+            result[f"recall@{k}"] = float((ranks < k).mean())
+            result[f"chance@{k}"] = k / candidates
+    return result
+
+
+@torch.no_grad()
+def voice_embeddings(model: torch.nn.Module, pairs: VoiceFacePairs, batch_size: int = 16,
+                     device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of every clip in ``pairs`` (one per clip) and their identity indices."""
+    model.eval().to(device)
+    outputs = []
+    for start in range(0, len(pairs.clips), batch_size):
+        batch = np.stack([np.load(path) for path in pairs.clips[start:start + batch_size]])
+        outputs.append(model(torch.from_numpy(batch).float().to(device)).float().cpu().numpy())
+    return np.concatenate(outputs), pairs.clip_identity.copy()
+
+
+def evaluate_voice_encoder(model: torch.nn.Module, root: str | Path, identities: list[str] | None = None,
+                           candidates: int = 10, seed: int = 0, device: str | torch.device = "cpu") -> dict[str, Any]:
+    pairs = VoiceFacePairs(root, "all_to_one", identities)
+    voice, identity = voice_embeddings(model, pairs, device=device)
+    faces = np.stack([np.load(pairs.faces[start]) for start in pairs.face_start])
+    true = faces[identity]
+    cosine = (_unit(voice) * _unit(true)).sum(axis=1)
+    return {**retrieval_recall(voice, identity, faces, candidates, seed=seed), "identities": len(faces),
+            "cosine_to_true_face": float(cosine.mean()), "l1_to_true_face": float(np.abs(voice - true).mean())}
+
+
+def plot_recall(result: dict[str, Any], path: str | Path) -> Path:
+    """Bars of recall@K against chance, as a PNG (PIL: no plotting library needed)."""
+    ks = [k for k in KS if f"recall@{k}" in result]
+    width, height, margin = 120 * len(ks) + 80, 260, 40
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    base = height - margin
+    draw.line([(margin, base), (width - 10, base)], fill="black")
+    for tick in (0.0, 0.5, 1.0):
+        y = base - tick * (base - 30)
+        draw.text((4, y - 6), f"{tick:.1f}", fill="black")
+    for i, k in enumerate(ks):
+        x = margin + 20 + i * 120
+        for offset, key, colour in ((0, f"recall@{k}", (40, 90, 200)), (45, f"chance@{k}", (180, 180, 180))):
+            top = base - result[key] * (base - 30)
+            draw.rectangle([x + offset, top, x + offset + 40, base], fill=colour)
+        draw.text((x, base + 6), f"@{k}: {result[f'recall@{k}']:.2f}", fill="black")
+    draw.text((margin, 6), f"speech->face recall among {result['candidates']} (grey: chance)", fill="black")
+    path = Path(path)
+    with atomic_output(path, "wb") as handle:
+        image.save(handle, format="PNG")
+    return path
+
+
+@torch.no_grad()
+def decoder_reconstruction(decoder: torch.nn.Module, held_out, mean_face: np.ndarray,
+                           device: str | torch.device = "cpu", batch_size: int = 16) -> dict[str, float]:
+    """Mean L1 (pixels in [0, 1]) of faces decoded from their embeddings against the true
+    224x224 targets of ``held_out`` (a ``DecoderFaces``), and the same for simply answering
+    the mean training face: the decoder must beat it to have learned anything."""
+    decoder.eval().to(device)
+    decoded_l1 = mean_l1 = 0.0
+    for start in range(0, len(held_out), batch_size):
+        items = [held_out[i] for i in range(start, min(start + batch_size, len(held_out)))]
+        targets = np.stack([item[0] for item in items])
+        embeddings = torch.from_numpy(np.stack([item[1] for item in items])).float().to(device)
+        _, texture = decoder(embeddings)
+        decoded_l1 += float(np.abs(texture.float().cpu().numpy() - targets).mean(axis=(1, 2, 3)).sum())
+        mean_l1 += float(np.abs(mean_face[None] - targets).mean(axis=(1, 2, 3)).sum())
+    count = len(held_out)
+    return {"decoder_l1": decoded_l1 / count, "mean_face_l1": mean_l1 / count, "faces": count}
+
+
+def mean_face(faces) -> np.ndarray:
+    """Average 3x224x224 target of a ``DecoderFaces`` set (the baseline face)."""
+    total = None
+    for index in range(len(faces)):
+        image = faces[index][0].astype(np.float64)
+        total = image if total is None else total + image
+    return (total / len(faces)).astype(np.float32)
+
+
+@torch.no_grad()
+def result_grid(voice_encoder: torch.nn.Module, decoder: torch.nn.Module, pairs: VoiceFacePairs, path: str | Path,
+                rows: int = 8, device: str | torch.device = "cpu") -> Path:
+    """original | face->face | speech->face for one clip of each of the first ``rows`` identities."""
+    from runtime.grid import save_face_grid
+    from s2f.data.layout import EMBEDDING_SUFFIX, TARGET_SUFFIX
+
+    voice_encoder.eval().to(device)
+    decoder.eval().to(device)
+    images = []
+    for identity in range(min(rows, len(pairs.identities))):
+        clip, face = pairs.clips[pairs.clip_start[identity]], pairs.faces[pairs.face_start[identity]]
+        target = np.load(str(face)[: -len(EMBEDDING_SUFFIX)] + TARGET_SUFFIX)
+        voice = voice_encoder(torch.from_numpy(np.load(clip))[None].float().to(device))
+        _, from_voice = decoder(voice)
+        _, from_face = decoder(torch.from_numpy(np.load(face))[None].float().to(device))
+        images.append([target, from_face[0].float().cpu().numpy(), from_voice[0].float().cpu().numpy()])
+    return save_face_grid(path, images, ["original", "face->face", "speech->face"])

@@ -1,0 +1,133 @@
+"""The two things we train, as ``TrainTask``s: the face decoder (embedding -> landmarks +
+texture) and a voice encoder (voice features -> face embedding) taught by the frozen face
+encoder's fc8 and the frozen decoder's first layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from runtime.grid import save_face_grid
+from s2f.data.layout import EMBEDDING_SUFFIX, TARGET_SUFFIX
+from s2f.data.pairs import DecoderFaces, VoiceFacePairs
+from s2f.train.losses import (
+    DecoderLossWeights,
+    FaceDecoderLoss,
+    VoiceEncoderLoss,
+    VoiceLossWeights,
+)
+
+GRID_ROWS = 8
+
+
+def freeze(module: nn.Module | None) -> nn.Module | None:
+    if module is not None:
+        module.requires_grad_(False).eval()
+    return module
+
+
+class FaceHead(nn.Module):
+    """The face encoder's classifier applied to embeddings (fc8), as the distillation teacher."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.encoder.head_logits(embedding)
+
+
+class TextureEmbedder(nn.Module):
+    """Decoded texture (N x 3 x 224 x 224, RGB in [0, 1]) -> the face encoder's embedding,
+    differentiably: the encoder's own input convention (``FACE_PREPROCESSING``) applied in
+    torch. The texture is already 224x224, so no resize is involved."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        from runtime.face_preprocess import FACE_PREPROCESSING
+
+        spec = FACE_PREPROCESSING[encoder.config.arch]
+        self.encoder = encoder
+        self.flip = spec.channel_order == "BGR"
+        self.scale = 255.0 / spec.divide_by
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, texture: torch.Tensor) -> torch.Tensor:
+        x = texture.flip(1) if self.flip else texture
+        return self.encoder.embed(x * self.scale - self.mean)
+
+
+class DecoderTask:
+    """Args:
+        face_encoder: frozen; enables the loss's embedding-cosine term (decoded face ->
+            embedding vs the input embedding), as the original optionally did.
+    """
+
+    def __init__(self, model: nn.Module, preview: DecoderFaces | None = None,
+                 weights: DecoderLossWeights | None = None, face_encoder: nn.Module | None = None) -> None:
+        self.model, self.preview = model, preview
+        embedder = freeze(TextureEmbedder(face_encoder)) if face_encoder is not None else None
+        self.loss = FaceDecoderLoss(embedder, weights=weights)
+
+    def losses(self, model: nn.Module, batch, device: torch.device) -> dict[str, torch.Tensor]:
+        image, embedding, landmarks, _ = (x.to(device, non_blocking=True) for x in batch)
+        predicted_landmarks, texture = model(embedding.float())
+        if self.loss.face_encoder is not None:
+            self.loss.face_encoder.to(device)
+        return self.loss(predicted_landmarks, texture.float(), landmarks.float(), image, embedding.float())
+
+    def end_of_epoch(self, epoch: int, run_dir: Path) -> None:
+        if self.preview is None:
+            return
+        device = next(self.model.parameters()).device
+        items = [self.preview[i] for i in range(min(GRID_ROWS, len(self.preview)))]
+        embeddings = torch.from_numpy(np.stack([item[1] for item in items])).float().to(device)
+        _, textures = self.model(embeddings)
+        rows = [[item[0], texture] for item, texture in zip(items, textures.float().cpu().numpy(), strict=True)]
+        save_face_grid(run_dir / "grids" / f"epoch{epoch:03d}.png", rows, ["original", "from face embedding"])
+
+
+class VoiceTask:
+    """Args:
+        model: VEConv or ASTVoiceEncoder (already set to its train mode).
+        face_head: fc8 of the face encoder on embeddings (distillation), or None.
+        decoder: a trained FaceDecoder: its first layer enters the loss, and the grids show
+            faces decoded from voices; or None.
+    """
+
+    def __init__(self, model: nn.Module, face_head: nn.Module | None = None, decoder: nn.Module | None = None,
+                 preview: VoiceFacePairs | None = None, weights: VoiceLossWeights | None = None) -> None:
+        self.model, self.preview = model, preview
+        self.decoder = freeze(decoder)
+        first = decoder.shared[0][0] if decoder is not None else None
+        self.loss = VoiceEncoderLoss(freeze(face_head), first, weights)
+
+    def losses(self, model: nn.Module, batch, device: torch.device) -> dict[str, torch.Tensor]:
+        features, embedding, _ = batch
+        voice = model(features.to(device, non_blocking=True).float())
+        return self.loss(voice.float(), embedding.to(device, non_blocking=True).float())
+
+    def end_of_epoch(self, epoch: int, run_dir: Path) -> None:
+        if self.preview is None or self.decoder is None:
+            return
+        device = next(self.model.parameters()).device
+        self.decoder.to(device)
+        rows = []
+        for index in _spread(len(self.preview), GRID_ROWS):
+            pair = self.preview.pair(index)
+            features, embedding, _ = self.preview[index]
+            target = np.load(str(pair.face)[: -len(EMBEDDING_SUFFIX)] + TARGET_SUFFIX)
+            voice = self.model(torch.from_numpy(features)[None].float().to(device))
+            _, from_face = self.decoder(torch.from_numpy(embedding)[None].float().to(device))
+            _, from_voice = self.decoder(voice)
+            rows.append([target, from_face[0].float().cpu().numpy(), from_voice[0].float().cpu().numpy()])
+        save_face_grid(run_dir / "grids" / f"epoch{epoch:03d}.png", rows,
+                       ["original", "face->face", "speech->face"])
+
+
+def _spread(length: int, count: int) -> list[int]:
+    """``count`` indices spread over the dataset (different people, not one person's clips)."""
+    return sorted({int(i) for i in np.linspace(0, length - 1, min(count, length))})

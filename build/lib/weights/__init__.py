@@ -1,0 +1,1 @@
+"""Known upstream weight files and a resumable, verifying downloader for them."""

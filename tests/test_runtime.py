@@ -1,0 +1,176 @@
+"""The pipeline bundle and the torch-free runtime: the bundle's graphs reproduce the PyTorch
+pipeline, a tampered or incomplete bundle is refused, devices never fall back silently, and
+in a fresh environment with only the runtime extra (no torch) speech->face and face->face
+run from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from conftest import FACES, REPO
+from speechlike import speechlike
+
+from export.bundle import export_bundle
+from runtime.bundle import open_bundle
+from runtime.errors import InputError
+from runtime.face_preprocess import preprocess
+from runtime.image import load_face
+from runtime.pipeline import FaceToFace, SpeechToFace
+
+EMBEDDING = 2048  # ResNet50's descriptor: the face encoder, voice encoder and decoder must agree
+
+
+@pytest.fixture(scope="module")
+def models():
+    from s2f.models.face_decoder import FaceDecoder
+    from s2f.models.face_encoder import build_face_encoder, he_normal_init_
+    from s2f.models.face_encoder_config import FaceEncoderConfig
+    from s2f.models.voice_encoder import VEConv
+    from s2f.train.cli import decoder_config, tiny_ve_conv_config
+
+    torch.manual_seed(0)
+    voice = VEConv(tiny_ve_conv_config("paper", EMBEDDING)).eval()
+    decoder = FaceDecoder(decoder_config("tiny", EMBEDDING)).eval()
+    face = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", False)), 0)
+    return voice, decoder, face
+
+
+@pytest.fixture(scope="module")
+def bundle(models, tmp_path_factory):
+    path = tmp_path_factory.mktemp("bundles") / "bundle"
+    export_bundle(path, *models)
+    return path
+
+
+@pytest.fixture(scope="module")
+def voice_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("voice") / "voice.wav"
+    soundfile.write(path, np.stack([speechlike(4.0, 44100, f0=150.0)] * 2, axis=1), 44100)  # stereo 44.1 kHz
+    return path
+
+
+def test_manifest(bundle):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"voice_encoder.onnx", "face_decoder.onnx", "face_encoder.onnx"}
+    for name, entry in manifest["files"].items():
+        assert entry["bytes"] == (bundle / name).stat().st_size and len(entry["sha256"]) == 64
+    assert manifest["voice_input"]["encoder"] == "ve_conv" and manifest["face_encoder_arch"] == "rcmalli-resnet50"
+    assert all(e <= 1e-5 for errors in manifest["verification"].values() for e in errors.values())
+    assert not [p for p in bundle.parent.iterdir() if p.name.endswith(".partial")]
+
+
+def test_speech_to_face_matches_pytorch(models, bundle, voice_file):
+    voice, decoder, _ = models
+    face = SpeechToFace(bundle, "cpu").generate_from_file(voice_file)
+    features = SpeechToFace(bundle, "cpu").voice.features_from_file(voice_file)
+    with torch.no_grad():
+        embedding = voice(torch.from_numpy(features)[None])
+        landmarks, texture = decoder(embedding)
+    expected = np.clip(np.rint(texture[0].numpy().transpose(1, 2, 0) * 255), 0, 255)
+    assert face.image.shape == (224, 224, 3) and face.image.dtype == np.uint8
+    assert np.abs(face.image.astype(int) - expected).max() <= 1  # float32 rounding may flip one level
+    np.testing.assert_allclose(face.embedding, embedding[0].numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(face.landmarks.reshape(-1), landmarks[0].numpy(), rtol=1e-4, atol=1e-3)
+    # the waveform API resamples and mixes down like the file path does
+    waveform, rate = soundfile.read(voice_file, dtype="float32")
+    same = SpeechToFace(bundle, "cpu").generate(waveform, rate)
+    assert np.abs(same.image.astype(int) - face.image.astype(int)).max() <= 2
+
+
+def test_face_to_face_matches_pytorch(models, bundle):
+    _, decoder, encoder = models
+    image = load_face(FACES / "eileen_collins.jpg")
+    face = FaceToFace(bundle, "cpu").generate(image)
+    with torch.no_grad():
+        _, texture = decoder(encoder.embed(torch.from_numpy(preprocess(image, "rcmalli-resnet50"))))
+    expected = np.clip(np.rint(texture[0].numpy().transpose(1, 2, 0) * 255), 0, 255)
+    assert np.abs(face.image.astype(int) - expected).max() <= 1
+
+
+@pytest.mark.parametrize("damage", ["flip-byte", "truncate", "delete", "no-manifest", "edit-manifest"])
+def test_tampered_bundle_is_refused(bundle, tmp_path, damage):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    target = copy / "face_decoder.onnx"
+    if damage == "flip-byte":
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 1
+        target.write_bytes(bytes(data))
+        match = "sha256 does not match"
+    elif damage == "truncate":
+        target.write_bytes(target.read_bytes()[:-10])
+        match = "truncated or replaced"
+    elif damage == "delete":
+        target.unlink()
+        match = "missing: incomplete bundle"
+    elif damage == "no-manifest":
+        (copy / "manifest.json").unlink()
+        match = "not a speech2face bundle"
+    else:
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["files"]["../evil.onnx"] = manifest["files"].pop("face_decoder.onnx")
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        match = "outside the bundle"
+    with pytest.raises(InputError, match=match):
+        open_bundle(copy)
+
+
+def test_explicit_gpu_never_falls_back(bundle):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a CUDA build of onnxruntime is installed here")
+    with pytest.raises(InputError, match="--device cuda: CUDAExecutionProvider is not in this onnxruntime build"):
+        SpeechToFace(bundle, "cuda")
+
+
+def _runtime_env(tmp_path_factory):
+    """A fresh virtual environment with only the runtime extra: numpy, onnxruntime, PIL, audio."""
+    root = tmp_path_factory.mktemp("runtime_env") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
+    python = root / "bin" / "python"
+    done = subprocess.run([str(python), "-m", "pip", "install", "-q", f"{REPO}[runtime]"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root
+
+
+def test_torch_free_environment(bundle, voice_file, tmp_path_factory, tmp_path):
+    env_root = _runtime_env(tmp_path_factory)
+    python, command = env_root / "bin" / "python", env_root / "bin" / "s2f-runtime"
+    probe = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True)
+    assert probe.returncode != 0 and "No module named 'torch'" in probe.stderr
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    voices = tmp_path / "voices"
+    (voices / "sub").mkdir(parents=True)
+    shutil.copy(voice_file, voices / "a.wav")
+    shutil.copy(voice_file, voices / "sub" / "b.wav")
+    (voices / "broken.wav").write_text("not audio")
+    runs = [
+        [command, "speech2face", voice_file, "-o", tmp_path / "s2f.png", "--bundle", bundle],
+        [command, "face2face", FACES / "eileen_collins.jpg", "-o", tmp_path / "f2f.png", "--bundle", bundle],
+        [command, "speech2face", voices, "-o", tmp_path / "out", "--bundle", bundle, "--threads", "1"],
+        [command, "grid", "--bundle", bundle, "--faces", FACES / "eileen_collins.jpg", "--voices", voice_file,
+         "-o", tmp_path / "grid.png"],
+    ]
+    outputs = []
+    for run in runs:
+        done = subprocess.run([str(part) for part in run], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert done.returncode == 0, (run[1], done.stderr[-2000:])
+        outputs.append(done)
+    assert "2 of 3 files" in outputs[2].stdout and "1 failed" in outputs[2].stdout
+    assert "broken.wav" in outputs[2].stderr
+    for png in ("s2f.png", "f2f.png", "grid.png", "out/a.png", "out/sub/b.png"):
+        assert (tmp_path / png).is_file(), png
+    assert not (tmp_path / "out" / "broken.png").exists()
+    bad = subprocess.run([str(command), "speech2face", voice_file, "-o", tmp_path / "x.png", "--bundle",
+                          tmp_path], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "not a speech2face bundle" in bad.stderr and "Traceback" not in bad.stderr
