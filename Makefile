@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# the torch-free serving environment: only the 'runtime' extra (numpy, onnxruntime, PIL, audio)
+RUNTIME_VENV ?= .venv-runtime
 
 .PHONY: setup demo test lint bench clean
 
@@ -13,10 +15,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[all]'
 	touch $@
 
+$(RUNTIME_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet '.[runtime]'
+	touch $@
+
 setup: $(VENV)/.installed
 
-demo: setup
-	$(VENV)/bin/s2f demo --workdir s2f-demo
+demo: setup $(RUNTIME_VENV)/.installed
+	$(VENV)/bin/s2f demo --workdir s2f-demo --runtime-env $(RUNTIME_VENV)
 
 test: setup
 	$(PY) -m pytest -q
@@ -28,4 +35,4 @@ bench: setup
 	$(PY) bench/convert_speed.py
 
 clean:
-	rm -rf $(VENV) s2f-demo
+	rm -rf $(VENV) $(RUNTIME_VENV) s2f-demo

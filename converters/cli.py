@@ -57,6 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="real face images (default: the bundled sample face)")
     demo.add_argument("--skip-training", action="store_true",
                       help="stop after parity (skip the synthetic-corpus training pipeline)")
+    demo.add_argument("--runtime-env", type=Path,
+                      help="a virtual environment with only the 'runtime' extra: the exported bundle is run "
+                           "there, without torch (default: this environment, through s2f-runtime)")
     demo.set_defaults(func=run_demo)
 
 
@@ -89,4 +92,5 @@ def run_parity_command(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from converters.demo import run_demo as demo
 
-    return 0 if demo(args.workdir, args.arch, args.images, training=not args.skip_training) else 1
+    return 0 if demo(args.workdir, args.arch, args.images, training=not args.skip_training,
+                     runtime_env=args.runtime_env) else 1

@@ -11,7 +11,8 @@ from s2f.models.face_encoder_config import ARCHITECTURES
 SAMPLE_FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces"
 
 
-def run_demo(workdir: Path, arch: str = "all", images: list[Path] | None = None, training: bool = True) -> bool:
+def run_demo(workdir: Path, arch: str = "all", images: list[Path] | None = None, training: bool = True,
+             runtime_env: Path | None = None) -> bool:
     from converters.convert import convert
     from converters.keras_reference import write_random_keras_file
     from converters.parity import format_report, run_parity, write_report
@@ -36,7 +37,7 @@ def run_demo(workdir: Path, arch: str = "all", images: list[Path] | None = None,
     if training:
         from s2f.train.pipeline import run_pipeline
 
-        result = run_pipeline(workdir / "training")
+        result = run_pipeline(workdir / "training", runtime_env=runtime_env)
         print(f"speech->face recall@5 among {result['candidates']} unseen identities: {result['recall@5']:.3f} "
               f"(chance {result['chance@5']:.3f}); decoder L1 {result['decoder_l1']:.4f} vs mean face "
               f"{result['mean_face_l1']:.4f}")

@@ -1,8 +1,8 @@
 """The pipeline bundle: one directory the torch-free runtime needs and nothing else.
 
-    BUNDLE/voice_encoder.onnx   voice features -> face embedding
-    BUNDLE/face_decoder.onnx    face embedding -> landmarks + texture
-    BUNDLE/face_encoder.onnx    face image -> embedding (for face -> face)
+    BUNDLE/voice_encoder.onnx   voice features -> face embedding (+ .onnx.data, its weights)
+    BUNDLE/face_decoder.onnx    face embedding -> landmarks + texture (+ .onnx.data)
+    BUNDLE/face_encoder.onnx    face image -> embedding, for face -> face (+ .onnx.data)
     BUNDLE/manifest.json        versions, sha256 and size of every file, preprocessing, shapes
 
 speech -> face = voice_encoder + face_decoder; face -> face = face_encoder + face_decoder.
@@ -76,9 +76,12 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             report = export_onnx(model, path)
             print(report.summary().replace(str(staging), str(out_dir)))
             metadata = read_metadata(path)
+            weights = staging / (ROLES[role] + ".data")
             files[ROLES[role]] = {"role": role, "sha256": sha256_of(path), "bytes": path.stat().st_size,
-                                  "model_type": metadata["model_type"], "inputs": metadata["inputs"],
-                                  "outputs": metadata["outputs"]}
+                                  "weights": weights.name, "model_type": metadata["model_type"],
+                                  "inputs": metadata["inputs"], "outputs": metadata["outputs"]}
+            files[weights.name] = {"role": f"{role} weights", "sha256": sha256_of(weights),
+                                   "bytes": weights.stat().st_size}
             reports[role] = {"max_relative_error": report.max_relative_error, "preprocessing":
                              metadata.get("preprocessing"), "config": metadata.get("config")}
         manifest = {

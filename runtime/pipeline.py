@@ -36,7 +36,7 @@ def texture_to_image(texture: np.ndarray) -> np.ndarray:
 
 class _Decoding:
     def __init__(self, bundle: Bundle | str | Path, device: str, threads: int | None) -> None:
-        self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle)
+        self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False)
         self.device = device
         self.decoder = create_session(self.bundle.require("face_decoder"), device, threads)
         self.on_cuda = "CUDAExecutionProvider" in self.decoder.get_providers()

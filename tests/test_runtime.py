@@ -59,7 +59,8 @@ def voice_file(tmp_path_factory):
 
 def test_manifest(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"voice_encoder.onnx", "face_decoder.onnx", "face_encoder.onnx"}
+    graphs = {"voice_encoder.onnx", "face_decoder.onnx", "face_encoder.onnx"}
+    assert set(manifest["files"]) == graphs | {name + ".data" for name in graphs}
     for name, entry in manifest["files"].items():
         assert entry["bytes"] == (bundle / name).stat().st_size and len(entry["sha256"]) == 64
     assert manifest["voice_input"]["encoder"] == "ve_conv" and manifest["face_encoder_arch"] == "rcmalli-resnet50"
@@ -121,6 +122,20 @@ def test_tampered_bundle_is_refused(bundle, tmp_path, damage):
         match = "outside the bundle"
     with pytest.raises(InputError, match=match):
         open_bundle(copy)
+    with pytest.raises(InputError, match=match):  # the runtime checks what it loads, before loading it
+        SpeechToFace(copy, "cpu")
+
+
+def test_tampered_weights_file_is_refused_when_used(bundle, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    weights = copy / "face_encoder.onnx.data"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    SpeechToFace(copy, "cpu")  # speech -> face does not use the face encoder: not even read
+    with pytest.raises(InputError, match="face_encoder.onnx.data: sha256 does not match"):
+        FaceToFace(copy, "cpu")
 
 
 def test_explicit_gpu_never_falls_back(bundle):

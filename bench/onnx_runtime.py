@@ -1,0 +1,264 @@
+"""onnxruntime (CPU) against PyTorch eager, full-size models, each measurement in its own
+process (in one process onnxruntime and torch fight over threads and the numbers lie):
+
+* latency per model (face encoder, VE_conv, AST, face decoder) and for the whole
+  speech->face pipeline (features + voice encoder + decoder), batch 1 and 8;
+* cold start, process start to PNG on disk: ``s2f-runtime speech2face`` vs the same job
+  through PyTorch; peak RSS of each process;
+* install footprint: a runtime-only environment against a training environment.
+
+Random full-size weights (latency does not depend on the values). Writes
+bench/results/onnx_runtime.json.
+
+usage: python bench/onnx_runtime.py [--workdir DIR] [--repeats 3] [--skip-footprint]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+MODELS = ("face_encoder", "voice_encoder", "ast", "face_decoder")
+
+
+def build(workdir: Path) -> dict[str, Path]:
+    """Full-size models with random weights, saved and exported once."""
+    import torch
+
+    from export.bundle import export_bundle
+    from export.onnx_export import export_onnx
+    from s2f.models.ast_encoder import ASTVoiceEncoder
+    from s2f.models.face_decoder import FaceDecoder
+    from s2f.models.face_encoder import build_face_encoder, he_normal_init_
+    from s2f.models.face_encoder_config import FaceEncoderConfig
+    from s2f.models.voice_encoder import VEConv
+
+    paths = {}
+    if not (workdir / "bundle" / "manifest.json").is_file():
+        torch.manual_seed(0)
+        face = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("serengil", True)), 0)
+        voice, decoder = VEConv(), FaceDecoder()
+        for name, model in (("face_encoder", face), ("voice_encoder", voice), ("face_decoder", decoder)):
+            model.save_pretrained(workdir / "torch" / name)
+        export_bundle(workdir / "bundle", voice, decoder, face, overwrite=True)
+    if not (workdir / "ast.onnx").is_file():
+        ast = ASTVoiceEncoder()
+        ast.save_pretrained(workdir / "torch" / "ast")
+        export_onnx(ast.eval(), workdir / "ast.onnx")
+    for name in MODELS:
+        paths[name] = workdir / "bundle" / f"{name}.onnx" if name != "ast" else workdir / "ast.onnx"
+    return paths
+
+
+def _inputs(model: str, batch: int):
+    import numpy as np
+
+    shape = {"face_encoder": (3, 224, 224), "voice_encoder": (2, 257, 598), "ast": (1024, 128),
+             "face_decoder": (4096,)}[model]
+    return np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM restarts at exec; ru_maxrss of a child would
+    include the memory of the parent it was forked from)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+RUNTIME_WRAPPER = ("import json, sys; from runtime.cli import main; code = main(sys.argv[1:]); "
+                   "status = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]; "
+                   "print(json.dumps({'peak_rss_mb': int(status) / 1024})); sys.exit(code)")
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One measurement in this process; prints JSON."""
+    import numpy as np
+
+    workdir = Path(args.workdir)
+    started = time.perf_counter()
+    if args.worker == "latency":
+        x = _inputs(args.model, args.batch)
+        if args.backend == "onnxruntime":
+            from runtime.providers import create_session
+
+            path = workdir / "bundle" / f"{args.model}.onnx" if args.model != "ast" else workdir / "ast.onnx"
+            session = create_session(path, "cpu")
+            name = session.get_inputs()[0].name
+
+            def run():
+                return session.run(None, {name: x})
+        else:
+            import torch
+
+            from s2f.models.loading import load_model
+
+            model = load_model(workdir / "torch" / args.model)
+            tensor = torch.from_numpy(x)
+
+            def run():
+                with torch.inference_mode():
+                    return model(tensor)
+        times = _time(run, args.repeats)
+    elif args.worker == "pipeline":
+        from speechlike import speechlike
+
+        voice = speechlike(6.0)
+        if args.backend == "onnxruntime":
+            from runtime.pipeline import SpeechToFace
+
+            model = SpeechToFace(workdir / "bundle", "cpu")
+
+            def run():
+                return model.generate_batch([model.features(voice, 16000)] * args.batch)
+        else:
+            import torch
+
+            from runtime.voice_input import VoiceInputSpec
+            from s2f.models.loading import load_model
+
+            encoder, decoder = load_model(workdir / "torch" / "voice_encoder"), load_model(workdir / "torch" /
+                                                                                          "face_decoder")
+            spec = VoiceInputSpec("ve_conv", "paper")
+
+            def run():
+                features = torch.from_numpy(np.stack([spec.features(voice)] * args.batch))
+                with torch.inference_mode():
+                    return decoder(encoder(features))
+        times = _time(run, args.repeats)
+    else:  # cold: torch path from process start to PNG (the runtime path is the s2f-runtime command)
+        import torch
+        from PIL import Image
+
+        from runtime.voice_input import VoiceInputSpec
+        from s2f.models.loading import load_model
+
+        encoder = load_model(workdir / "torch" / "voice_encoder")
+        decoder = load_model(workdir / "torch" / "face_decoder")
+        features = VoiceInputSpec("ve_conv", "paper").features_from_file(workdir / "voice.wav")
+        with torch.inference_mode():
+            _, texture = decoder(encoder(torch.from_numpy(features)[None]))
+        image = (texture[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+        Image.fromarray(image).save(workdir / "torch.png")
+        times = [time.perf_counter() - started]
+    print(json.dumps({"median_s": statistics.median(times), "times": times, "peak_rss_mb": peak_rss_mb()}))
+
+
+def _time(run, repeats: int) -> list[float]:
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def measure(command: list[str]) -> tuple[dict, float, float]:
+    """Run a process; (its last JSON line, wall seconds, its own peak RSS in MB)."""
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{done.stderr[-3000:]}")
+    out = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+    return out, wall, out["peak_rss_mb"]
+
+
+def footprint(workdir: Path) -> dict:
+    """Site-packages size of a runtime-only and of a training environment."""
+    sizes = {}
+    for extra in ("runtime", "train"):
+        env = workdir / f"env-{extra}"
+        if not (env / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+            packages = [f"{REPO}[{extra}]"] if extra == "runtime" else ["torch==2.13.0", f"{REPO}[{extra}]"]
+            subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "-q", *packages], check=True)
+        site = next((env / "lib").glob("python*/site-packages"))
+        total = sum(p.stat().st_size for p in site.rglob("*") if p.is_file() and not p.is_symlink())
+        sizes[extra] = round(total / 1e6, 1)
+    return {"runtime_mb": sizes["runtime"], "train_mb": sizes["train"],
+            "ratio": round(sizes["runtime"] / sizes["train"], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-footprint", action="store_true")
+    parser.add_argument("--worker", choices=("latency", "pipeline", "cold"), help=argparse.SUPPRESS)
+    parser.add_argument("--backend", choices=("onnxruntime", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    scratch = None
+    if args.workdir is None:
+        scratch = tempfile.TemporaryDirectory()
+        args.workdir = Path(scratch.name)
+    workdir = args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    build(workdir)
+    me = [sys.executable, str(Path(__file__).resolve()), "--workdir", str(workdir), "--repeats", str(args.repeats)]
+    results: dict = {"latency": {}, "pipeline": {}}
+    for model in MODELS:
+        for batch in (1, 8):
+            row = {}
+            for backend in ("torch", "onnxruntime"):
+                out, _, rss = measure([*me, "--worker", "latency", "--backend", backend, "--model", model,
+                                       "--batch", str(batch)])
+                row[backend] = {"median_s": round(out["median_s"], 4), "peak_rss_mb": round(rss)}
+            row["speedup"] = round(row["torch"]["median_s"] / row["onnxruntime"]["median_s"], 2)
+            results["latency"][f"{model} batch {batch}"] = row
+            print(f"{model:14s} batch {batch}: torch {row['torch']['median_s']:.3f} s, onnxruntime "
+                  f"{row['onnxruntime']['median_s']:.3f} s -> {row['speedup']}x", flush=True)
+    for batch in (1, 8):
+        row = {}
+        for backend in ("torch", "onnxruntime"):
+            out, _, rss = measure([*me, "--worker", "pipeline", "--backend", backend, "--batch", str(batch)])
+            row[backend] = {"median_s": round(out["median_s"], 4), "peak_rss_mb": round(rss)}
+        row["speedup"] = round(row["torch"]["median_s"] / row["onnxruntime"]["median_s"], 2)
+        results["pipeline"][f"speech->face batch {batch}"] = row
+        print(f"speech->face   batch {batch}: {row['speedup']}x", flush=True)
+    import soundfile
+    from speechlike import speechlike
+
+    soundfile.write(workdir / "voice.wav", speechlike(6.0), 16000)
+    runtime_cli = [sys.executable, "-c", RUNTIME_WRAPPER, "speech2face", str(workdir / "voice.wav"), "-o",
+                   str(workdir / "runtime.png"), "--bundle", str(workdir / "bundle"), "--device", "cpu"]
+    cold = {"onnxruntime": [], "torch": []}
+    for _ in range(args.repeats):
+        for backend, command in (("torch", [*me, "--worker", "cold"]), ("onnxruntime", runtime_cli)):
+            _, wall, rss = measure(command)
+            cold[backend].append((wall, rss))
+    results["cold_start"] = {backend: {"median_s": round(statistics.median(w for w, _ in runs), 3),
+                                       "peak_rss_mb": round(max(r for _, r in runs))} for backend, runs in cold.items()}
+    results["cold_start"]["speedup"] = round(results["cold_start"]["torch"]["median_s"]
+                                             / results["cold_start"]["onnxruntime"]["median_s"], 2)
+    print(f"cold start to PNG: {results['cold_start']}", flush=True)
+    if not args.skip_footprint:
+        results["footprint"] = footprint(workdir)
+        print(f"install footprint: {results['footprint']}")
+    import torch
+
+    results["threads"] = torch.get_num_threads()
+    out = REPO / "bench" / "results" / "onnx_runtime.json"
+    out.write_text(json.dumps(results, indent=2))
+    if scratch is not None:
+        scratch.cleanup()
+
+
+if __name__ == "__main__":
+    main()
