@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runtime.audio import AUDIO_SUFFIXES
 from runtime.errors import InputError
 from runtime.voice_input import VoiceInputSpec
 from s2f.data.jobs import FileJob, RunReport, run_jobs, save_array
-from s2f.data.layout import AUDIO_REPORT, AUDIO_SETTINGS, AUDIO_SUFFIXES, find_files, require_dir
+from s2f.data.layout import AUDIO_REPORT, AUDIO_SETTINGS, find_files, require_dir
 from s2f.data.settings import claim_settings
 
 _spec: VoiceInputSpec | None = None

@@ -14,14 +14,13 @@ import numpy as np
 
 from runtime.errors import InputError
 from runtime.face_preprocess import INPUT_SIZE, decoder_target, preprocess
-from runtime.image import load_face
+from runtime.image import IMAGE_SUFFIXES, load_face
 from s2f.data.jobs import FileJob, RunReport, run_jobs, save_array
 from s2f.data.landmarks import LANDMARK_MODES, LandmarkDetector, NoFaceFound
 from s2f.data.layout import (
     EMBEDDING_SUFFIX,
     FACE_REPORT,
     FACE_SETTINGS,
-    IMAGE_SUFFIXES,
     LANDMARKS_SUFFIX,
     TARGET_SUFFIX,
     find_files,
