@@ -1,5 +1,0 @@
-import sys
-
-from s2f.cli import main
-
-sys.exit(main())

@@ -1,1 +1,0 @@
-"""Model definitions: a config dataclass plus a module per family (the timm/transformers habit)."""

@@ -1,1 +1,0 @@
-"""Known upstream weight files and a resumable, verifying downloader for them."""
