@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from runtime.errors import InputError
+from runtime.errors import InputError, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,14 +103,7 @@ def run_grid(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except InputError as err:
-        print(f"s2f-runtime: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("s2f-runtime: interrupted", file=sys.stderr)
-        return 130
+    return run_command("s2f-runtime", args)
 
 
 if __name__ == "__main__":

@@ -16,3 +16,19 @@ class InputError(Exception):
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
+
+
+def run_command(prog: str, args) -> int:
+    """Run a parsed subcommand (``args.func(args)``) as a command line does: a user's
+    mistake is one line on stderr and exit code 2, Ctrl-C is 130, anything else is a bug
+    and keeps its traceback."""
+    import sys
+
+    try:
+        return int(args.func(args) or 0)
+    except InputError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from runtime.errors import InputError
+from runtime.errors import run_command
 from s2f import __version__
 
 # subcommand -> module with ``add_parser(subparsers)``; each sets ``func`` on its parser
@@ -34,14 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except InputError as err:
-        print(f"s2f: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("s2f: interrupted", file=sys.stderr)
-        return 130
+    return run_command("s2f", args)
 
 
 if __name__ == "__main__":
