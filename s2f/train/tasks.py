@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from runtime.grid import save_face_grid
-from s2f.data.layout import EMBEDDING_SUFFIX, TARGET_SUFFIX
 from s2f.data.pairs import DecoderFaces, VoiceFacePairs
 from s2f.train.losses import (
     DecoderLossWeights,
@@ -113,21 +112,8 @@ class VoiceTask:
     def end_of_epoch(self, epoch: int, run_dir: Path) -> None:
         if self.preview is None or self.decoder is None:
             return
+        from s2f.train.evaluate import result_grid
+
         device = next(self.model.parameters()).device
-        self.decoder.to(device)
-        rows = []
-        for index in _spread(len(self.preview), GRID_ROWS):
-            pair = self.preview.pair(index)
-            features, embedding, _ = self.preview[index]
-            target = np.load(str(pair.face)[: -len(EMBEDDING_SUFFIX)] + TARGET_SUFFIX)
-            voice = self.model(torch.from_numpy(features)[None].float().to(device))
-            _, from_face = self.decoder(torch.from_numpy(embedding)[None].float().to(device))
-            _, from_voice = self.decoder(voice)
-            rows.append([target, from_face[0].float().cpu().numpy(), from_voice[0].float().cpu().numpy()])
-        save_face_grid(run_dir / "grids" / f"epoch{epoch:03d}.png", rows,
-                       ["original", "face->face", "speech->face"])
-
-
-def _spread(length: int, count: int) -> list[int]:
-    """``count`` indices spread over the dataset (different people, not one person's clips)."""
-    return sorted({int(i) for i in np.linspace(0, length - 1, min(count, length))})
+        result_grid(self.model, self.decoder, self.preview, run_dir / "grids" / f"epoch{epoch:03d}.png",
+                    rows=GRID_ROWS, device=device)
