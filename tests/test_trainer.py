@@ -61,9 +61,10 @@ def test_two_epochs_equal_one_plus_resume(faces_tree, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    assert straight.state["history"] == second.state["history"] or all(
-        {k: v for k, v in x.items() if k != "samples_per_s"} == {k: v for k, v in y.items() if k != "samples_per_s"}
-        for x, y in zip(straight.state["history"], second.state["history"], strict=True))
+    def without_throughput(history):  # wall-clock speed is the one field allowed to differ
+        return [{k: v for k, v in row.items() if k != "samples_per_s"} for row in history]
+
+    assert without_throughput(straight.state["history"]) == without_throughput(second.state["history"])
 
 
 def test_mid_epoch_checkpoint_resumes_exactly(faces_tree, tmp_path):
