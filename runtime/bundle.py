@@ -4,7 +4,9 @@ The manifest must list every file with its sha256 and size. Opening a bundle che
 manifest, that every listed file is present and has its size (cheap), and that no name
 points outside the bundle. Before a graph is loaded, ``require`` checks the sha256 of that
 graph and of its weights file. Only what is used is hashed (speech -> face does not read
-the 580 MB face encoder), and the files are hashed in parallel. A tampered, truncated or
+the 580 MB face encoder), and the files are hashed in parallel. A file hashed by an earlier
+process and unchanged since (same inode, size, mtime and ctime) is not hashed again
+(``runtime.verify_cache``; ``cache=False`` always hashes). A tampered, truncated or
 incomplete bundle is refused with a message naming the file.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import InputError
+from runtime.verify_cache import VerifyCache, file_identity
 
 MANIFEST = "manifest.json"
 SUPPORTED_FORMATS = (1,)
@@ -32,6 +35,7 @@ def _sha256(path: Path) -> str:
 class Bundle:
     root: Path
     manifest: dict[str, Any]
+    cache: VerifyCache | None = None
     verified: set[str] = field(default_factory=set)
 
     def path_of(self, role: str) -> Path | None:
@@ -40,28 +44,44 @@ class Bundle:
                 return self.root / name
         return None
 
-    def require(self, role: str) -> Path:
-        """The graph for ``role``, after verifying its and its weights' sha256."""
-        path = self.path_of(role)
-        if path is None:
-            raise InputError(self.root, f"this bundle has no {role.replace('_', ' ')} (exported without it)")
-        names = [path.name] + ([self.manifest["files"][path.name]["weights"]]
-                               if "weights" in self.manifest["files"][path.name] else [])
+    def require(self, *roles: str) -> list[Path]:
+        """The graphs for ``roles``, after verifying their and their weights' sha256 (all
+        files hashed in parallel)."""
+        paths, names = [], []
+        for role in roles:
+            path = self.path_of(role)
+            if path is None:
+                raise InputError(self.root, f"this bundle has no {role.replace('_', ' ')} (exported without it)")
+            entry = self.manifest["files"][path.name]
+            paths.append(path)
+            names += [path.name] + ([entry["weights"]] if "weights" in entry else [])
         self.verify(names)
-        return path
+        return paths
 
     def verify(self, names: list[str] | None = None) -> None:
         names = [n for n in (names or list(self.manifest["files"])) if n not in self.verified]
-        with ThreadPoolExecutor(max(1, len(names))) as pool:
+        expected = {name: self.manifest["files"][name]["sha256"] for name in names}
+        if self.cache is not None:
+            self.verified.update(n for n in names if self.cache.knows(self.root / n, expected[n]))
+            names = [n for n in names if n not in self.verified]
+        if not names:
+            return
+        identities = {name: file_identity(self.root / name) for name in names}
+        with ThreadPoolExecutor(len(names)) as pool:
             digests = list(pool.map(lambda name: _sha256(self.root / name), names))
         for name, digest in zip(names, digests, strict=True):
-            if digest != self.manifest["files"][name]["sha256"]:
+            if digest != expected[name]:
                 raise InputError(self.root / name, "sha256 does not match the manifest: the file was modified")
             self.verified.add(name)
+            if self.cache is not None:
+                self.cache.remember(self.root / name, digest, identities[name])
+        if self.cache is not None:
+            self.cache.save()
 
 
-def open_bundle(root: str | Path, verify: bool = True) -> Bundle:
-    """``verify=True`` hashes every file now; ``False`` leaves hashing to ``require``."""
+def open_bundle(root: str | Path, verify: bool = True, cache: bool = True) -> Bundle:
+    """``verify=True`` hashes every file now; ``False`` leaves hashing to ``require``.
+    ``cache=False`` ignores (and does not update) the record of files hashed before."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "bundle directory not found" if not root.exists() else "not a directory")
@@ -83,7 +103,7 @@ def open_bundle(root: str | Path, verify: bool = True) -> Bundle:
         if path.stat().st_size != entry["bytes"]:
             raise InputError(path, f"is {path.stat().st_size} bytes, the manifest says {entry['bytes']}: "
                                    "truncated or replaced")
-    bundle = Bundle(root, manifest)
+    bundle = Bundle(root, manifest, VerifyCache() if cache else None)
     if verify:
         bundle.verify()
     return bundle

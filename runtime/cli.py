@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="auto: CUDA if it really starts, else CPU (with a warning); an explicit GPU "
                               "choice fails if its provider cannot be created")
         sub.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
+        sub.add_argument("--rehash", action="store_true",
+                         help="hash every bundle file even if it was verified before and is unchanged since")
 
     for name, what in (("speech2face", "voice clip(s)"), ("face2face", "face photo(s)")):
         sub = commands.add_parser(name, help=f"{what} -> decoded face PNG(s)")
@@ -61,13 +63,15 @@ def run_convert(args: argparse.Namespace) -> int:
     from runtime.image import IMAGE_SUFFIXES
     from runtime.pipeline import FaceToFace, SpeechToFace
 
-    model = (SpeechToFace if args.mode == "speech2face" else FaceToFace)(args.bundle, args.device, args.threads)
-    if args.input.is_file():
+    one_file = args.input.is_file()  # one-shot: open fast rather than prepack for later batches
+    if not one_file and not args.input.is_dir():
+        raise InputError(args.input, "not found")
+    model = (SpeechToFace if args.mode == "speech2face" else FaceToFace)(
+        args.bundle, args.device, args.threads, prepack=not one_file, verify_cache=not args.rehash)
+    if one_file:
         _save_png(args.output, model.generate_from_file(args.input).image)
         print(f"{args.input} -> {args.output}")
         return 0
-    if not args.input.is_dir():
-        raise InputError(args.input, "not found")
     suffixes = AUDIO_SUFFIXES if args.mode == "speech2face" else IMAGE_SUFFIXES
     inputs = sorted(p for p in args.input.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
     if not inputs:
@@ -90,8 +94,8 @@ def run_grid(args: argparse.Namespace) -> int:
 
     if len(args.faces) != len(args.voices):
         raise InputError(None, f"{len(args.faces)} faces but {len(args.voices)} voices: give one voice per face")
-    face_to_face = FaceToFace(args.bundle, args.device, args.threads)
-    speech_to_face = SpeechToFace(face_to_face.bundle, args.device, args.threads)
+    face_to_face = FaceToFace(args.bundle, args.device, args.threads, prepack=False, verify_cache=not args.rehash)
+    speech_to_face = SpeechToFace(face_to_face.bundle, args.device, args.threads, prepack=False)
     rows = []
     for face, voice in zip(args.faces, args.voices, strict=True):
         rows.append([original(face), face_to_face.generate_from_file(face).image,

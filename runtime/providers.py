@@ -23,11 +23,15 @@ _PROVIDERS = {
 _warned: set[str] = set()
 
 
-def session_options(threads: int | None = None):
+def session_options(threads: int | None = None, prepack: bool = True):
+    """``prepack=False``: use the weights in place (memory-mapped from ``.onnx.data``)
+    instead of copying them into GEMM-blocked layouts; opens 6-70x faster (bench/onnx_runtime.py)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not prepack:
+        options.add_session_config_entry("session.disable_prepacking", "1")
     if threads is None and hasattr(os, "sched_getaffinity"):
         threads = len(os.sched_getaffinity(0))  # the cores this process may use, not the machine's
     if threads:
@@ -36,7 +40,7 @@ def session_options(threads: int | None = None):
     return options
 
 
-def create_session(path: str | Path, device: str = "auto", threads: int | None = None):
+def create_session(path: str | Path, device: str = "auto", threads: int | None = None, prepack: bool = True):
     """An InferenceSession that really runs on ``device``."""
     import onnxruntime as ort
 
@@ -51,7 +55,7 @@ def create_session(path: str | Path, device: str = "auto", threads: int | None =
     if device != "auto" and providers[0] not in available:
         raise InputError(path, f"--device {device}: {providers[0]} is not in this onnxruntime build "
                                f"(installed: {', '.join(available)}); install onnxruntime-gpu instead of onnxruntime")
-    session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=providers)
+    session = ort.InferenceSession(str(path), sess_options=session_options(threads, prepack), providers=providers)
     active = session.get_providers()
     if providers[0] not in active:
         if device != "auto":

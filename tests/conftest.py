@@ -17,6 +17,13 @@ REPO = Path(__file__).resolve().parent.parent
 FACES = REPO / "tests" / "data" / "faces"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_verify_cache(tmp_path_factory):
+    """The runtime remembers verified bundle files per user; tests (and the commands they
+    start, which inherit the environment) keep that record in a temp dir, not in ~/.cache."""
+    os.environ["S2F_CACHE_DIR"] = str(tmp_path_factory.mktemp("s2f-cache"))
+
+
 @pytest.fixture(scope="session")
 def keras_file(tmp_path_factory):
     """keras_file(arch, include_top, whole_model) -> path of an upstream Keras .h5 file."""

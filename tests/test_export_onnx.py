@@ -53,11 +53,29 @@ def test_models_export_and_match(name, tmp_path):
     expected = expected if isinstance(expected, tuple) else (expected,)
     for ours, theirs in zip(outputs, expected, strict=True):
         np.testing.assert_allclose(ours, theirs.numpy(), rtol=0, atol=1e-5 * float(np.abs(theirs.numpy()).max()))
+    if name == "ast":  # attention runs as onnxruntime's fused kernel, not MatMul/Softmax/IsNaN
+        import onnx
+
+        ops = {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
+        assert metadata["onnxruntime_fusions"].get("Attention", 0) >= 1, metadata["onnxruntime_fusions"]
+        assert "Attention" in ops and "Softmax" not in ops and "IsNaN" not in ops
     if name.startswith("ve_conv"):
         assert metadata["preprocessing"]["variant"] == name.split("_")[-1]
         assert input_meta.name == "spectrogram" and metadata["inputs"]["spectrogram"][1:] == [2, 257,
                                                                                               598 if "paper" in name
                                                                                               else 601]
+
+
+def test_portable_export_has_only_standard_operators(tmp_path):
+    import onnx
+
+    torch.manual_seed(0)
+    report = export_onnx(_tiny_models()["ast"]().eval(), tmp_path / "ast.onnx", portable=True)
+    graph = onnx.load(str(tmp_path / "ast.onnx"), load_external_data=False)
+    assert report.fusions == {} and read_metadata(tmp_path / "ast.onnx")["onnxruntime_fusions"] == {}
+    assert {node.domain for node in graph.graph.node} <= {"", "ai.onnx"}
+    for written in tmp_path.iterdir():  # readable by whoever serves the bundle, as any other output
+        assert written.stat().st_mode & 0o777 == 0o644, written
 
 
 def test_face_encoder_export_with_real_face(tmp_path):

@@ -138,6 +138,52 @@ def test_tampered_weights_file_is_refused_when_used(bundle, tmp_path):
         FaceToFace(copy, "cpu")
 
 
+def test_verified_files_are_not_hashed_again_until_written(bundle, tmp_path, monkeypatch):
+    import runtime.bundle as bundle_module
+    import runtime.verify_cache as verify_cache
+
+    monkeypatch.setattr(verify_cache, "RACY_SECONDS", 0.0)  # the copy below is only milliseconds old
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    hashed, sha256 = [], bundle_module._sha256
+    monkeypatch.setattr(bundle_module, "_sha256", lambda path: hashed.append(path.name) or sha256(path))
+    SpeechToFace(copy, "cpu")
+    assert sorted(hashed) == ["face_decoder.onnx", "face_decoder.onnx.data", "voice_encoder.onnx",
+                              "voice_encoder.onnx.data"]
+    hashed.clear()
+    SpeechToFace(copy, "cpu")  # reads the record from disk, as a new process does
+    assert hashed == []
+    SpeechToFace(copy, "cpu", verify_cache=False)
+    assert len(hashed) == 4
+    target = copy / "voice_encoder.onnx.data"  # same inode, same size, mtime put back: only ctime moves
+    before = target.stat()
+    with open(target, "r+b") as handle:
+        handle.seek(before.st_size // 2)
+        byte = handle.read(1)
+        handle.seek(before.st_size // 2)
+        handle.write(bytes([byte[0] ^ 1]))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert target.stat().st_ino == before.st_ino and target.stat().st_mtime_ns == before.st_mtime_ns
+    with pytest.raises(InputError, match="voice_encoder.onnx.data: sha256 does not match"):
+        SpeechToFace(copy, "cpu")
+
+
+def test_verify_cache_skips_files_too_young_or_changed_while_hashed(tmp_path):
+    from runtime.verify_cache import VerifyCache, file_identity
+
+    cache = VerifyCache(tmp_path / "verified.json")
+    young = tmp_path / "young"
+    young.write_bytes(b"graph")
+    cache.remember(young, "digest", file_identity(young))  # a write in this same clock tick would not show
+    assert not cache.knows(young, "digest")
+    old = tmp_path / "old"
+    old.write_bytes(b"graph")
+    identity = file_identity(old)
+    identity[4] -= 10**9  # as if hashing had started before a write
+    cache.remember(old, "digest", identity)
+    assert not cache.knows(old, "digest") and not cache.changed
+
+
 def test_explicit_gpu_never_falls_back(bundle):
     import onnxruntime as ort
 
