@@ -3,8 +3,12 @@ process (in one process onnxruntime and torch fight over threads and the numbers
 
 * latency per model (face encoder, VE_conv, AST, face decoder) and for the whole
   speech->face pipeline (features + voice encoder + decoder), batch 1 and 8;
-* cold start, process start to PNG on disk: ``s2f-runtime speech2face`` vs the same job
-  through PyTorch; peak RSS of each process;
+* the ceiling on those ratios: each model's FLOPs and weight bytes against this machine's
+  measured peak (a large PyTorch sgemm) and memory read bandwidth, so a ratio can be read
+  against the best any runtime could do here;
+* session open time with and without onnxruntime's weight prepacking;
+* cold start, process start to PNG on disk: ``s2f-runtime speech2face`` (bundle hashed by
+  this process, and hashed by an earlier one) vs the same job through PyTorch; peak RSS;
 * install footprint: a runtime-only environment against a training environment.
 
 Random full-size weights (latency does not depend on the values). Writes
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -50,14 +55,55 @@ def build(workdir: Path) -> dict[str, Path]:
         voice, decoder = VEConv(), FaceDecoder()
         for name, model in (("face_encoder", face), ("voice_encoder", voice), ("face_decoder", decoder)):
             model.save_pretrained(workdir / "torch" / name)
-        export_bundle(workdir / "bundle", voice, decoder, face, overwrite=True)
+        manifest = export_bundle(workdir / "bundle", voice, decoder, face, overwrite=True, fp16=True)
+        errors = {role: {"fp32": manifest["verification"][role], "fp16": manifest["verification_fp16"][role]}
+                  for role in manifest["verification"]}
+        (workdir / "verification.json").write_text(json.dumps(errors))
     if not (workdir / "ast.onnx").is_file():
         ast = ASTVoiceEncoder()
         ast.save_pretrained(workdir / "torch" / "ast")
-        export_onnx(ast.eval(), workdir / "ast.onnx")
+        report = export_onnx(ast.eval(), workdir / "ast.onnx", fp16=True)
+        (workdir / "verification_ast.json").write_text(json.dumps({"fp32": report.max_relative_error,
+                                                                   "fp16": report.fp16_max_relative_error}))
     for name in MODELS:
-        paths[name] = workdir / "bundle" / f"{name}.onnx" if name != "ast" else workdir / "ast.onnx"
+        paths[name] = _graph(workdir, name)
     return paths
+
+
+def _graph(workdir: Path, model: str) -> Path:
+    return workdir / "bundle" / f"{model}.onnx" if model != "ast" else workdir / "ast.onnx"
+
+
+def roofline(workdir: Path) -> dict:
+    """FLOPs and weight bytes per model (batch 1), and what this machine can do at most:
+    the fp32 GEMM rate of a 4096^3 matmul and the bandwidth of summing 1 GiB."""
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from s2f.models.loading import load_model
+
+    models = {}
+    for name in MODELS:
+        model = load_model(workdir / "torch" / name).eval()
+        x = torch.from_numpy(_inputs(name, 1))
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model(x)
+        models[name] = {"gflop": counter.get_total_flops() / 1e9,
+                        "weight_mb": sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6}
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    rates = []
+    for _ in range(4):
+        begin = time.perf_counter()
+        a @ b
+        rates.append(2 * 4096**3 / (time.perf_counter() - begin) / 1e9)
+    block = np.ones(1 << 28, np.float32)
+    speeds = []
+    for _ in range(4):
+        begin = time.perf_counter()
+        block.sum()
+        speeds.append(block.nbytes / (time.perf_counter() - begin) / 1e9)
+    return {"models": models, "peak_gflops": max(rates), "read_gb_s": max(speeds)}
 
 
 def _inputs(model: str, batch: int):
@@ -88,13 +134,20 @@ def worker(args: argparse.Namespace) -> None:
 
     workdir = Path(args.workdir)
     started = time.perf_counter()
-    if args.worker == "latency":
+    if args.worker == "roofline":
+        return print(json.dumps({**roofline(workdir), "peak_rss_mb": peak_rss_mb()}))
+    if args.worker == "session":
+        from runtime.providers import create_session
+
+        started = time.perf_counter()
+        create_session(_graph(workdir, args.model), "cpu", prepack=bool(args.prepack))
+        times = [time.perf_counter() - started]
+    elif args.worker == "latency":
         x = _inputs(args.model, args.batch)
         if args.backend == "onnxruntime":
             from runtime.providers import create_session
 
-            path = workdir / "bundle" / f"{args.model}.onnx" if args.model != "ast" else workdir / "ast.onnx"
-            session = create_session(path, "cpu")
+            session = create_session(_graph(workdir, args.model), "cpu")
             name = session.get_inputs()[0].name
 
             def run():
@@ -197,7 +250,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-footprint", action="store_true")
-    parser.add_argument("--worker", choices=("latency", "pipeline", "cold"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("latency", "pipeline", "cold", "roofline", "session"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--prepack", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--backend", choices=("onnxruntime", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
@@ -210,9 +265,12 @@ def main() -> None:
         args.workdir = Path(scratch.name)
     workdir = args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
+    os.environ["S2F_CACHE_DIR"] = str(workdir / "verify-cache")  # the runtime's record of hashed files
     build(workdir)
+    results_verification = {**json.loads((workdir / "verification.json").read_text()),
+                            "ast": json.loads((workdir / "verification_ast.json").read_text())}
     me = [sys.executable, str(Path(__file__).resolve()), "--workdir", str(workdir), "--repeats", str(args.repeats)]
-    results: dict = {"latency": {}, "pipeline": {}}
+    results: dict = {"verification_max_relative_error": results_verification, "latency": {}, "pipeline": {}}
     for model in MODELS:
         for batch in (1, 8):
             row = {}
@@ -224,6 +282,25 @@ def main() -> None:
             results["latency"][f"{model} batch {batch}"] = row
             print(f"{model:14s} batch {batch}: torch {row['torch']['median_s']:.3f} s, onnxruntime "
                   f"{row['onnxruntime']['median_s']:.3f} s -> {row['speedup']}x", flush=True)
+    results["roofline"] = roof = measure([*me, "--worker", "roofline"])[0]
+    for key, row in results["latency"].items():
+        model, batch = key.split()[0], int(key.split()[-1])
+        cost = roof["models"][model]
+        best = max(cost["gflop"] * batch / roof["peak_gflops"], cost["weight_mb"] / 1e3 / roof["read_gb_s"])
+        row["ceiling_speedup"] = round(row["torch"]["median_s"] / best, 2)
+        row["torch_gflops"] = round(cost["gflop"] * batch / row["torch"]["median_s"])
+        row["onnxruntime_gflops"] = round(cost["gflop"] * batch / row["onnxruntime"]["median_s"])
+    print(f"roofline: peak {roof['peak_gflops']:.0f} GFLOP/s, read {roof['read_gb_s']:.1f} GB/s; ceilings "
+          + ", ".join(f"{k} {r['ceiling_speedup']}x" for k, r in results["latency"].items()), flush=True)
+    results["session_open"] = {}
+    for model in MODELS:
+        row = {}
+        for prepack in (1, 0):
+            out, _, _ = measure([*me, "--worker", "session", "--model", model, "--prepack", str(prepack)])
+            row["prepacked_s" if prepack else "in_place_s"] = round(out["median_s"], 3)
+        row["ratio"] = round(row["prepacked_s"] / row["in_place_s"], 1)
+        results["session_open"][model] = row
+    print(f"session open: {json.dumps(results['session_open'])}", flush=True)
     for batch in (1, 8):
         row = {}
         for backend in ("torch", "onnxruntime"):
@@ -238,16 +315,19 @@ def main() -> None:
     soundfile.write(workdir / "voice.wav", speechlike(6.0), 16000)
     runtime_cli = [sys.executable, "-c", RUNTIME_WRAPPER, "speech2face", str(workdir / "voice.wav"), "-o",
                    str(workdir / "runtime.png"), "--bundle", str(workdir / "bundle"), "--device", "cpu"]
-    cold = {"onnxruntime": [], "torch": []}
+    cold = {"torch": [], "onnxruntime, hashing the bundle": [], "onnxruntime, bundle verified before": []}
+    commands = {"torch": [*me, "--worker", "cold"], "onnxruntime, hashing the bundle": [*runtime_cli, "--rehash"],
+                "onnxruntime, bundle verified before": runtime_cli}
     for _ in range(args.repeats):
-        for backend, command in (("torch", [*me, "--worker", "cold"]), ("onnxruntime", runtime_cli)):
+        for backend, command in commands.items():
             _, wall, rss = measure(command)
             cold[backend].append((wall, rss))
     results["cold_start"] = {backend: {"median_s": round(statistics.median(w for w, _ in runs), 3),
                                        "peak_rss_mb": round(max(r for _, r in runs))} for backend, runs in cold.items()}
-    results["cold_start"]["speedup"] = round(results["cold_start"]["torch"]["median_s"]
-                                             / results["cold_start"]["onnxruntime"]["median_s"], 2)
-    print(f"cold start to PNG: {results['cold_start']}", flush=True)
+    for backend in list(cold)[1:]:
+        results["cold_start"][backend]["speedup"] = round(results["cold_start"]["torch"]["median_s"]
+                                                          / results["cold_start"][backend]["median_s"], 2)
+    print(f"cold start to PNG: {json.dumps(results['cold_start'])}", flush=True)
     if not args.skip_footprint:
         results["footprint"] = footprint(workdir)
         print(f"install footprint: {results['footprint']}")

@@ -13,7 +13,6 @@ sha256 in the manifest before loading, so a partial or edited bundle is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,21 +22,14 @@ from typing import Any
 
 from torch import nn
 
-from export.onnx_export import export_onnx
+from export.onnx_export import export_onnx, fp16_path
+from runtime.bundle import sha256_of
 from runtime.errors import InputError
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = 1
 ROLES = {"voice_encoder": "voice_encoder.onnx", "face_decoder": "face_decoder.onnx",
          "face_encoder": "face_encoder.onnx"}
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -52,8 +44,11 @@ def _versions() -> dict[str, str]:
 
 
 def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: nn.Module,
-                  face_encoder: nn.Module | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Export, verify and write the bundle; returns the manifest."""
+                  face_encoder: nn.Module | None = None, overwrite: bool = False,
+                  portable: bool = False, fp16: bool = False) -> dict[str, Any]:
+    """Export, verify and write the bundle; returns the manifest. ``portable``: standard ONNX
+    operators only (no onnxruntime fused kernels); ``fp16``: float16 graphs beside the float32
+    ones, for GPUs (see ``export_onnx``)."""
     from export.onnx_export import read_metadata
 
     out_dir = Path(out_dir)
@@ -73,17 +68,21 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
         files, reports = {}, {}
         for role, model in models.items():
             path = staging / ROLES[role]
-            report = export_onnx(model, path)
+            report = export_onnx(model, path, portable=portable, fp16=fp16)
             print(report.summary().replace(str(staging), str(out_dir)))
             metadata = read_metadata(path)
-            weights = staging / (ROLES[role] + ".data")
-            files[ROLES[role]] = {"role": role, "sha256": sha256_of(path), "bytes": path.stat().st_size,
-                                  "weights": weights.name, "model_type": metadata["model_type"],
-                                  "inputs": metadata["inputs"], "outputs": metadata["outputs"]}
-            files[weights.name] = {"role": f"{role} weights", "sha256": sha256_of(weights),
-                                   "bytes": weights.stat().st_size}
+            graphs = [(path, "fp32")] + ([(fp16_path(path), "fp16")] if fp16 else [])
+            for graph, precision in graphs:
+                weights = graph.with_name(graph.name + ".data")
+                files[graph.name] = {"role": role, "precision": precision, "sha256": sha256_of(graph),
+                                     "bytes": graph.stat().st_size, "weights": weights.name,
+                                     "model_type": metadata["model_type"], "inputs": metadata["inputs"],
+                                     "outputs": metadata["outputs"], "onnxruntime_fusions": report.fusions}
+                files[weights.name] = {"role": f"{role} weights", "sha256": sha256_of(weights),
+                                       "bytes": weights.stat().st_size}
             reports[role] = {"max_relative_error": report.max_relative_error, "preprocessing":
-                             metadata.get("preprocessing"), "config": metadata.get("config")}
+                             metadata.get("preprocessing"), "config": metadata.get("config"),
+                             "fp16": report.fp16_max_relative_error}
         manifest = {
             "format": BUNDLE_FORMAT,
             "versions": _versions(),
@@ -94,6 +93,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             else None,
             "texture": reports["face_decoder"]["preprocessing"]["texture"],
             "verification": {role: r["max_relative_error"] for role, r in reports.items()},
+            "verification_fp16": {role: r["fp16"] for role, r in reports.items()} if fp16 else None,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         os.chmod(staging, 0o755)

@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+PORTABLE_HELP = ("standard ONNX operators only, for runtimes other than onnxruntime (default: attention, "
+                 "layer norm and GELU fused into onnxruntime's kernels; the AST runs 1.7x faster)")
+
+FP16_HELP = ("also write float16 graphs (NAME.fp16.onnx, float32 inputs and outputs) for GPUs, each with its "
+             "measured error against PyTorch float32 (refused above 1e-2)")
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser("export", help="export models to ONNX (verified against PyTorch)")
@@ -20,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("-o", "--output", type=Path, required=True, help="output .onnx file")
     model.add_argument("--tolerance", type=float, default=1e-5,
                        help="max |difference| / max |reference| per output (default 1e-5)")
+    model.add_argument("--portable", action="store_true", help=PORTABLE_HELP)
+    model.add_argument("--fp16", action="store_true", help=FP16_HELP)
     model.set_defaults(func=run_export_model)
 
     bundle = what.add_parser(
@@ -33,6 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bundle.add_argument("--decoder", type=Path, required=True, help="checkpoint or training run directory")
     bundle.add_argument("--face-encoder", type=Path, help="converted face encoder (.safetensors or directory)")
     bundle.add_argument("--overwrite", action="store_true")
+    bundle.add_argument("--portable", action="store_true", help=PORTABLE_HELP)
+    bundle.add_argument("--fp16", action="store_true", help=FP16_HELP)
     bundle.set_defaults(func=run_export_bundle)
 
 
@@ -40,7 +50,8 @@ def run_export_model(args: argparse.Namespace) -> int:
     from export.onnx_export import export_onnx
     from s2f.models.loading import load_model
 
-    report = export_onnx(load_model(args.model), args.output, tolerance=args.tolerance)
+    report = export_onnx(load_model(args.model), args.output, tolerance=args.tolerance, portable=args.portable,
+                         fp16=args.fp16)
     print(report.summary())
     return 0
 
@@ -51,6 +62,6 @@ def run_export_bundle(args: argparse.Namespace) -> int:
 
     face_encoder = load_model(args.face_encoder) if args.face_encoder else None
     manifest = export_bundle(args.output, load_model(args.voice_encoder), load_model(args.decoder), face_encoder,
-                             args.overwrite)
+                             args.overwrite, args.portable, args.fp16)
     print(f"bundle {args.output}: {', '.join(manifest['files'])} + manifest.json")
     return 0

@@ -26,7 +26,7 @@ MANIFEST = "manifest.json"
 SUPPORTED_FORMATS = (1,)
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()  # releases the GIL: threads hash in parallel
 
@@ -38,20 +38,22 @@ class Bundle:
     cache: VerifyCache | None = None
     verified: set[str] = field(default_factory=set)
 
-    def path_of(self, role: str) -> Path | None:
+    def path_of(self, role: str, precision: str = "fp32") -> Path | None:
         for name, entry in self.manifest["files"].items():
-            if entry["role"] == role:
+            if entry["role"] == role and entry.get("precision", "fp32") == precision:
                 return self.root / name
         return None
 
-    def require(self, *roles: str) -> list[Path]:
+    def require(self, *roles: str, precision: str = "fp32") -> list[Path]:
         """The graphs for ``roles``, after verifying their and their weights' sha256 (all
         files hashed in parallel)."""
         paths, names = [], []
         for role in roles:
-            path = self.path_of(role)
+            path = self.path_of(role, precision)
             if path is None:
-                raise InputError(self.root, f"this bundle has no {role.replace('_', ' ')} (exported without it)")
+                what = f"{precision} {role.replace('_', ' ')}" if precision != "fp32" else role.replace("_", " ")
+                hint = "export it with --fp16" if precision == "fp16" else "exported without it"
+                raise InputError(self.root, f"this bundle has no {what} ({hint})")
             entry = self.manifest["files"][path.name]
             paths.append(path)
             names += [path.name] + ([entry["weights"]] if "weights" in entry else [])
@@ -68,7 +70,7 @@ class Bundle:
             return
         identities = {name: file_identity(self.root / name) for name in names}
         with ThreadPoolExecutor(len(names)) as pool:
-            digests = list(pool.map(lambda name: _sha256(self.root / name), names))
+            digests = list(pool.map(lambda name: sha256_of(self.root / name), names))
         for name, digest in zip(names, digests, strict=True):
             if digest != expected[name]:
                 raise InputError(self.root / name, "sha256 does not match the manifest: the file was modified")

@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="auto: CUDA if it really starts, else CPU (with a warning); an explicit GPU "
                               "choice fails if its provider cannot be created")
         sub.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
+        sub.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                         help="fp16: the bundle's float16 graphs (exported with --fp16), meant for GPUs")
         sub.add_argument("--rehash", action="store_true",
                          help="hash every bundle file even if it was verified before and is unchanged since")
 
@@ -67,7 +69,8 @@ def run_convert(args: argparse.Namespace) -> int:
     if not one_file and not args.input.is_dir():
         raise InputError(args.input, "not found")
     model = (SpeechToFace if args.mode == "speech2face" else FaceToFace)(
-        args.bundle, args.device, args.threads, prepack=not one_file, verify_cache=not args.rehash)
+        args.bundle, args.device, args.threads, prepack=not one_file, verify_cache=not args.rehash,
+        precision=args.precision)
     if one_file:
         _save_png(args.output, model.generate_from_file(args.input).image)
         print(f"{args.input} -> {args.output}")
@@ -94,8 +97,10 @@ def run_grid(args: argparse.Namespace) -> int:
 
     if len(args.faces) != len(args.voices):
         raise InputError(None, f"{len(args.faces)} faces but {len(args.voices)} voices: give one voice per face")
-    face_to_face = FaceToFace(args.bundle, args.device, args.threads, prepack=False, verify_cache=not args.rehash)
-    speech_to_face = SpeechToFace(face_to_face.bundle, args.device, args.threads, prepack=False)
+    face_to_face = FaceToFace(args.bundle, args.device, args.threads, prepack=False, verify_cache=not args.rehash,
+                              precision=args.precision)
+    speech_to_face = SpeechToFace(face_to_face.bundle, args.device, args.threads, prepack=False,
+                                  precision=args.precision)
     rows = []
     for face, voice in zip(args.faces, args.voices, strict=True):
         rows.append([original(face), face_to_face.generate_from_file(face).image,

@@ -16,10 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from runtime.bundle import Bundle, open_bundle
+from runtime.errors import InputError
 from runtime.face_preprocess import decoder_target, preprocess
 from runtime.image import load_face
 from runtime.providers import create_session
 from runtime.voice_input import VoiceInputSpec
+
+PRECISIONS = ("fp32", "fp16")
 
 
 @dataclass
@@ -40,15 +43,19 @@ class _Decoding:
     ``prepack=False`` skips onnxruntime's weight prepacking: sessions open in 0.1 s instead
     of 1.5 s (speech -> face), for runs up to 10% slower at batch 8 and the same at batch 1,
     the right trade for a one-shot command. ``verify_cache=False`` rehashes every file.
+    ``precision="fp16"`` uses the bundle's float16 graphs (``s2f export bundle --fp16``),
+    meant for GPUs; inputs and outputs stay float32.
     """
 
     encoder_role = ""
 
     def __init__(self, bundle: Bundle | str | Path, device: str = "auto", threads: int | None = None,
-                 prepack: bool = True, verify_cache: bool = True) -> None:
+                 prepack: bool = True, verify_cache: bool = True, precision: str = "fp32") -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False, cache=verify_cache)
         self.device = device
-        decoder_path, encoder_path = self.bundle.require("face_decoder", self.encoder_role)
+        if precision not in PRECISIONS:
+            raise InputError(None, f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
+        decoder_path, encoder_path = self.bundle.require("face_decoder", self.encoder_role, precision=precision)
         self.decoder = create_session(decoder_path, device, threads, prepack)
         self.encoder = create_session(encoder_path, device, threads, prepack)
         self.on_cuda = "CUDAExecutionProvider" in self.decoder.get_providers()

@@ -24,7 +24,8 @@ def test_weights_list():
 def test_runtime_and_converter_never_import_torch():
     """runtime/ must run without torch; converting a Keras file does not need it either."""
     code = ("import sys, runtime.face_preprocess, runtime.atomic, runtime.audio, runtime.features, runtime.image,"
-            " runtime.voice_input, runtime.grid, runtime.bundle, runtime.providers, runtime.pipeline, runtime.cli,"
+            " runtime.voice_input, runtime.grid, runtime.bundle, runtime.verify_cache, runtime.providers,"
+            " runtime.pipeline, runtime.cli,"
             " converters.vggface, converters.convert;"
             "assert 'torch' not in sys.modules and 'tensorflow' not in sys.modules, 'heavy import'")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

@@ -53,6 +53,12 @@ def test_models_export_and_match(name, tmp_path):
     expected = expected if isinstance(expected, tuple) else (expected,)
     for ours, theirs in zip(outputs, expected, strict=True):
         np.testing.assert_allclose(ours, theirs.numpy(), rtol=0, atol=1e-5 * float(np.abs(theirs.numpy()).max()))
+    if name == "face_decoder":  # transposed convolutions run as convolution + depth-to-space
+        import onnx
+
+        ops = {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
+        assert "ConvTranspose" not in ops and "DepthToSpace" in ops
+        assert metadata["subpixel_transposed_convolutions"] == len(model.texture_deconvs)
     if name == "ast":  # attention runs as onnxruntime's fused kernel, not MatMul/Softmax/IsNaN
         import onnx
 
@@ -115,3 +121,27 @@ def test_export_command(tmp_path):
     assert "face_decoder, opset 18" in done.stdout and (tmp_path / "decoder.onnx").is_file()
     missing = run_s2f("export", "model", tmp_path / "nothing", "-o", tmp_path / "x.onnx")
     assert missing.returncode == 2 and "nothing: not found" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_fp16_graph_is_float16_inside_float32_outside_and_its_error_is_measured(tmp_path):
+    import onnx
+
+    torch.manual_seed(0)
+    model = _tiny_models()["ve_conv_paper"]().eval()
+    report = export_onnx(model, tmp_path / "voice.onnx", fp16=True)
+    half = tmp_path / "voice.fp16.onnx"
+    assert half.is_file() and (tmp_path / "voice.fp16.onnx.data").is_file()
+    graph = onnx.load(str(half))
+    weights = [init for init in graph.graph.initializer if init.dims and np.prod(init.dims) > 16]
+    assert weights and all(init.data_type == onnx.TensorProto.FLOAT16 for init in weights)
+    (inp,), (out,) = graph.graph.input, graph.graph.output
+    assert inp.type.tensor_type.elem_type == out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    error = report.fp16_max_relative_error["embedding"]
+    assert 1e-6 < error <= 1e-2  # float16 rounding shows, and stays within the bar
+    assert read_metadata(half)["fp16_max_relative_error"] == report.fp16_max_relative_error
+    assert read_metadata(half)["precision"] == "fp16" and read_metadata(tmp_path / "voice.onnx")["precision"] == "fp32"
+    x = np.random.default_rng(3).standard_normal((2, *read_metadata(half)["inputs"]["spectrogram"][1:]))
+    (ours,) = _session(half).run(None, {"spectrogram": x.astype(np.float32)})
+    with torch.no_grad():
+        theirs = model(torch.from_numpy(x.astype(np.float32))).numpy()
+    assert np.abs(ours - theirs).max() <= 1e-2 * np.abs(theirs).max()

@@ -145,8 +145,8 @@ def test_verified_files_are_not_hashed_again_until_written(bundle, tmp_path, mon
     monkeypatch.setattr(verify_cache, "RACY_SECONDS", 0.0)  # the copy below is only milliseconds old
     copy = tmp_path / "bundle"
     shutil.copytree(bundle, copy)
-    hashed, sha256 = [], bundle_module._sha256
-    monkeypatch.setattr(bundle_module, "_sha256", lambda path: hashed.append(path.name) or sha256(path))
+    hashed, sha256 = [], bundle_module.sha256_of
+    monkeypatch.setattr(bundle_module, "sha256_of", lambda path: hashed.append(path.name) or sha256(path))
     SpeechToFace(copy, "cpu")
     assert sorted(hashed) == ["face_decoder.onnx", "face_decoder.onnx.data", "voice_encoder.onnx",
                               "voice_encoder.onnx.data"]
@@ -182,6 +182,27 @@ def test_verify_cache_skips_files_too_young_or_changed_while_hashed(tmp_path):
     identity[4] -= 10**9  # as if hashing had started before a write
     cache.remember(old, "digest", identity)
     assert not cache.knows(old, "digest") and not cache.changed
+
+
+def test_fp16_graphs_in_the_bundle(models, bundle, voice_file, tmp_path):
+    voice, decoder, _ = models
+    manifest = export_bundle(tmp_path / "half", voice, decoder, fp16=True)
+    assert {entry.get("precision") for entry in manifest["files"].values() if "weights" in entry} == {"fp32", "fp16"}
+    assert 0 < manifest["verification_fp16"]["voice_encoder"]["embedding"] <= 1e-2
+    full = SpeechToFace(tmp_path / "half", "cpu").generate_from_file(voice_file)
+    half = SpeechToFace(tmp_path / "half", "cpu", precision="fp16").generate_from_file(voice_file)
+    difference = np.abs(full.image.astype(int) - half.image.astype(int))
+    assert difference.max() <= 8 and difference.mean() < 1.0, (difference.max(), difference.mean())
+    assert not np.array_equal(full.embedding, half.embedding)  # really another graph
+    done = subprocess.run([sys.executable, "-m", "runtime.cli", "speech2face", str(voice_file), "-o",
+                           str(tmp_path / "half.png"), "--bundle", str(tmp_path / "half"), "--precision", "fp16",
+                           "--device", "cpu"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from PIL import Image
+
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "half.png")), half.image)
+    with pytest.raises(InputError, match="no fp16 face decoder .export it with --fp16"):
+        SpeechToFace(bundle, "cpu", precision="fp16")
 
 
 def test_explicit_gpu_never_falls_back(bundle):

@@ -8,7 +8,6 @@ written next to it (``NAME.sha256``) so later runs can detect corruption.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from runtime.bundle import sha256_of
 from runtime.errors import InputError
 from weights.registry import WeightFile
 
@@ -26,11 +26,6 @@ def default_cache_dir() -> Path:
     root = os.environ.get("S2F_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "speech2face")
     return Path(root) / "weights"
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _download(url: str, part: Path, progress: bool, timeout: float) -> None:
@@ -71,7 +66,7 @@ def verify(entry: WeightFile, path: Path) -> str:
     size = path.stat().st_size
     if entry.size is not None and size != entry.size:
         raise InputError(path, f"size {size} bytes, expected {entry.size}")
-    digest = _sha256(path)
+    digest = sha256_of(path)
     if entry.sha256 is not None and digest != entry.sha256:
         raise InputError(path, f"sha256 {digest} does not match the registry's {entry.sha256}")
     return digest
@@ -88,7 +83,7 @@ def fetch(entry: WeightFile, cache_dir: Path | None = None, mirror: str | None =
     target = cache_dir / entry.filename
     if target.exists():
         stored = target.with_name(target.name + ".sha256")
-        if stored.exists() and stored.read_text().split()[0] != _sha256(target):
+        if stored.exists() and stored.read_text().split()[0] != sha256_of(target):
             raise InputError(target, f"cached file no longer matches its recorded sha256 ({stored.name}); "
                                      "delete it and fetch again")
         return target

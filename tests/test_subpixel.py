@@ -1,0 +1,35 @@
+"""The export's sub-pixel rewrite of transposed convolutions computes what the layer
+computes, for every kernel/stride/padding it accepts, and leaves the rest alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from export.subpixel import SubPixelConvTranspose2d, rewritable, with_subpixel_convolutions
+
+
+@pytest.mark.parametrize("kernel,stride,padding,extra", [(5, 2, 2, 1), (3, 2, 1, 1), (4, 2, 1, 0), (2, 2, 0, 0),
+                                                         (3, 3, 0, 0), (7, 3, 2, 0), (5, 3, 1, 0), (6, 4, 1, 0)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_same_output_as_transposed_convolution(kernel, stride, padding, extra, bias):
+    torch.manual_seed(kernel * 10 + stride)
+    layer = nn.ConvTranspose2d(6, 5, kernel, stride, padding, extra, bias=bias)
+    x = torch.randn(2, 6, 7, 9)
+    with torch.no_grad():
+        expected, got = layer(x), SubPixelConvTranspose2d(layer)(x)
+    assert got.shape == expected.shape == (2, 5, 7 * stride, 9 * stride)
+    torch.testing.assert_close(got, expected, rtol=0, atol=2e-6 * float(expected.abs().max()))
+
+
+def test_only_exact_upsamplers_are_rewritten():
+    assert not rewritable(nn.ConvTranspose2d(4, 4, 5, 2, 2))  # output 2H - 1, not 2H
+    assert not rewritable(nn.ConvTranspose2d(4, 4, 5, 1, 2))  # stride 1: already a plain convolution
+    assert not rewritable(nn.ConvTranspose2d(4, 4, 4, 2, 1, groups=2))
+    model = nn.Sequential(nn.ConvTranspose2d(4, 4, 5, 2, 2, 1), nn.ReLU(), nn.ConvTranspose2d(4, 4, 5, 2, 2))
+    rewritten, count = with_subpixel_convolutions(model)
+    assert count == 1 and isinstance(rewritten[0], SubPixelConvTranspose2d)
+    assert isinstance(rewritten[2], nn.ConvTranspose2d) and isinstance(model[0], nn.ConvTranspose2d)  # a copy
+    plain = nn.Sequential(nn.Conv2d(3, 3, 3))
+    assert with_subpixel_convolutions(plain) == (plain, 0)
