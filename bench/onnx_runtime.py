@@ -75,12 +75,16 @@ def _graph(workdir: Path, model: str) -> Path:
 
 
 def roofline(workdir: Path) -> dict:
-    """FLOPs and weight bytes per model (batch 1), and what this machine can do at most:
-    the fp32 GEMM rate of a 4096^3 matmul and the bandwidth of summing 1 GiB."""
+    """FLOPs and weight bytes per model (batch 1), and what this machine can do at most: the
+    fp32 GEMM rate of a 4096^3 matmul (PyTorch's, and onnxruntime's own MLAS) and the memory
+    read bandwidth (summing 1 GiB on all threads)."""
     import numpy as np
+    import onnx
     import torch
+    from onnx import TensorProto, helper
     from torch.utils.flop_counter import FlopCounterMode
 
+    from runtime.providers import create_session
     from s2f.models.loading import load_model
 
     models = {}
@@ -91,19 +95,30 @@ def roofline(workdir: Path) -> dict:
             model(x)
         models[name] = {"gflop": counter.get_total_flops() / 1e9,
                         "weight_mb": sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6}
-    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
-    rates = []
-    for _ in range(4):
-        begin = time.perf_counter()
-        a @ b
-        rates.append(2 * 4096**3 / (time.perf_counter() - begin) / 1e9)
-    block = np.ones(1 << 28, np.float32)
-    speeds = []
-    for _ in range(4):
-        begin = time.perf_counter()
-        block.sum()
-        speeds.append(block.nbytes / (time.perf_counter() - begin) / 1e9)
-    return {"models": models, "peak_gflops": max(rates), "read_gb_s": max(speeds)}
+
+    def best_rate(run, work: float) -> float:
+        run()
+        rates = []
+        for _ in range(4):
+            begin = time.perf_counter()
+            run()
+            rates.append(work / (time.perf_counter() - begin))
+        return max(rates)
+
+    n = 4096
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    square = [n, n]
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
+                              [helper.make_tensor_value_info(k, TensorProto.FLOAT, square) for k in "ab"],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, square)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), workdir / "gemm.onnx")
+    session = create_session(workdir / "gemm.onnx", "cpu")
+    feeds = {"a": a.numpy(), "b": b.numpy()}
+    block = torch.ones(1 << 28)
+    return {"models": models, "peak_gflops": best_rate(lambda: a @ b, 2 * n**3 / 1e9),
+            "onnxruntime_gemm_gflops": best_rate(lambda: session.run(None, feeds), 2 * n**3 / 1e9),
+            "read_gb_s": max(best_rate(lambda: block.sum(), block.numel() * 4 / 1e9),
+                             best_rate(lambda: np.asarray(block).sum(), block.numel() * 4 / 1e9))}
 
 
 def _inputs(model: str, batch: int):
@@ -290,7 +305,8 @@ def main() -> None:
         row["ceiling_speedup"] = round(row["torch"]["median_s"] / best, 2)
         row["torch_gflops"] = round(cost["gflop"] * batch / row["torch"]["median_s"])
         row["onnxruntime_gflops"] = round(cost["gflop"] * batch / row["onnxruntime"]["median_s"])
-    print(f"roofline: peak {roof['peak_gflops']:.0f} GFLOP/s, read {roof['read_gb_s']:.1f} GB/s; ceilings "
+    print(f"roofline: peak {roof['peak_gflops']:.0f} GFLOP/s (onnxruntime's GEMM "
+          f"{roof['onnxruntime_gemm_gflops']:.0f}), read {roof['read_gb_s']:.1f} GB/s; ceilings "
           + ", ".join(f"{k} {r['ceiling_speedup']}x" for k, r in results["latency"].items()), flush=True)
     results["session_open"] = {}
     for model in MODELS:

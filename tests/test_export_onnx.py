@@ -58,7 +58,7 @@ def test_models_export_and_match(name, tmp_path):
 
         ops = {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
         assert "ConvTranspose" not in ops and "DepthToSpace" in ops
-        assert metadata["subpixel_transposed_convolutions"] == len(model.texture_deconvs)
+        assert metadata["rewrites"]["transposed_convolution_as_subpixel"] == len(model.texture_deconvs)
     if name == "ast":  # attention runs as onnxruntime's fused kernel, not MatMul/Softmax/IsNaN
         import onnx
 

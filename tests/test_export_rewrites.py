@@ -1,5 +1,6 @@
-"""The export's sub-pixel rewrite of transposed convolutions computes what the layer
-computes, for every kernel/stride/padding it accepts, and leaves the rest alone."""
+"""The export's rewrites (transposed convolutions as sub-pixel convolutions, whole-input
+convolutions as matrix products) compute what the layers compute, for every shape they
+accept, and leave the rest alone."""
 
 from __future__ import annotations
 
@@ -33,3 +34,18 @@ def test_only_exact_upsamplers_are_rewritten():
     assert isinstance(rewritten[2], nn.ConvTranspose2d) and isinstance(model[0], nn.ConvTranspose2d)  # a copy
     plain = nn.Sequential(nn.Conv2d(3, 3, 3))
     assert with_subpixel_convolutions(plain) == (plain, 0)
+
+
+def test_whole_input_convolutions_become_matrix_products():
+    from export.dense_convolutions import ConvAsLinear, with_dense_convolutions
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 5), nn.ReLU(),
+                          nn.Conv2d(16, 4, 1), nn.Conv2d(4, 4, 1, padding=1))
+    x = torch.randn(2, 3, 5, 5)
+    rewritten, count = with_dense_convolutions(model, x)
+    assert count == 2 and isinstance(rewritten[2], ConvAsLinear) and isinstance(rewritten[4], ConvAsLinear)
+    assert isinstance(rewritten[0], nn.Conv2d) and isinstance(rewritten[5], nn.Conv2d)  # 3x3 on 5x5; padded
+    assert isinstance(model[2], nn.Conv2d)  # the original is untouched
+    with torch.no_grad():
+        torch.testing.assert_close(rewritten(x), model(x), rtol=0, atol=1e-6)
