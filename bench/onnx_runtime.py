@@ -155,8 +155,16 @@ def worker(args: argparse.Namespace) -> None:
         from runtime.providers import create_session
 
         started = time.perf_counter()
-        create_session(_graph(workdir, args.model), "cpu", prepack=bool(args.prepack))
-        times = [time.perf_counter() - started]
+        session = create_session(_graph(workdir, args.model), "cpu", prepack=bool(args.prepack))
+        opened = time.perf_counter() - started
+        name = session.get_inputs()[0].name
+        one, eight = _inputs(args.model, 1), _inputs(args.model, 8)
+        started = time.perf_counter()
+        session.run(None, {name: one})
+        first = time.perf_counter() - started
+        batch8 = statistics.median(_time(lambda: session.run(None, {name: eight}), 2))
+        return print(json.dumps({"open_s": opened, "first_run_batch1_s": first, "run_batch8_s": batch8,
+                                 "peak_rss_mb": peak_rss_mb()}))
     elif args.worker == "latency":
         x = _inputs(args.model, args.batch)
         if args.backend == "onnxruntime":
@@ -313,8 +321,10 @@ def main() -> None:
         row = {}
         for prepack in (1, 0):
             out, _, _ = measure([*me, "--worker", "session", "--model", model, "--prepack", str(prepack)])
-            row["prepacked_s" if prepack else "in_place_s"] = round(out["median_s"], 3)
-        row["ratio"] = round(row["prepacked_s"] / row["in_place_s"], 1)
+            row["prepacked" if prepack else "in_place"] = {k: round(v, 3) for k, v in out.items()
+                                                          if k.endswith("_s")}
+        row["open_ratio"] = round(row["prepacked"]["open_s"] / row["in_place"]["open_s"], 1)
+        row["batch8_run_ratio"] = round(row["in_place"]["run_batch8_s"] / row["prepacked"]["run_batch8_s"], 2)
         results["session_open"][model] = row
     print(f"session open: {json.dumps(results['session_open'])}", flush=True)
     for batch in (1, 8):

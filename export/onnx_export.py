@@ -145,7 +145,7 @@ class ExportMismatch(Exception):
 def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray] | None = None,
                 tolerance: float = RELATIVE_TOLERANCE, seed: int = 0, external_data: bool = True,
                 portable: bool = False, fp16: bool = False,
-                fp16_tolerance: float = FP16_RELATIVE_TOLERANCE) -> ExportReport:
+                fp16_tolerance: float = FP16_RELATIVE_TOLERANCE, rewrite: bool = True) -> ExportReport:
     """Export, check, verify, then write ``path`` (and ``path.data`` with the weights unless
     ``external_data=False``); raises ``InputError`` (nothing written) if verification fails.
 
@@ -159,7 +159,8 @@ def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray
 
     ``fp16=True`` also writes ``NAME.fp16.onnx`` (float16 weights and arithmetic, float32
     inputs and outputs) for GPUs, with its own measured error against PyTorch float32, which
-    must stay under ``fp16_tolerance``.
+    must stay under ``fp16_tolerance``. ``rewrite=False`` exports the layers as they are
+    (``bench/export_rewrites.py`` measures what the rewrites buy).
     """
     import onnx
 
@@ -168,7 +169,8 @@ def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray
     spec.module.eval()
     example = torch.from_numpy(_random_inputs(spec, seed)[1])
     batch = torch.export.Dim("batch", min=1, max=4096)
-    exported, rewrites = _rewrite_for_onnxruntime(spec.module, example)  # verified below against spec.module
+    exported, rewrites = (_rewrite_for_onnxruntime(spec.module, example) if rewrite  # verified against spec.module
+                          else (spec.module, {}))
     with torch.no_grad():
         program = torch.onnx.export(exported, (example,), dynamo=True, opset_version=OPSET, verbose=False,
                                     input_names=[spec.input_name], output_names=spec.output_names,
