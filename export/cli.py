@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 PORTABLE_HELP = ("standard ONNX operators only, for runtimes other than onnxruntime (default: attention, "
-                 "layer norm and GELU fused into onnxruntime's kernels; the AST runs 1.7x faster)")
+                 "layer norm and GELU fused into onnxruntime's kernels; the AST runs 1.6x faster)")
 
 FP16_HELP = ("also write float16 graphs (NAME.fp16.onnx, float32 inputs and outputs) for GPUs, each with its "
              "measured error against PyTorch float32 (refused above 1e-2)")

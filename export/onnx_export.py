@@ -150,11 +150,11 @@ def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray
     ``external_data=False``); raises ``InputError`` (nothing written) if verification fails.
 
     Stride-s transposed convolutions are exported as convolution + depth-to-space
-    (``export.subpixel``: 1.6x faster decoder at batch 8) and convolutions that cover their
-    whole input as Gemm (``export.dense_convolutions``: VGG-Face's session opens in 0.1 s
-    instead of 1.4 s); both standard operators, same arithmetic. Unless
+    (``export.subpixel``: 1.4x faster decoder) and convolutions that cover their whole input
+    as Gemm (``export.dense_convolutions``: VGG-Face's session opens 10.7x faster); both
+    standard operators, same arithmetic (bench/export_rewrites.py). Unless
     ``portable``, the graph is rewritten with onnxruntime's fused kernels (attention,
-    skip-layer-norm, bias-GELU; see ``_fuse_for_onnxruntime``): the AST runs 1.7x faster, but
+    skip-layer-norm, bias-GELU; see ``_fuse_for_onnxruntime``): the AST runs 1.6x faster, but
     only onnxruntime can run the result. The verification runs on the graph that is written.
 
     ``fp16=True`` also writes ``NAME.fp16.onnx`` (float16 weights and arithmetic, float32
@@ -251,8 +251,8 @@ def _fuse_for_onnxruntime(model) -> dict[str, int]:
     nodes of each fused (``com.microsoft``) operator the graph now has.
 
     The dynamo exporter writes attention as MatMul, Softmax and a NaN guard (IsNaN/Where)
-    per head group; onnxruntime runs that unfused, 1.7x slower than PyTorch's SDPA on the
-    AST. ``onnxscript``'s ORT fusions turn it into ``com.microsoft.Attention`` (plus
+    per head group; onnxruntime runs that unfused, and the AST 1.6x slower than fused
+    (bench/export_rewrites.py). ``onnxscript``'s ORT fusions turn it into ``com.microsoft.Attention`` (plus
     SkipLayerNormalization and BiasGelu). Convolutional models have nothing to fuse and come
     out unchanged.
     """

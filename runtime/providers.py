@@ -25,7 +25,8 @@ _warned: set[str] = set()
 
 def session_options(threads: int | None = None, prepack: bool = True):
     """``prepack=False``: use the weights in place (memory-mapped from ``.onnx.data``)
-    instead of copying them into GEMM-blocked layouts; opens 6-70x faster (bench/onnx_runtime.py)."""
+    instead of copying them into GEMM-blocked layouts: opens 3.5-11x faster, runs large
+    batches up to 1.15x slower (bench/onnx_runtime.py, session_open)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
