@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from export.onnx_export import export_onnx, fp16_path
@@ -45,10 +46,11 @@ def _versions() -> dict[str, str]:
 
 def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: nn.Module,
                   face_encoder: nn.Module | None = None, overwrite: bool = False,
-                  portable: bool = False, fp16: bool = False) -> dict[str, Any]:
+                  portable: bool = False, fp16: bool = False, verify_with: list[Path] | None = None) -> dict[str, Any]:
     """Export, verify and write the bundle; returns the manifest. ``portable``: standard ONNX
     operators only (no onnxruntime fused kernels); ``fp16``: float16 graphs beside the float32
-    ones, for GPUs (see ``export_onnx``)."""
+    ones, for GPUs (see ``export_onnx``); ``verify_with``: voice clips and face photos checked
+    as well as random inputs, the decoder on the embeddings the encoders make of them."""
     from export.onnx_export import read_metadata
 
     out_dir = Path(out_dir)
@@ -63,12 +65,13 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
     models = {"voice_encoder": voice_encoder, "face_decoder": face_decoder}
     if face_encoder is not None:
         models["face_encoder"] = face_encoder
+    real = _real_inputs(models, verify_with or [])
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=parent))
     try:
         files, reports = {}, {}
         for role, model in models.items():
             path = staging / ROLES[role]
-            report = export_onnx(model, path, portable=portable, fp16=fp16)
+            report = export_onnx(model, path, real_inputs=real.get(role), portable=portable, fp16=fp16)
             print(report.summary().replace(str(staging), str(out_dir)))
             metadata = read_metadata(path)
             graphs = [(path, "fp32")] + ([(fp16_path(path), "fp16")] if fp16 else [])
@@ -93,6 +96,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             else None,
             "texture": reports["face_decoder"]["preprocessing"]["texture"],
             "verification": {role: r["max_relative_error"] for role, r in reports.items()},
+            "verified_with": [Path(f).name for f in verify_with or []],
             "verification_fp16": {role: r["fp16"] for role, r in reports.items()} if fp16 else None,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -104,3 +108,25 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def _real_inputs(models: dict[str, nn.Module], files: list[Path]) -> dict[str, list[np.ndarray]]:
+    """Per role, the real batches to verify with: each encoder's own inputs from ``files``,
+    and for the decoder the embeddings the encoders make of them."""
+    from export.real_inputs import embeddings, encoder_inputs, split_files
+
+    if not files:
+        return {}
+    voices, faces = split_files(files)
+    if not voices or ("face_encoder" in models and not faces):
+        wanted = "voice clips and face photos" if "face_encoder" in models else "voice clips"
+        raise InputError(files[0], f"--verify-with needs {wanted} for this bundle "
+                                   f"(got {len(voices)} clips, {len(faces)} photos)")
+    real: dict[str, list[np.ndarray]] = {"face_decoder": []}
+    for role, model in models.items():
+        if role == "face_decoder":
+            continue
+        batch = encoder_inputs(model, files)
+        real[role] = [batch]
+        real["face_decoder"].append(embeddings(model, batch))
+    return real

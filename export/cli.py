@@ -28,6 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="max |difference| / max |reference| per output (default 1e-5)")
     model.add_argument("--portable", action="store_true", help=PORTABLE_HELP)
     model.add_argument("--fp16", action="store_true", help=FP16_HELP)
+    model.add_argument("--verify-with", type=Path, nargs="+", metavar="FILE",
+                       help="voice clips (voice encoders) or face photos (face encoders) to verify on, "
+                            "besides random inputs")
     model.set_defaults(func=run_export_model)
 
     bundle = what.add_parser(
@@ -43,15 +46,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bundle.add_argument("--overwrite", action="store_true")
     bundle.add_argument("--portable", action="store_true", help=PORTABLE_HELP)
     bundle.add_argument("--fp16", action="store_true", help=FP16_HELP)
+    bundle.add_argument("--verify-with", type=Path, nargs="+", metavar="FILE",
+                        help="voice clips (and face photos, with --face-encoder) to verify on besides random "
+                             "inputs; the decoder is checked on the embeddings made of them")
     bundle.set_defaults(func=run_export_bundle)
 
 
 def run_export_model(args: argparse.Namespace) -> int:
     from export.onnx_export import export_onnx
+    from export.real_inputs import encoder_inputs
+    from runtime.errors import InputError
     from s2f.models.loading import load_model
 
-    report = export_onnx(load_model(args.model), args.output, tolerance=args.tolerance, portable=args.portable,
-                         fp16=args.fp16)
+    model = load_model(args.model)
+    real = None
+    if args.verify_with:
+        real = encoder_inputs(model, args.verify_with)
+        if real is None:
+            raise InputError(args.verify_with[0], f"none of the --verify-with files is an input of a "
+                                                  f"{model.model_type} (voice clips for voice encoders, photos "
+                                                  "for face encoders; check a decoder with 'export bundle')")
+    report = export_onnx(model, args.output, real_inputs=None if real is None else [real],
+                         tolerance=args.tolerance, portable=args.portable, fp16=args.fp16)
     print(report.summary())
     return 0
 
@@ -62,6 +78,6 @@ def run_export_bundle(args: argparse.Namespace) -> int:
 
     face_encoder = load_model(args.face_encoder) if args.face_encoder else None
     manifest = export_bundle(args.output, load_model(args.voice_encoder), load_model(args.decoder), face_encoder,
-                             args.overwrite, args.portable, args.fp16)
+                             args.overwrite, args.portable, args.fp16, args.verify_with)
     print(f"bundle {args.output}: {', '.join(manifest['files'])} + manifest.json")
     return 0

@@ -119,6 +119,12 @@ def test_export_command(tmp_path):
     done = run_s2f("export", "model", tmp_path / "decoder", "-o", tmp_path / "decoder.onnx")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "face_decoder, opset 18" in done.stdout and (tmp_path / "decoder.onnx").is_file()
+    from conftest import FACES
+
+    wrong = run_s2f("export", "model", tmp_path / "decoder", "-o", tmp_path / "d2.onnx", "--verify-with",
+                    FACES / "eileen_collins.jpg")
+    assert wrong.returncode == 2 and "none of the --verify-with files is an input of a face_decoder" in wrong.stderr
+    assert "Traceback" not in wrong.stderr and not (tmp_path / "d2.onnx").exists()
     missing = run_s2f("export", "model", tmp_path / "nothing", "-o", tmp_path / "x.onnx")
     assert missing.returncode == 2 and "nothing: not found" in missing.stderr and "Traceback" not in missing.stderr
 

@@ -205,6 +205,30 @@ def test_fp16_graphs_in_the_bundle(models, bundle, voice_file, tmp_path):
         SpeechToFace(bundle, "cpu", precision="fp16")
 
 
+def test_bundle_verified_on_real_files(models, voice_file, tmp_path, monkeypatch):
+    import export.bundle as bundle_module
+
+    voice, decoder, _ = models
+    checked = {}
+    export_onnx = bundle_module.export_onnx
+
+    def spy(model, path, real_inputs=None, **kwargs):
+        checked[path.name] = [x.shape for x in real_inputs or []]
+        return export_onnx(model, path, real_inputs=real_inputs, **kwargs)
+
+    monkeypatch.setattr(bundle_module, "export_onnx", spy)
+    manifest = export_bundle(tmp_path / "real", voice, decoder, verify_with=[voice_file])
+    assert manifest["verified_with"] == ["voice.wav"]
+    assert checked == {"voice_encoder.onnx": [(1, 2, 257, 598)], "face_decoder.onnx": [(1, EMBEDDING)]}
+    photo = FACES / "eileen_collins.jpg"
+    with pytest.raises(InputError, match="--verify-with needs voice clips"):
+        export_bundle(tmp_path / "faces-only", voice, decoder, verify_with=[photo])
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="notes.txt: neither audio"):
+        export_bundle(tmp_path / "text", voice, decoder, verify_with=[tmp_path / "notes.txt"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "real"]  # nothing half-written
+
+
 def test_explicit_gpu_never_falls_back(bundle):
     import onnxruntime as ort
 

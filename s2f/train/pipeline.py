@@ -102,8 +102,10 @@ def run_pipeline(workdir: str | Path, config: PipelineConfig | None = None, face
          "--decoder", runs / "decoder", "-o", report)
     result = json.loads(report.read_text())
     if serve:
+        faces, voices = unseen_samples(corpus, split, 3)
         step("export bundle", "export", "bundle", "-o", workdir / "bundle", "--voice-encoder", runs / "voice",
-             "--decoder", runs / "decoder", "--face-encoder", face_encoder, "--overwrite")
+             "--decoder", runs / "decoder", "--face-encoder", face_encoder, "--overwrite",
+             "--verify-with", *voices, *faces)
         started = time.perf_counter()
         serve_with_runtime(workdir, corpus, split, runtime_env)
         timings["runtime"] = round(time.perf_counter() - started, 2)
@@ -114,15 +116,20 @@ def run_pipeline(workdir: str | Path, config: PipelineConfig | None = None, face
     return result
 
 
+def unseen_samples(corpus: Path, split: Path, count: int) -> tuple[list[Path], list[Path]]:
+    """The first photo and voice clip of the first ``count`` test identities."""
+    test = json.loads(split.read_text())["test"][:count]
+    return ([sorted((corpus / name / "images").glob("*.png"))[0] for name in test],
+            [sorted((corpus / name / "audios").glob("*.wav"))[0] for name in test])
+
+
 def serve_with_runtime(workdir: Path, corpus: Path, split: Path, runtime_env: Path | None) -> None:
     """Generate faces for unseen identities with ``s2f-runtime`` only: the result grid
     (original | face->face | speech->face) and one PNG per test voice clip."""
     import subprocess
     import sys
 
-    test = json.loads(split.read_text())["test"][:6]
-    faces = [sorted((corpus / name / "images").glob("*.png"))[0] for name in test]
-    voices = [sorted((corpus / name / "audios").glob("*.wav"))[0] for name in test]
+    faces, voices = unseen_samples(corpus, split, 6)
     command = [str(runtime_env / "bin" / "s2f-runtime")] if runtime_env else [sys.executable, "-m", "runtime.cli"]
     where = f"torch-free environment {runtime_env}" if runtime_env else "this environment"
     print(f"== s2f-runtime ({where})")
@@ -133,7 +140,7 @@ def serve_with_runtime(workdir: Path, corpus: Path, split: Path, runtime_env: Pa
     bundle = str(workdir / "bundle")
     for arguments in (["grid", "--bundle", bundle, "--faces", *map(str, faces), "--voices", *map(str, voices),
                        "-o", str(workdir / "runtime_grid.png")],
-                      ["speech2face", str(corpus / test[0] / "audios"), "-o", str(workdir / "runtime_faces"),
+                      ["speech2face", str(voices[0].parent), "-o", str(workdir / "runtime_faces"),
                        "--bundle", bundle]):
         done = subprocess.run([*command, *arguments])
         if done.returncode != 0:
