@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-PORTABLE_HELP = ("standard ONNX operators only, for runtimes other than onnxruntime (default: attention, "
-                 "layer norm and GELU fused into onnxruntime's kernels; the AST runs 1.6x faster)")
 
-FP16_HELP = ("also write float16 graphs (NAME.fp16.onnx, float32 inputs and outputs) for GPUs, each with its "
-             "measured error against PyTorch float32 (refused above 1e-2)")
+def _graph_options(parser: argparse.ArgumentParser, verify_with_help: str) -> None:
+    """What both export commands offer about the graphs they write."""
+    parser.add_argument("--portable", action="store_true",
+                        help="standard ONNX operators only, for runtimes other than onnxruntime (default: "
+                             "attention, layer norm and GELU fused into onnxruntime's kernels; the AST runs "
+                             "1.6x faster)")
+    parser.add_argument("--fp16", action="store_true",
+                        help="also write float16 graphs (NAME.fp16.onnx, float32 inputs and outputs) for GPUs, "
+                             "each with its measured error against PyTorch float32 (refused above 1e-2)")
+    parser.add_argument("--verify-with", type=Path, nargs="+", metavar="FILE", help=verify_with_help)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,11 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("-o", "--output", type=Path, required=True, help="output .onnx file")
     model.add_argument("--tolerance", type=float, default=1e-5,
                        help="max |difference| / max |reference| per output (default 1e-5)")
-    model.add_argument("--portable", action="store_true", help=PORTABLE_HELP)
-    model.add_argument("--fp16", action="store_true", help=FP16_HELP)
-    model.add_argument("--verify-with", type=Path, nargs="+", metavar="FILE",
-                       help="voice clips (voice encoders) or face photos (face encoders) to verify on, "
-                            "besides random inputs")
+    _graph_options(model, "voice clips (voice encoders) or face photos (face encoders) to verify on, "
+                          "besides random inputs")
     model.set_defaults(func=run_export_model)
 
     bundle = what.add_parser(
@@ -44,11 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bundle.add_argument("--decoder", type=Path, required=True, help="checkpoint or training run directory")
     bundle.add_argument("--face-encoder", type=Path, help="converted face encoder (.safetensors or directory)")
     bundle.add_argument("--overwrite", action="store_true")
-    bundle.add_argument("--portable", action="store_true", help=PORTABLE_HELP)
-    bundle.add_argument("--fp16", action="store_true", help=FP16_HELP)
-    bundle.add_argument("--verify-with", type=Path, nargs="+", metavar="FILE",
-                        help="voice clips (and face photos, with --face-encoder) to verify on besides random "
-                             "inputs; the decoder is checked on the embeddings made of them")
+    _graph_options(bundle, "voice clips (and face photos, with --face-encoder) to verify on besides random "
+                           "inputs; the decoder is checked on the embeddings made of them")
     bundle.set_defaults(func=run_export_bundle)
 
 
