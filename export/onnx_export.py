@@ -102,7 +102,6 @@ class ExportReport:
     bytes: int
     fusions: dict[str, int] = field(default_factory=dict)
     fp16_max_relative_error: dict[str, float] | None = None
-    fp16_bytes: int = 0
 
     def summary(self) -> str:
         worst = ", ".join(f"{name} {error:.1e}" for name, error in self.max_relative_error.items())
@@ -184,16 +183,18 @@ def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray
     onnx.checker.check_model(proto, full_check=True)
     inputs = _random_inputs(spec, seed) + [np.asarray(x, np.float32) for x in (real_inputs or [])]
     errors = _verify(proto, spec, inputs, tolerance, path)
-    half = None
+    report = ExportReport(str(path), spec.model_type, OPSET, errors, len(inputs), 0, fusions)
+    graphs = [(proto, path)]
     if fp16:
-        half = _to_fp16(proto)
-        fp16_errors = _verify(half, spec, inputs, fp16_tolerance, fp16_path(path), "the fp16 graph")
-        _set_metadata(half, {**metadata, "precision": "fp16", "fp16_max_relative_error": fp16_errors})
-    size = _write_with_external_data(proto, path) if external_data else _write_inline(proto.SerializeToString(), path)
-    report = ExportReport(str(path), spec.model_type, OPSET, errors, len(inputs), size, fusions)
-    if half is not None:
-        report.fp16_max_relative_error = fp16_errors
-        report.fp16_bytes = _write_with_external_data(half, fp16_path(path))
+        half, half_path = _to_fp16(proto), fp16_path(path)
+        half_errors = _verify(half, spec, inputs, fp16_tolerance, half_path, "the fp16 graph")
+        _set_metadata(half, {**metadata, "precision": "fp16", "fp16_max_relative_error": half_errors})
+        report.fp16_max_relative_error = half_errors
+        graphs.append((half, half_path))
+    for graph, target in graphs:  # only once every graph is verified
+        written = (_write_with_external_data(graph, target) if external_data
+                   else _write_inline(graph.SerializeToString(), target))
+        report.bytes = report.bytes or written
     return report
 
 
@@ -252,9 +253,9 @@ def _fuse_for_onnxruntime(model) -> dict[str, int]:
 
     The dynamo exporter writes attention as MatMul, Softmax and a NaN guard (IsNaN/Where)
     per head group; onnxruntime runs that unfused, and the AST 1.6x slower than fused
-    (bench/export_rewrites.py). ``onnxscript``'s ORT fusions turn it into ``com.microsoft.Attention`` (plus
-    SkipLayerNormalization and BiasGelu). Convolutional models have nothing to fuse and come
-    out unchanged.
+    (bench/export_rewrites.py). ``onnxscript``'s ORT fusions turn it into
+    ``com.microsoft.Attention`` (plus SkipLayerNormalization and BiasGelu). Convolutional
+    models have nothing to fuse and come out unchanged.
     """
     from collections import Counter
 

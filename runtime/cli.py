@@ -17,6 +17,7 @@ from runtime.errors import InputError, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from runtime.pipeline import PRECISIONS
     from runtime.providers import DEVICES
 
     parser = argparse.ArgumentParser(prog="s2f-runtime", description=__doc__.split("\n\n")[0])
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="auto: CUDA if it really starts, else CPU (with a warning); an explicit GPU "
                               "choice fails if its provider cannot be created")
         sub.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
-        sub.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+        sub.add_argument("--precision", choices=PRECISIONS, default="fp32",
                          help="fp16: the bundle's float16 graphs (exported with --fp16), meant for GPUs")
         sub.add_argument("--rehash", action="store_true",
                          help="hash every bundle file even if it was verified before and is unchanged since")
