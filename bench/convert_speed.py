@@ -52,7 +52,7 @@ def main() -> None:
     if not source.exists():
         print(f"building a real-size deepface VGG-Face file with random weights: {source}")
         subprocess.run([sys.executable, "-c",
-                        "import sys; from converters.keras_reference import write_random_keras_file;"
+                        "import sys; from s2f.converters.keras_reference import write_random_keras_file;"
                         f"write_random_keras_file({str(source)!r}, 'serengil')"],
                        check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     with open(source, "rb") as handle:  # warm the page cache so neither side pays the disk read;

@@ -1,9 +1,9 @@
 """What the export's graph rewrites buy in onnxruntime (CPU), each against the plain export
 of the same model in the same run, every measurement in its own process:
 
-* face decoder: transposed convolutions as convolution + depth-to-space (``export.subpixel``);
+* face decoder: transposed convolutions as convolution + depth-to-space (``s2f.export.subpixel``);
 * face encoder (deepface VGG-Face): whole-input convolutions as Gemm
-  (``export.dense_convolutions``), which matters when the session opens without prepacking;
+  (``s2f.export.dense_convolutions``), which matters when the session opens without prepacking;
 * AST voice encoder: attention, skip-layer-norm and GELU fused into onnxruntime's kernels
   (the default; ``--portable`` turns it off).
 
@@ -35,8 +35,8 @@ CASES = {  # model -> input shape without the batch axis, what is compared
 
 def build(workdir: Path) -> None:
     import torch
+    from s2f.export.onnx_export import export_onnx
 
-    from export.onnx_export import export_onnx
     from s2f.models.ast_encoder import ASTVoiceEncoder
     from s2f.models.face_decoder import FaceDecoder
     from s2f.models.face_encoder import build_face_encoder, he_normal_init_
@@ -58,8 +58,7 @@ def build(workdir: Path) -> None:
 
 def worker(path: Path, model: str, repeats: int) -> None:
     import numpy as np
-
-    from runtime.providers import create_session
+    from s2f.runtime.providers import create_session
 
     started = time.perf_counter()
     session = create_session(path, "cpu", prepack=False)

@@ -39,9 +39,8 @@ def deviations(voice, long_voice) -> dict[str, float]:
     import librosa
     import numpy as np
     import tensorflow as tf
+    from s2f.runtime.features import ast_fbank, kaldi_fbank, ve_spectrogram
     from transformers import ASTFeatureExtractor
-
-    from runtime.features import ast_fbank, kaldi_fbank, ve_spectrogram
 
     def compress(x):
         return np.sign(x) * np.abs(x) ** 0.3
@@ -74,9 +73,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     import torch
+    from s2f.runtime.features import ast_fbank, ve_spectrogram
     from speechlike import speechlike
 
-    from runtime.features import ast_fbank, ve_spectrogram
     from s2f.models.ast_encoder import ASTVoiceEncoder
     from s2f.models.voice_encoder import VEConv, VEConvConfig
 

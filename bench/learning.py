@@ -24,7 +24,7 @@ def curve(run: Path, keys: list[str]) -> list[dict[str, float]]:
 
 
 def main() -> None:
-    from s2f.train.pipeline import PipelineConfig, run_pipeline
+    from s2f.pipeline import PipelineConfig, run_pipeline
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="keep the run here (default: a temporary directory)")

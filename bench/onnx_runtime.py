@@ -39,9 +39,9 @@ MODELS = ("face_encoder", "voice_encoder", "ast", "face_decoder")
 def build(workdir: Path) -> dict[str, Path]:
     """Full-size models with random weights, saved and exported once."""
     import torch
+    from s2f.export.bundle import export_bundle
+    from s2f.export.onnx_export import export_onnx
 
-    from export.bundle import export_bundle
-    from export.onnx_export import export_onnx
     from s2f.models.ast_encoder import ASTVoiceEncoder
     from s2f.models.face_decoder import FaceDecoder
     from s2f.models.face_encoder import build_face_encoder, he_normal_init_
@@ -82,9 +82,9 @@ def roofline(workdir: Path) -> dict:
     import onnx
     import torch
     from onnx import TensorProto, helper
+    from s2f.runtime.providers import create_session
     from torch.utils.flop_counter import FlopCounterMode
 
-    from runtime.providers import create_session
     from s2f.models.loading import load_model
 
     models = {}
@@ -138,7 +138,7 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-RUNTIME_WRAPPER = ("import json, sys; from runtime.cli import main; code = main(sys.argv[1:]); "
+RUNTIME_WRAPPER = ("import json, sys; from s2f.runtime.cli import main; code = main(sys.argv[1:]); "
                    "status = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]; "
                    "print(json.dumps({'peak_rss_mb': int(status) / 1024})); sys.exit(code)")
 
@@ -152,7 +152,7 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "roofline":
         return print(json.dumps({**roofline(workdir), "peak_rss_mb": peak_rss_mb()}))
     if args.worker == "session":
-        from runtime.providers import create_session
+        from s2f.runtime.providers import create_session
 
         started = time.perf_counter()
         session = create_session(_graph(workdir, args.model), "cpu", prepack=bool(args.prepack))
@@ -168,7 +168,7 @@ def worker(args: argparse.Namespace) -> None:
     elif args.worker == "latency":
         x = _inputs(args.model, args.batch)
         if args.backend == "onnxruntime":
-            from runtime.providers import create_session
+            from s2f.runtime.providers import create_session
 
             session = create_session(_graph(workdir, args.model), "cpu")
             name = session.get_inputs()[0].name
@@ -192,7 +192,7 @@ def worker(args: argparse.Namespace) -> None:
 
         voice = speechlike(6.0)
         if args.backend == "onnxruntime":
-            from runtime.pipeline import SpeechToFace
+            from s2f.runtime.pipeline import SpeechToFace
 
             model = SpeechToFace(workdir / "bundle", "cpu")
 
@@ -200,8 +200,8 @@ def worker(args: argparse.Namespace) -> None:
                 return model.generate_batch([model.features(voice, 16000)] * args.batch)
         else:
             import torch
+            from s2f.runtime.voice_input import VoiceInputSpec
 
-            from runtime.voice_input import VoiceInputSpec
             from s2f.models.loading import load_model
 
             encoder, decoder = load_model(workdir / "torch" / "voice_encoder"), load_model(workdir / "torch" /
@@ -216,8 +216,8 @@ def worker(args: argparse.Namespace) -> None:
     else:  # cold: torch path from process start to PNG (the runtime path is the s2f-runtime command)
         import torch
         from PIL import Image
+        from s2f.runtime.voice_input import VoiceInputSpec
 
-        from runtime.voice_input import VoiceInputSpec
         from s2f.models.loading import load_model
 
         encoder = load_model(workdir / "torch" / "voice_encoder")
@@ -340,7 +340,7 @@ def main() -> None:
 
     soundfile.write(workdir / "voice.wav", speechlike(6.0), 16000)
     runtime_cli = [sys.executable, "-c", RUNTIME_WRAPPER, "speech2face", str(workdir / "voice.wav"), "-o",
-                   str(workdir / "runtime.png"), "--bundle", str(workdir / "bundle"), "--device", "cpu"]
+                   str(workdir / "s2f.runtime.png"), "--bundle", str(workdir / "bundle"), "--device", "cpu"]
     cold = {"torch": [], "onnxruntime, hashing the bundle": [], "onnxruntime, bundle verified before": []}
     commands = {"torch": [*me, "--worker", "cold"], "onnxruntime, hashing the bundle": [*runtime_cli, "--rehash"],
                 "onnxruntime, bundle verified before": runtime_cli}

@@ -24,9 +24,8 @@ def models():
     import torch
 
     from s2f.models.ast_encoder import ASTVoiceEncoder, ASTVoiceEncoderConfig
-    from s2f.models.face_decoder import FaceDecoder
+    from s2f.models.registry import MODELS
     from s2f.models.voice_encoder import VEConv, VEConvConfig
-    from s2f.train.cli import decoder_config, tiny_ve_conv_config
 
     def voice_batch(n, shape):
         return torch.randn(n, *shape), torch.rand(n, 4096)
@@ -34,10 +33,10 @@ def models():
     tiny_ast = ASTVoiceEncoderConfig(ast={**ASTVoiceEncoderConfig().ast, "hidden_size": 64, "num_hidden_layers": 2,
                                           "num_attention_heads": 2, "intermediate_size": 128})
     return {
-        "face_decoder full": (lambda: FaceDecoder(decoder_config("full", 4096)), 8, None),
-        "face_decoder tiny": (lambda: FaceDecoder(decoder_config("tiny", 4096)), 8, None),
+        "face_decoder full": (lambda: MODELS["face_decoder"].build("full", embedding_dim=4096), 8, None),
+        "face_decoder tiny": (lambda: MODELS["face_decoder"].build("tiny", embedding_dim=4096), 8, None),
         "ve_conv full": (lambda: VEConv(VEConvConfig()), 2, lambda n: voice_batch(n, (2, 257, 598))),
-        "ve_conv tiny": (lambda: VEConv(tiny_ve_conv_config("paper", 4096)), 8,
+        "ve_conv tiny": (lambda: MODELS["ve_conv"].build("tiny", variant="paper", embedding_dim=4096), 8,
                          lambda n: voice_batch(n, (2, 257, 598))),
         "ast full": (lambda: ASTVoiceEncoder(ASTVoiceEncoderConfig()), 2, lambda n: voice_batch(n, (1024, 128))),
         "ast tiny": (lambda: ASTVoiceEncoder(tiny_ast), 8, lambda n: voice_batch(n, (1024, 128))),
@@ -101,8 +100,7 @@ def trainer_overhead(steps: int) -> dict:
     import torch
 
     from s2f.data.pairs import DecoderFaces
-    from s2f.models.face_decoder import FaceDecoder
-    from s2f.train.cli import decoder_config
+    from s2f.models.registry import MODELS
     from s2f.train.losses import FaceDecoderLoss
     from s2f.train.tasks import DecoderTask
     from s2f.train.trainer import TrainConfig, Trainer
@@ -120,14 +118,14 @@ def trainer_overhead(steps: int) -> dict:
         data = DecoderFaces(root)
         epochs = 3
         torch.manual_seed(0)
-        model = FaceDecoder(decoder_config("tiny", 4096))
+        model = MODELS["face_decoder"].build("tiny", embedding_dim=4096)
         trainer = Trainer(DecoderTask(model), data, None, Path(scratch) / "run",
                           TrainConfig(epochs=epochs, batch_size=8, tensorboard=False))
         started = time.perf_counter()
         trainer.fit()
         with_trainer = time.perf_counter() - started
         torch.manual_seed(0)
-        model = FaceDecoder(decoder_config("tiny", 4096))
+        model = MODELS["face_decoder"].build("tiny", embedding_dim=4096)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999), eps=1e-4)
         loss_fn = FaceDecoderLoss()
         loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=True)

@@ -1,4 +1,4 @@
-"""``s2f convert``, ``s2f parity`` and ``s2f demo``."""
+"""``s2f convert`` and ``s2f parity``."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("input", type=Path, help="Keras .h5 or PyTorch .pth file")
     convert.add_argument("-o", "--output", type=Path, required=True, help="output .safetensors path")
     convert.add_argument("--arch", choices=ARCHITECTURES, help="expected architecture (checked against the file)")
-    convert.set_defaults(func=run_convert)
+    convert.set_defaults(func=run_convert, extras=("convert",), what_runs="convert")
 
     parity = subparsers.add_parser(
         "parity", help="compare the Keras original with the PyTorch port, layer by layer",
@@ -42,29 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parity.add_argument("--tolerance", type=float, default=1e-5,
                         help="max embedding error relative to its range (default 1e-5, float32)")
     parity.add_argument("--report", type=Path, help="write the full JSON report here")
-    parity.set_defaults(func=run_parity_command)
-
-    demo = subparsers.add_parser(
-        "demo", help="end to end on built-in defaults: convert + parity, then train and evaluate on a synthetic corpus",
-        description="Create upstream Keras VGGFace files with random weights in the real legacy "
-                    "HDF5 layout (no download needed), convert them, check parity and print the "
-                    "reports. Needs the 'parity' extra.",
-    )
-    demo.add_argument("--workdir", type=Path, default=Path("s2f-demo"), help="where files go (default ./s2f-demo)")
-    demo.add_argument("--arch", choices=(*ARCHITECTURES, "all"), default="all",
-                      help="architecture to run (default: all four)")
-    demo.add_argument("--images", nargs="*", type=Path, default=None,
-                      help="real face images (default: the bundled sample face)")
-    demo.add_argument("--skip-training", action="store_true",
-                      help="stop after parity (skip the synthetic-corpus training pipeline)")
-    demo.add_argument("--runtime-env", type=Path,
-                      help="a virtual environment with only the 'runtime' extra: the exported bundle is run "
-                           "there, without torch (default: this environment, through s2f-runtime)")
-    demo.set_defaults(func=run_demo)
+    parity.set_defaults(func=run_parity_command, extras=("parity",), what_runs="parity")
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from converters.convert import convert
+    from s2f.converters.convert import convert
 
     result = convert(args.input, args.output, args.arch)
     how = "given" if args.arch else f"detected from {result.detected.evidence}"
@@ -78,7 +60,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_parity_command(args: argparse.Namespace) -> int:
-    from converters.parity import format_report, run_parity, write_report
+    from s2f.converters.parity import format_report, run_parity, write_report
 
     report = run_parity(args.input, args.arch, images=args.images, random_count=args.random,
                         seed=args.seed, tolerance=args.tolerance, converted=args.converted)
@@ -87,10 +69,3 @@ def run_parity_command(args: argparse.Namespace) -> int:
         write_report(report, args.report)
         print(f"report: {args.report}")
     return 0 if report.passed else 1
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    from converters.demo import run_demo as demo
-
-    return 0 if demo(args.workdir, args.arch, args.images, training=not args.skip_training,
-                     runtime_env=args.runtime_env) else 1

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
-from runtime.errors import InputError
+from s2f.runtime.errors import InputError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 

@@ -3,7 +3,7 @@
 Runs the upstream Keras model (built by deepface / keras-vggface themselves, see
 ``keras_reference``) with the ``.h5`` weights and our PyTorch port with the converted
 weights on the same inputs (random images and real face photos, preprocessed once by
-``runtime.face_preprocess``), and compares every layer with weights plus the final outputs:
+``s2f.runtime.face_preprocess``), and compares every layer with weights plus the final outputs:
 max |Δ|, max |Δ| relative to the reference's range, and the worst per-image cosine.
 """
 
@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from runtime.atomic import atomic_output
-from runtime.errors import InputError
-from runtime.face_preprocess import preprocess
+from s2f.runtime.atomic import atomic_output
+from s2f.runtime.errors import InputError
+from s2f.runtime.face_preprocess import preprocess
 
 DEFAULT_TOLERANCE = 1e-5
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -140,9 +139,9 @@ def run_parity(source: str | Path, arch: str | None = None, images: list[str | P
     converted into a temporary directory first.
     """
     import torch
+    from s2f.converters.convert import convert
+    from s2f.converters.keras_reference import build_keras_model, keras_descriptor_layer
 
-    from converters.convert import convert
-    from converters.keras_reference import build_keras_model, keras_descriptor_layer
     from s2f.models.face_encoder import load_face_encoder
     from s2f.models.face_encoder_config import torch_name_for_keras_layer, vgg_conv_names
 
@@ -166,7 +165,7 @@ def run_parity(source: str | Path, arch: str | None = None, images: list[str | P
     except (ValueError, OSError) as err:
         raise InputError(source, f"Keras could not load these weights into the upstream "
                                  f"{config.arch} model ({str(err).splitlines()[0][:200]})") from None
-    batch = preprocess([image for _, image in named], config.arch)
+    batch = preprocess([image for _, image in named], config.preprocessing)
     keras_input = batch.transpose(0, 2, 3, 1).copy()
 
     weighted = [layer for layer in keras_model.layers if layer.weights]

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from runtime.atomic import atomic_output
+from s2f.runtime.atomic import atomic_output
 
 SAFETENSORS_DTYPES = {
     np.dtype("<f2"): "F16", np.dtype("<f4"): "F32", np.dtype("<f8"): "F64",

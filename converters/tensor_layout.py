@@ -20,10 +20,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
-from converters.keras_h5 import KerasWeight
-from converters.safetensors_stream import pwrite_all
-from runtime.errors import InputError
+from s2f.converters.keras_h5 import KerasWeight
+from s2f.converters.safetensors_stream import pwrite_all
+from s2f.runtime.errors import InputError
 
 BAND_BYTES = 48 * 1024 * 1024
 IOV_MAX = 1024  # Linux's limit on buffers per preadv

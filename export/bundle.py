@@ -14,6 +14,7 @@ sha256 in the manifest before loading, so a partial or edited bundle is refused.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from s2f.export.onnx_export import export_onnx, fp16_path
+from s2f.runtime.bundle import sha256_of
+from s2f.runtime.errors import InputError
 from torch import nn
 
-from export.onnx_export import export_onnx, fp16_path
-from runtime.bundle import sha256_of
-from runtime.errors import InputError
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = 1
@@ -51,7 +53,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
     operators only (no onnxruntime fused kernels); ``fp16``: float16 graphs beside the float32
     ones, for GPUs (see ``export_onnx``); ``verify_with``: voice clips and face photos checked
     as well as random inputs, the decoder on the embeddings the encoders make of them."""
-    from export.onnx_export import read_metadata
+    from s2f.export.onnx_export import read_metadata
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
@@ -72,7 +74,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
         for role, model in models.items():
             path = staging / ROLES[role]
             report = export_onnx(model, path, real_inputs=real.get(role), portable=portable, fp16=fp16)
-            print(report.summary().replace(str(staging), str(out_dir)))
+            log.info("%s", report.summary().replace(str(staging), str(out_dir)))
             metadata = read_metadata(path)
             graphs = [(path, "fp32")] + ([(fp16_path(path), "fp16")] if fp16 else [])
             for graph, precision in graphs:
@@ -113,7 +115,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
 def _real_inputs(models: dict[str, nn.Module], files: list[Path]) -> dict[str, list[np.ndarray]]:
     """Per role, the real batches to verify with: each encoder's own inputs from ``files``,
     and for the decoder the embeddings the encoders make of them."""
-    from export.real_inputs import embeddings, encoder_inputs, split_files
+    from s2f.export.real_inputs import embeddings, encoder_inputs, split_files
 
     if not files:
         return {}

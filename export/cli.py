@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="max |difference| / max |reference| per output (default 1e-5)")
     _graph_options(model, "voice clips (voice encoders) or face photos (face encoders) to verify on, "
                           "besides random inputs")
-    model.set_defaults(func=run_export_model)
+    model.set_defaults(func=run_export_model, extras=("export",), what_runs="export")
 
     bundle = what.add_parser(
         "bundle", help="voice encoder + decoder (+ face encoder) -> a verified pipeline bundle",
@@ -49,13 +49,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bundle.add_argument("--overwrite", action="store_true")
     _graph_options(bundle, "voice clips (and face photos, with --face-encoder) to verify on besides random "
                            "inputs; the decoder is checked on the embeddings made of them")
-    bundle.set_defaults(func=run_export_bundle)
+    bundle.set_defaults(func=run_export_bundle, extras=("export",), what_runs="export")
 
 
 def run_export_model(args: argparse.Namespace) -> int:
-    from export.onnx_export import export_onnx
-    from export.real_inputs import encoder_inputs
-    from runtime.errors import InputError
+    from s2f.export.onnx_export import export_onnx
+    from s2f.export.real_inputs import encoder_inputs
+    from s2f.runtime.errors import InputError
+
     from s2f.models.loading import load_model
 
     model = load_model(args.model)
@@ -73,7 +74,8 @@ def run_export_model(args: argparse.Namespace) -> int:
 
 
 def run_export_bundle(args: argparse.Namespace) -> int:
-    from export.bundle import export_bundle
+    from s2f.export.bundle import export_bundle
+
     from s2f.models.loading import load_model
 
     face_encoder = load_model(args.face_encoder) if args.face_encoder else None

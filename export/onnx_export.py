@@ -19,12 +19,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from s2f.export.dense_convolutions import with_dense_convolutions
+from s2f.export.subpixel import with_subpixel_convolutions
+from s2f.runtime.atomic import atomic_output
+from s2f.runtime.errors import InputError
 from torch import nn
-
-from export.dense_convolutions import with_dense_convolutions
-from export.subpixel import with_subpixel_convolutions
-from runtime.atomic import atomic_output
-from runtime.errors import InputError
 
 OPSET = 18
 RELATIVE_TOLERANCE = 1e-5
@@ -60,36 +59,19 @@ class ExportSpec:
 
 
 def spec_for(model: nn.Module) -> ExportSpec:
+    """The model's graph interface, from its entry in the model registry."""
+    from s2f.models.registry import MODELS
+
     model_type = getattr(model, "model_type", None)
-    config = asdict(model.config)
-    if model_type == "face_encoder":
-        from runtime.face_preprocess import FACE_PREPROCESSING
-
-        outputs = ["embedding", "probabilities"] if model.config.include_top else ["embedding"]
-        if not model.config.has_descriptor:
-            raise InputError(None, "rcmalli VGG16 notop weights have no embedding to export; convert the top")
-        return ExportSpec(model_type, _FaceEncoderOutputs(model), "image", outputs, (3, 224, 224),
-                          {"config": config, "preprocessing": asdict(FACE_PREPROCESSING[model.config.arch])})
-    if model_type == "ve_conv":
-        from runtime.voice_input import VoiceInputSpec
-
-        voice = VoiceInputSpec("ve_conv", model.config.variant)
-        return ExportSpec(model_type, model, "spectrogram", ["embedding"], voice.shape,
-                          {"config": config, "preprocessing": voice.to_dict()})
-    if model_type == "ast_voice_encoder":
-        from runtime.voice_input import VoiceInputSpec
-
-        voice = VoiceInputSpec("ast", mean=model.config.feature_mean, std=model.config.feature_std)
-        frames = model.config.ast.get("max_length", 1024)
-        bins = model.config.ast.get("num_mel_bins", 128)
-        return ExportSpec(model_type, model, "fbank", ["embedding"], (frames, bins),
-                          {"config": config, "preprocessing": voice.to_dict()})
-    if model_type == "face_decoder":
-        return ExportSpec(model_type, model, "embedding", ["landmarks", "texture"], (model.config.embedding_dim,),
-                          {"config": config, "preprocessing": {"texture": "RGB in [0, 1], N x 3 x H x W"
-                                                                if model.config.output_activation == "sigmoid"
-                                                                else "RGB, unbounded (original model)"}})
-    raise InputError(None, f"no ONNX export for a {model_type or type(model).__name__!r} model")
+    if model_type not in MODELS:
+        raise InputError(None, f"no ONNX export for a {model_type or type(model).__name__!r} model")
+    info = MODELS[model_type].export
+    config = model.config
+    if not getattr(config, "has_descriptor", True):
+        raise InputError(None, "rcmalli VGG16 notop weights have no embedding to export; convert the top")
+    module = _FaceEncoderOutputs(model) if model_type == "face_encoder" else model
+    return ExportSpec(model_type, module, info.input_name, info.outputs(config), tuple(info.input_shape(config)),
+                      {"config": asdict(config), "preprocessing": info.preprocessing(config)})
 
 
 @dataclass
@@ -149,8 +131,8 @@ def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray
     ``external_data=False``); raises ``InputError`` (nothing written) if verification fails.
 
     Stride-s transposed convolutions are exported as convolution + depth-to-space
-    (``export.subpixel``: 1.4x faster decoder) and convolutions that cover their whole input
-    as Gemm (``export.dense_convolutions``: VGG-Face's session opens 10.7x faster); both
+    (``s2f.export.subpixel``: 1.4x faster decoder) and convolutions that cover their whole input
+    as Gemm (``s2f.export.dense_convolutions``: VGG-Face's session opens 10.7x faster); both
     standard operators, same arithmetic (bench/export_rewrites.py). Unless
     ``portable``, the graph is rewritten with onnxruntime's fused kernels (attention,
     skip-layer-norm, bias-GELU; see ``_fuse_for_onnxruntime``): the AST runs 1.6x faster, but

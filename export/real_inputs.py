@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from s2f.runtime.audio import AUDIO_SUFFIXES
+from s2f.runtime.errors import InputError
+from s2f.runtime.image import IMAGE_SUFFIXES
 from torch import nn
-
-from runtime.audio import AUDIO_SUFFIXES
-from runtime.errors import InputError
-from runtime.image import IMAGE_SUFFIXES
 
 
 def split_files(files: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -39,15 +38,15 @@ def split_files(files: list[Path]) -> tuple[list[Path], list[Path]]:
 def encoder_inputs(model: nn.Module, files: list[Path]) -> np.ndarray | None:
     """One batch of ``model``'s inputs from the files it can take (clips for a voice encoder,
     photos for a face encoder); None when none of the files fits."""
-    from export.onnx_export import spec_for
-    from runtime.face_preprocess import preprocess
-    from runtime.image import load_face
-    from runtime.voice_input import VoiceInputSpec
+    from s2f.export.onnx_export import spec_for
+    from s2f.runtime.face_preprocess import preprocess
+    from s2f.runtime.image import load_face
+    from s2f.runtime.voice_input import VoiceInputSpec
 
     voices, faces = split_files(files)
     spec = spec_for(model)
     if spec.model_type == "face_encoder":
-        return preprocess([load_face(path) for path in faces], model.config.arch) if faces else None
+        return preprocess([load_face(path) for path in faces], model.config.preprocessing) if faces else None
     if spec.model_type in ("ve_conv", "ast_voice_encoder") and voices:
         voice = VoiceInputSpec.from_dict(spec.metadata["preprocessing"])
         return np.stack([voice.features_from_file(path) for path in voices]).astype(np.float32)

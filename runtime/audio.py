@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-
-from runtime.errors import InputError
+from s2f.runtime.errors import InputError
 
 BLOCK_FRAMES = 1 << 16
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".webm"})

@@ -6,7 +6,7 @@ points outside the bundle. Before a graph is loaded, ``require`` checks the sha2
 graph and of its weights file. Only what is used is hashed (speech -> face does not read
 the 580 MB face encoder), and the files are hashed in parallel. A file hashed by an earlier
 process and unchanged since (same inode, size, mtime and ctime) is not hashed again
-(``runtime.verify_cache``; ``cache=False`` always hashes). A tampered, truncated or
+(``s2f.runtime.verify_cache``; ``cache=False`` always hashes). A tampered, truncated or
 incomplete bundle is refused with a message naming the file.
 """
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import InputError
-from runtime.verify_cache import VerifyCache, file_identity
+from s2f.runtime.errors import InputError
+from s2f.runtime.verify_cache import VerifyCache, file_identity
 
 MANIFEST = "manifest.json"
 SUPPORTED_FORMATS = (1,)

@@ -13,14 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from runtime.errors import InputError, run_command
+from s2f.runtime.command_line import add_verbosity_flags, run_command
+from s2f.runtime.errors import InputError
+from s2f.runtime.providers import DEVICES, PRECISIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from runtime.pipeline import PRECISIONS
-    from runtime.providers import DEVICES
-
     parser = argparse.ArgumentParser(prog="s2f-runtime", description=__doc__.split("\n\n")[0])
+    add_verbosity_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
@@ -39,20 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("input", type=Path, help=f"a file, or a directory of {what} (mirrored into OUTPUT)")
         sub.add_argument("-o", "--output", type=Path, required=True, help="PNG file, or directory for a directory")
         common(sub)
-        sub.set_defaults(func=run_convert, mode=name)
+        sub.set_defaults(func=run_convert, mode=name, extras=("runtime",), what_runs=name)
     grid = commands.add_parser("grid", help="original | face->face | speech->face, one row per person")
     grid.add_argument("--faces", type=Path, nargs="+", required=True)
     grid.add_argument("--voices", type=Path, nargs="+", required=True, help="one voice clip per face, same order")
     grid.add_argument("-o", "--output", type=Path, required=True)
     common(grid)
-    grid.set_defaults(func=run_grid)
+    grid.set_defaults(func=run_grid, extras=("runtime",), what_runs="grid")
     return parser
 
 
 def _save_png(path: Path, image) -> None:
     from PIL import Image
-
-    from runtime.atomic import atomic_output
+    from s2f.runtime.atomic import atomic_output
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as handle:
@@ -60,11 +59,10 @@ def _save_png(path: Path, image) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from s2f.runtime.audio import AUDIO_SUFFIXES
+    from s2f.runtime.image import IMAGE_SUFFIXES
+    from s2f.runtime.pipeline import FaceToFace, SpeechToFace
     from tqdm import tqdm
-
-    from runtime.audio import AUDIO_SUFFIXES
-    from runtime.image import IMAGE_SUFFIXES
-    from runtime.pipeline import FaceToFace, SpeechToFace
 
     one_file = args.input.is_file()  # one-shot: open fast rather than prepack for later batches
     if not one_file and not args.input.is_dir():
@@ -93,8 +91,8 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_grid(args: argparse.Namespace) -> int:
-    from runtime.grid import save_face_grid
-    from runtime.pipeline import FaceToFace, SpeechToFace, original
+    from s2f.runtime.grid import save_face_grid
+    from s2f.runtime.pipeline import FaceToFace, SpeechToFace, original
 
     if len(args.faces) != len(args.voices):
         raise InputError(None, f"{len(args.faces)} faces but {len(args.voices)} voices: give one voice per face")

@@ -40,18 +40,14 @@ _KERAS_VGGFACE_V2 = FacePreprocessing(  # VGGFace2 models: ResNet50 and SENet50
     divide_by=1.0, mean=(91.4953, 103.8827, 131.0912),
 )
 
-FACE_PREPROCESSING: dict[str, FacePreprocessing] = {
-    "serengil": FacePreprocessing(
-        name="deepface-base", resize="letterbox-bilinear", channel_order="BGR",
-        divide_by=255.0, mean=(0.0, 0.0, 0.0),
-    ),
-    "rcmalli-vgg16": FacePreprocessing(
-        name="keras-vggface-v1", resize="stretch-nearest", channel_order="BGR",
-        divide_by=1.0, mean=(93.5940, 104.7624, 129.1863),
-    ),
-    "rcmalli-resnet50": _KERAS_VGGFACE_V2,
-    "rcmalli-senet50": _KERAS_VGGFACE_V2,
-}
+# by name; each face-encoder architecture names its own (``s2f.models.face_encoder_config``)
+FACE_PREPROCESSING: dict[str, FacePreprocessing] = {spec.name: spec for spec in (
+    FacePreprocessing(name="deepface-base", resize="letterbox-bilinear", channel_order="BGR",
+                      divide_by=255.0, mean=(0.0, 0.0, 0.0)),
+    FacePreprocessing(name="keras-vggface-v1", resize="stretch-nearest", channel_order="BGR",
+                      divide_by=1.0, mean=(93.5940, 104.7624, 129.1863)),
+    _KERAS_VGGFACE_V2,
+)}
 
 
 def _source_positions(dst: int, src: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,18 +122,18 @@ def _as_rgb_uint8(image: np.ndarray, index: int) -> np.ndarray:
     return array
 
 
-def preprocess(images: np.ndarray | Sequence[np.ndarray], arch: str) -> np.ndarray:
+def preprocess(images: np.ndarray | Sequence[np.ndarray], spec: FacePreprocessing | str) -> np.ndarray:
     """RGB uint8 images of any size -> N x 3 x 224 x 224 float32, the exact values the Keras
-    model of ``arch`` receives, channels first.
+    model receives, channels first. ``spec`` is the model's convention (a face encoder
+    config's ``preprocessing``, a bundle's ``face_input``) or its name.
 
     ``images`` is one HxWx3 array, an NxHxWx3 array or a sequence of HxWx3 arrays.
     """
-    try:
-        spec = FACE_PREPROCESSING[arch]
-    except KeyError:
-        raise ValueError(
-            f"unknown face encoder {arch!r}; known: {', '.join(FACE_PREPROCESSING)}"
-        ) from None
+    if isinstance(spec, str):
+        try:
+            spec = FACE_PREPROCESSING[spec]
+        except KeyError:
+            raise ValueError(f"unknown face preprocessing {spec!r}; known: {', '.join(FACE_PREPROCESSING)}") from None
     if isinstance(images, np.ndarray) and images.ndim == 3:
         images = [images]
     resize = _RESIZERS[spec.resize]

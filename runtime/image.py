@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-
-from runtime.errors import InputError
+from s2f.runtime.errors import InputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MAX_PIXELS = 64_000_000  # ~8000 x 8000; far above any face crop, far below a bomb

@@ -1,10 +1,10 @@
 """Speech -> face and face -> face with onnxruntime alone (numpy, PIL, the audio readers).
 
-    from runtime.pipeline import SpeechToFace
+    from s2f.runtime.pipeline import SpeechToFace
     face = SpeechToFace("bundle/").generate(waveform, sample_rate)   # 224x224x3 uint8
 
-Inputs are prepared by the same numpy code training used (``runtime.voice_input``,
-``runtime.face_preprocess``), with the settings recorded in the bundle's manifest. On CUDA
+Inputs are prepared by the same numpy code training used (``s2f.runtime.voice_input``,
+``s2f.runtime.face_preprocess``), with the settings recorded in the bundle's manifest. On CUDA
 the embedding stays on the GPU between the two graphs (IOBinding).
 """
 
@@ -14,15 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from runtime.bundle import Bundle, open_bundle
-from runtime.errors import InputError
-from runtime.face_preprocess import decoder_target, preprocess
-from runtime.image import load_face
-from runtime.providers import create_session
-from runtime.voice_input import VoiceInputSpec
-
-PRECISIONS = ("fp32", "fp16")
+from s2f.runtime.bundle import Bundle, open_bundle
+from s2f.runtime.errors import InputError
+from s2f.runtime.face_preprocess import decoder_target, preprocess
+from s2f.runtime.image import load_face
+from s2f.runtime.providers import PRECISIONS, create_session
+from s2f.runtime.voice_input import VoiceInputSpec
 
 
 @dataclass

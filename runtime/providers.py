@@ -8,19 +8,21 @@ says once, visibly, when that is the CPU although a GPU build is installed.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 
-from runtime.errors import InputError
+from s2f.runtime.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+PRECISIONS = ("fp32", "fp16")  # a bundle's float32 graphs, or its float16 ones (exported with --fp16)
 _PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 _warned: set[str] = set()
+log = logging.getLogger(__name__)
 
 
 def session_options(threads: int | None = None, prepack: bool = True):
@@ -64,5 +66,5 @@ def create_session(path: str | Path, device: str = "auto", threads: int | None =
                                    f"(running providers: {', '.join(active)}; installed: {', '.join(available)})")
         if "cpu-fallback" not in _warned:
             _warned.add("cpu-fallback")
-            print(f"warning: {providers[0]} is installed but could not start; running on CPU", file=sys.stderr)
+            log.warning("warning: %s is installed but could not start; running on CPU", providers[0])
     return session

@@ -74,8 +74,8 @@ class VerifyCache:
     def save(self) -> None:
         if not self.changed:
             return
-        from runtime.atomic import atomic_output
-        from runtime.errors import InputError
+        from s2f.runtime.atomic import atomic_output
+        from s2f.runtime.errors import InputError
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

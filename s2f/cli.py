@@ -1,8 +1,9 @@
-"""The ``s2f`` command. Each subcommand is a thin shell over a function tests call directly.
+"""The ``s2f`` command. Each subcommand is a thin shell over a library function.
 
-Subcommands are registered by module path and imported only when used, so ``s2f --help``
-stays fast and the packages keep their one-way dependencies (the CLI is the only place that
-knows them all).
+Subcommand modules only describe their flags when the parser is built; everything heavy
+(torch, TensorFlow, onnx, h5py) is imported when a subcommand runs. So ``s2f --help`` is
+instant, and each extra works alone: a subcommand whose extra is missing says which one to
+install (``s2f.runtime.extras``) instead of failing on an import.
 """
 
 from __future__ import annotations
@@ -11,20 +12,23 @@ import argparse
 import importlib
 import sys
 
-from runtime.errors import run_command
 from s2f import __version__
+from s2f.runtime.command_line import add_verbosity_flags, run_command
 
-# subcommand -> module with ``add_parser(subparsers)``; each sets ``func`` on its parser
-SUBCOMMAND_MODULES = ("converters.cli", "weights.cli", "s2f.data.cli", "s2f.train.cli", "export.cli")
+# modules with ``add_parser(subparsers)``; each sets ``func`` (and ``extras``) on its parsers
+SUBCOMMAND_MODULES = ("s2f.converters.cli", "s2f.weights.cli", "s2f.data.cli", "s2f.train.cli", "s2f.export.cli",
+                      "s2f.demo_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="s2f",
-        description="speech2face: convert VGGFace weights from Keras to PyTorch, prove parity, "
-                    "and (in later releases) train, export and run the Speech2Face pipeline.",
+        description="speech2face: convert Keras VGGFace weights to PyTorch and prove parity, preprocess data, "
+                    "train the voice encoder and face decoder, and export the pipeline to ONNX. Inference "
+                    "without PyTorch: s2f-runtime.",
     )
     parser.add_argument("--version", action="version", version=f"speech2face {__version__}")
+    add_verbosity_flags(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMAND_MODULES:
         importlib.import_module(module).add_parser(subparsers)
@@ -32,8 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return run_command("s2f", args)
 
 

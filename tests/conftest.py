@@ -14,7 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-FACES = REPO / "tests" / "data" / "faces"
+from s2f.assets import SAMPLE_FACE  # noqa: E402
+
+FACES = SAMPLE_FACE.parent  # a directory of face images (the one sample)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,7 +29,7 @@ def private_verify_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def keras_file(tmp_path_factory):
     """keras_file(arch, include_top, whole_model) -> path of an upstream Keras .h5 file."""
-    from converters.keras_reference import write_random_keras_file
+    from s2f.converters.keras_reference import write_random_keras_file
 
     root = tmp_path_factory.mktemp("keras")
     cache: dict[tuple, Path] = {}

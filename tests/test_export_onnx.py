@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_s2f
-
-from export.onnx_export import export_onnx, read_metadata
-from runtime.errors import InputError
+from s2f.export.onnx_export import export_onnx, read_metadata
+from s2f.runtime.errors import InputError
 
 
 def _session(path):
@@ -21,16 +20,14 @@ def _session(path):
 
 def _tiny_models():
     from s2f.models.ast_encoder import ASTVoiceEncoder, ASTVoiceEncoderConfig
-    from s2f.models.face_decoder import FaceDecoder
-    from s2f.models.voice_encoder import VEConv
-    from s2f.train.cli import decoder_config, tiny_ve_conv_config
+    from s2f.models.registry import MODELS
 
     ast = ASTVoiceEncoderConfig(ast={**ASTVoiceEncoderConfig().ast, "hidden_size": 32, "num_hidden_layers": 1,
                                      "num_attention_heads": 2, "intermediate_size": 64}, embedding_dim=48)
     return {
-        "face_decoder": lambda: FaceDecoder(decoder_config("tiny", 48)),
-        "ve_conv_paper": lambda: VEConv(tiny_ve_conv_config("paper", 48)),
-        "ve_conv_original": lambda: VEConv(tiny_ve_conv_config("original", 48)),
+        "face_decoder": lambda: MODELS["face_decoder"].build("tiny", embedding_dim=48),
+        "ve_conv_paper": lambda: MODELS["ve_conv"].build("tiny", variant="paper", embedding_dim=48),
+        "ve_conv_original": lambda: MODELS["ve_conv"].build("tiny", variant="original", embedding_dim=48),
         "ast": lambda: ASTVoiceEncoder(ast),
     }
 
@@ -85,15 +82,15 @@ def test_portable_export_has_only_standard_operators(tmp_path):
 
 
 def test_face_encoder_export_with_real_face(tmp_path):
-    from conftest import FACES
+    from conftest import SAMPLE_FACE
+    from s2f.runtime.face_preprocess import preprocess
+    from s2f.runtime.image import load_face
 
-    from runtime.face_preprocess import preprocess
-    from runtime.image import load_face
     from s2f.models.face_encoder import build_face_encoder, he_normal_init_
     from s2f.models.face_encoder_config import FaceEncoderConfig
 
     encoder = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", True)), 0)
-    face = preprocess(load_face(FACES / "eileen_collins.jpg"), "rcmalli-resnet50")
+    face = preprocess(load_face(SAMPLE_FACE), "keras-vggface-v2")
     report = export_onnx(encoder, tmp_path / "resnet50.onnx", real_inputs=[face])
     assert report.inputs_checked == 3 and set(report.max_relative_error) == {"embedding", "probabilities"}
     metadata = read_metadata(tmp_path / "resnet50.onnx")
@@ -103,26 +100,24 @@ def test_face_encoder_export_with_real_face(tmp_path):
 
 
 def test_mismatch_is_refused_and_nothing_written(tmp_path):
-    from s2f.models.face_decoder import FaceDecoder
-    from s2f.train.cli import decoder_config
+    from s2f.models.registry import MODELS
 
     with pytest.raises(InputError, match="export refused"):
-        export_onnx(FaceDecoder(decoder_config("tiny", 16)).eval(), tmp_path / "d.onnx", tolerance=0.0)
+        export_onnx(MODELS["face_decoder"].build("tiny", embedding_dim=16).eval(), tmp_path / "d.onnx", tolerance=0.0)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_export_command(tmp_path):
-    from s2f.models.face_decoder import FaceDecoder
-    from s2f.train.cli import decoder_config
+    from s2f.models.registry import MODELS
 
-    FaceDecoder(decoder_config("tiny", 16)).save_pretrained(tmp_path / "decoder")
+    MODELS["face_decoder"].build("tiny", embedding_dim=16).save_pretrained(tmp_path / "decoder")
     done = run_s2f("export", "model", tmp_path / "decoder", "-o", tmp_path / "decoder.onnx")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "face_decoder, opset 18" in done.stdout and (tmp_path / "decoder.onnx").is_file()
-    from conftest import FACES
+    from conftest import SAMPLE_FACE
 
     wrong = run_s2f("export", "model", tmp_path / "decoder", "-o", tmp_path / "d2.onnx", "--verify-with",
-                    FACES / "eileen_collins.jpg")
+                    SAMPLE_FACE)
     assert wrong.returncode == 2 and "none of the --verify-with files is an input of a face_decoder" in wrong.stderr
     assert "Traceback" not in wrong.stderr and not (tmp_path / "d2.onnx").exists()
     missing = run_s2f("export", "model", tmp_path / "nothing", "-o", tmp_path / "x.onnx")

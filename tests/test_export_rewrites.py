@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from s2f.export.subpixel import SubPixelConvTranspose2d, rewritable, with_subpixel_convolutions
 from torch import nn
-
-from export.subpixel import SubPixelConvTranspose2d, rewritable, with_subpixel_convolutions
 
 
 @pytest.mark.parametrize("kernel,stride,padding,extra", [(5, 2, 2, 1), (3, 2, 1, 1), (4, 2, 1, 0), (2, 2, 0, 0),
@@ -37,7 +36,7 @@ def test_only_exact_upsamplers_are_rewritten():
 
 
 def test_whole_input_convolutions_become_matrix_products():
-    from export.dense_convolutions import ConvAsLinear, with_dense_convolutions
+    from s2f.export.dense_convolutions import ConvAsLinear, with_dense_convolutions
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 5), nn.ReLU(),

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FACES
+from conftest import SAMPLE_FACE
 from PIL import Image
+from s2f.runtime.errors import InputError
+from s2f.runtime.image import load_face
 
-from runtime.errors import InputError
-from runtime.image import load_face
-
-FACE = FACES / "eileen_collins.jpg"
+FACE = SAMPLE_FACE
 
 
 def test_jpeg_face():

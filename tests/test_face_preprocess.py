@@ -1,15 +1,16 @@
-"""``runtime.face_preprocess.preprocess`` reproduces each upstream's own preprocessing code."""
+"""``s2f.runtime.face_preprocess.preprocess`` reproduces each upstream's own preprocessing code."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FACES
+from conftest import SAMPLE_FACE
 from PIL import Image
+from s2f.runtime.face_preprocess import preprocess, resize_bilinear_like_opencv
 
-from runtime.face_preprocess import preprocess, resize_bilinear_like_opencv
+from s2f.models.face_encoder_config import FaceEncoderConfig
 
-FACE = FACES / "eileen_collins.jpg"
+FACE = SAMPLE_FACE
 
 
 def _face() -> np.ndarray:
@@ -22,7 +23,7 @@ def test_deepface_convention_matches_deepface():
 
     rgb = _face()
     theirs = resize_image(np.ascontiguousarray(rgb[:, :, ::-1]), (224, 224))[0]  # HWC, BGR, [0,1]
-    ours = preprocess(rgb, "serengil")[0].transpose(1, 2, 0)
+    ours = preprocess(rgb, "deepface-base")[0].transpose(1, 2, 0)
     assert ours.shape == theirs.shape == (224, 224, 3)
     np.testing.assert_array_equal(ours, theirs)
     np.testing.assert_array_equal(ours[:, :15], 0.0)  # 190x220 photo: black bars left and right
@@ -41,8 +42,7 @@ def test_bilinear_resize_is_bit_exact_with_opencv(shape):
 def test_keras_vggface_convention_is_exact(arch, version):
     """keras-vggface README: load_img(target_size=(224, 224)) then preprocess_input(version)."""
     import tf_keras
-
-    from converters.keras_reference import _import_keras_vggface
+    from s2f.converters.keras_reference import _import_keras_vggface
 
     _import_keras_vggface()
     from keras_vggface.utils import preprocess_input
@@ -50,16 +50,16 @@ def test_keras_vggface_convention_is_exact(arch, version):
     image = tf_keras.utils.load_img(FACE, target_size=(224, 224))
     theirs = preprocess_input(tf_keras.utils.img_to_array(image)[None], data_format="channels_last",
                               version=version)[0]
-    ours = preprocess(_face(), arch)[0].transpose(1, 2, 0)
+    ours = preprocess(_face(), FaceEncoderConfig.for_arch(arch).preprocessing)[0].transpose(1, 2, 0)
     np.testing.assert_array_equal(ours, theirs)
 
 
 def test_batch_forms_and_errors():
     face = _face()
-    single = preprocess(face, "serengil")
+    single = preprocess(face, "deepface-base")
     assert single.shape == (1, 3, 224, 224) and single.dtype == np.float32
-    assert preprocess([face, face[:100]], "rcmalli-vgg16").shape == (2, 3, 224, 224)
+    assert preprocess([face, face[:100]], "keras-vggface-v1").shape == (2, 3, 224, 224)
     with pytest.raises(ValueError, match="uint8 RGB"):
-        preprocess(face.astype(np.float32), "serengil")
+        preprocess(face.astype(np.float32), "deepface-base")
     with pytest.raises(ValueError, match="unknown face encoder"):
         preprocess(face, "facenet")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
-
-from converters.keras_h5 import KerasWeightsFile
+from s2f.converters.keras_h5 import KerasWeightsFile
 
 
 def test_split_attributes_and_slashes_in_layer_names(tmp_path):
@@ -35,7 +34,7 @@ def test_split_attributes_and_slashes_in_layer_names(tmp_path):
 
 def test_compressed_datasets_are_read_through_h5py(tmp_path):
     """Chunked/compressed arrays have no single file offset; conversion must still work."""
-    from converters.tensor_layout import SourceRows, permutation_dims
+    from s2f.converters.tensor_layout import SourceRows, permutation_dims
 
     path = tmp_path / "gz.h5"
     kernel = np.random.default_rng(0).standard_normal((3, 3, 4, 8)).astype(np.float32)

@@ -5,7 +5,7 @@ and the decoder must reconstruct held-out faces better than the mean training fa
 
 from __future__ import annotations
 
-from s2f.train.pipeline import PipelineConfig, run_pipeline
+from s2f.pipeline import PipelineConfig, run_pipeline
 
 
 def test_speech_to_face_learns_on_synthetic_corpus(tmp_path):

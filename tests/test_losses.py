@@ -102,8 +102,8 @@ def test_face_encoder_head_logits_match_classifier(arch):
 def test_texture_embedder_matches_numpy_preprocessing():
     """The decoder's cosine term embeds decoded textures exactly as preprocessing embeds photos."""
     import numpy as np
+    from s2f.runtime.face_preprocess import preprocess
 
-    from runtime.face_preprocess import preprocess
     from s2f.models.face_encoder import build_face_encoder
     from s2f.models.face_encoder_config import FaceEncoderConfig
     from s2f.train.tasks import TextureEmbedder
@@ -113,5 +113,5 @@ def test_texture_embedder_matches_numpy_preprocessing():
     image = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
     texture = torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32) / 255)
     with torch.inference_mode():
-        expected = encoder.embed(torch.from_numpy(preprocess(image, "rcmalli-resnet50")))
+        expected = encoder.embed(torch.from_numpy(preprocess(image, "keras-vggface-v2")))
         torch.testing.assert_close(TextureEmbedder(encoder)(texture), expected, rtol=1e-4, atol=1e-4)

@@ -6,9 +6,9 @@ import re
 
 import pytest
 import torch
+from s2f.runtime.errors import InputError
 from torch import nn
 
-from runtime.errors import InputError
 from s2f.models.ast_encoder import ASTVoiceEncoder, ASTVoiceEncoderConfig, load_original_ast
 from s2f.models.face_decoder import FaceDecoder, FaceDecoderConfig, load_original_face_decoder
 from s2f.models.voice_encoder import VEConv, VEConvConfig

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 from conftest import run_s2f
+from s2f.runtime.errors import InputError
 
-from runtime.errors import InputError
 from s2f.data.pairs import DecoderFaces, VoiceFacePairs
 from s2f.data.split import split_identities
 
@@ -106,7 +106,8 @@ def test_split_is_deterministic_disjoint_and_complete():
     names = [f"id{i:04d}" for i in range(1000)]
     split = split_identities(names, (0.8, 0.1, 0.1), seed=3)
     assert split == split_identities(list(reversed(names)), (0.8, 0.1, 0.1), seed=3)  # order-free
-    assert [len(split[s]) for s in ("train", "val", "test")] == [800, 100, 100]
+    sizes = [len(split[s]) for s in ("train", "val", "test")]
+    assert 760 <= sizes[0] <= 840 and 75 <= sizes[1] <= 125 and 75 <= sizes[2] <= 125, sizes  # binomial, ~3 sigma
     assert set().union(*split.values()) == set(names)
     assert not set(split["train"]) & set(split["val"]) and not set(split["val"]) & set(split["test"])
     assert split != split_identities(names, (0.8, 0.1, 0.1), seed=4)
@@ -115,19 +116,41 @@ def test_split_is_deterministic_disjoint_and_complete():
 def test_stratified_split_keeps_proportions():
     names = [f"id{i:03d}" for i in range(200)]
     strata = {name: "f" if i < 40 else "m" for i, name in enumerate(names)}  # 20 % / 80 %
-    split = split_identities(names, (0.5, 0.25, 0.25), seed=0, strata=strata)
+    split = split_identities(names, (0.5, 0.25, 0.25), seed=0, strata=strata, exact=True)
     for part, size in (("train", 100), ("val", 50), ("test", 50)):
         assert len(split[part]) == size
         assert sum(strata[name] == "f" for name in split[part]) == size // 5
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_adding_identities_never_moves_an_existing_one(seed):
+    """300 identities, then 90 more: every one of the 300 keeps its part (the exact-proportion
+    cut, by contrast, moves some, which is why it is an opt-in)."""
+    before = [f"id{i:05d}" for i in range(300)]
+    after = before + [f"new{i:05d}" for i in range(90)]
+
+    def part_of(split):
+        return {name: part for part, names in split.items() for name in names}
+
+    first, second = (part_of(split_identities(names, (0.8, 0.1, 0.1), seed)) for names in (before, after))
+    assert {name: second[name] for name in before} == first
+    exact_first, exact_second = (part_of(split_identities(names, (0.8, 0.1, 0.1), seed, exact=True))
+                                 for names in (before, after))
+    assert any(exact_second[name] != exact_first[name] for name in before)
+
+
 def test_split_command(tmp_path):
-    for name in ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j"):
-        (tmp_path / "data" / name).mkdir(parents=True)
+    for index in range(40):
+        (tmp_path / "data" / f"id{index:02d}").mkdir(parents=True)
     done = run_s2f("data", "split", tmp_path / "data", "-o", tmp_path / "split.json",
                    "--fractions", "0.6", "0.2", "0.2")
     assert done.returncode == 0, done.stderr
     split = json.loads((tmp_path / "split.json").read_text())
-    assert [len(split[s]) for s in ("train", "val", "test")] == [6, 2, 2]
+    assert split["method"] == "hash" and sum(len(split[s]) for s in ("train", "val", "test")) == 40
+    exact = run_s2f("data", "split", tmp_path / "data", "-o", tmp_path / "exact.json", "--exact",
+                    "--fractions", "0.6", "0.2", "0.2")
+    assert exact.returncode == 0, exact.stderr
+    split = json.loads((tmp_path / "exact.json").read_text())
+    assert [len(split[s]) for s in ("train", "val", "test")] == [24, 8, 8]
     bad = run_s2f("data", "split", tmp_path / "data", "-o", tmp_path / "s2.json", "--strata", tmp_path / "none.csv")
     assert bad.returncode == 2 and "none.csv: cannot read strata CSV" in bad.stderr

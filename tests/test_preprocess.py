@@ -9,14 +9,14 @@ import shutil
 import numpy as np
 import pytest
 import soundfile
-from conftest import FACES, run_s2f
+from conftest import SAMPLE_FACE, run_s2f
 from PIL import Image
+from s2f.runtime.errors import InputError
+from s2f.runtime.face_preprocess import decoder_target, preprocess
+from s2f.runtime.image import load_face
+from s2f.runtime.voice_input import VoiceInputSpec
 from speechlike import speechlike
 
-from runtime.errors import InputError
-from runtime.face_preprocess import decoder_target, preprocess
-from runtime.image import load_face
-from runtime.voice_input import VoiceInputSpec
 from s2f.data.synth import SynthConfig, synthesize_corpus
 
 GOOD_CLIPS = ("alice/audios/a.wav", "alice/audios/session2/b.flac", "bob/audios/8bit.wav", "bob/audios/stereo48k.wav")
@@ -144,9 +144,9 @@ def face_encoder(tmp_path_factory):
 def face_tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("raw_faces")
     synthesize_corpus(root, SynthConfig(identities=3, clips=1, images=2, seconds=1.0))
-    shutil.copy(FACES / "eileen_collins.jpg", root / "id00000" / "images" / "real.jpg")
+    shutil.copy(SAMPLE_FACE, root / "id00000" / "images" / "real.jpg")
     bad = root / "id00001" / "images"
-    (bad / "cut.jpg").write_bytes((FACES / "eileen_collins.jpg").read_bytes()[:3000])
+    (bad / "cut.jpg").write_bytes((SAMPLE_FACE).read_bytes()[:3000])
     Image.new("1", (9000, 8000)).save(bad / "bomb.png")
     (bad / "text.png").write_text("not an image")
     return root
@@ -172,7 +172,7 @@ def test_preprocess_faces_given_landmarks(face_tree, face_encoder, tmp_path):
     stem = out / "id00002" / "images" / "img01"
     image = load_face(source)
     with torch.inference_mode():
-        expected = model.embed(torch.from_numpy(preprocess(image, "rcmalli-resnet50"))).numpy()[0]
+        expected = model.embed(torch.from_numpy(preprocess(image, "keras-vggface-v2"))).numpy()[0]
     # batched (4) vs alone: same values up to float32 summation order
     np.testing.assert_allclose(np.load(f"{stem}_embedding.npy"), expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(np.load(f"{stem}_target.npy"), decoder_target(image))

@@ -15,30 +15,27 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import FACES, REPO
+from conftest import REPO, SAMPLE_FACE
+from s2f.export.bundle import export_bundle
+from s2f.runtime.bundle import open_bundle
+from s2f.runtime.errors import InputError
+from s2f.runtime.face_preprocess import preprocess
+from s2f.runtime.image import load_face
+from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 from speechlike import speechlike
-
-from export.bundle import export_bundle
-from runtime.bundle import open_bundle
-from runtime.errors import InputError
-from runtime.face_preprocess import preprocess
-from runtime.image import load_face
-from runtime.pipeline import FaceToFace, SpeechToFace
 
 EMBEDDING = 2048  # ResNet50's descriptor: the face encoder, voice encoder and decoder must agree
 
 
 @pytest.fixture(scope="module")
 def models():
-    from s2f.models.face_decoder import FaceDecoder
     from s2f.models.face_encoder import build_face_encoder, he_normal_init_
     from s2f.models.face_encoder_config import FaceEncoderConfig
-    from s2f.models.voice_encoder import VEConv
-    from s2f.train.cli import decoder_config, tiny_ve_conv_config
+    from s2f.models.registry import MODELS
 
     torch.manual_seed(0)
-    voice = VEConv(tiny_ve_conv_config("paper", EMBEDDING)).eval()
-    decoder = FaceDecoder(decoder_config("tiny", EMBEDDING)).eval()
+    voice = MODELS["ve_conv"].build("tiny", variant="paper", embedding_dim=EMBEDDING).eval()
+    decoder = MODELS["face_decoder"].build("tiny", embedding_dim=EMBEDDING).eval()
     face = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", False)), 0)
     return voice, decoder, face
 
@@ -88,10 +85,10 @@ def test_speech_to_face_matches_pytorch(models, bundle, voice_file):
 
 def test_face_to_face_matches_pytorch(models, bundle):
     _, decoder, encoder = models
-    image = load_face(FACES / "eileen_collins.jpg")
+    image = load_face(SAMPLE_FACE)
     face = FaceToFace(bundle, "cpu").generate(image)
     with torch.no_grad():
-        _, texture = decoder(encoder.embed(torch.from_numpy(preprocess(image, "rcmalli-resnet50"))))
+        _, texture = decoder(encoder.embed(torch.from_numpy(preprocess(image, "keras-vggface-v2"))))
     expected = np.clip(np.rint(texture[0].numpy().transpose(1, 2, 0) * 255), 0, 255)
     assert np.abs(face.image.astype(int) - expected).max() <= 1
 
@@ -139,8 +136,8 @@ def test_tampered_weights_file_is_refused_when_used(bundle, tmp_path):
 
 
 def test_verified_files_are_not_hashed_again_until_written(bundle, tmp_path, monkeypatch):
-    import runtime.bundle as bundle_module
-    import runtime.verify_cache as verify_cache
+    import s2f.runtime.bundle as bundle_module
+    import s2f.runtime.verify_cache as verify_cache
 
     monkeypatch.setattr(verify_cache, "RACY_SECONDS", 0.0)  # the copy below is only milliseconds old
     copy = tmp_path / "bundle"
@@ -169,7 +166,7 @@ def test_verified_files_are_not_hashed_again_until_written(bundle, tmp_path, mon
 
 
 def test_verify_cache_skips_files_too_young_or_changed_while_hashed(tmp_path):
-    from runtime.verify_cache import VerifyCache, file_identity
+    from s2f.runtime.verify_cache import VerifyCache, file_identity
 
     cache = VerifyCache(tmp_path / "verified.json")
     young = tmp_path / "young"
@@ -194,7 +191,7 @@ def test_fp16_graphs_in_the_bundle(models, bundle, voice_file, tmp_path):
     difference = np.abs(full.image.astype(int) - half.image.astype(int))
     assert difference.max() <= 8 and difference.mean() < 1.0, (difference.max(), difference.mean())
     assert not np.array_equal(full.embedding, half.embedding)  # really another graph
-    done = subprocess.run([sys.executable, "-m", "runtime.cli", "speech2face", str(voice_file), "-o",
+    done = subprocess.run([sys.executable, "-m", "s2f.runtime.cli", "speech2face", str(voice_file), "-o",
                            str(tmp_path / "half.png"), "--bundle", str(tmp_path / "half"), "--precision", "fp16",
                            "--device", "cpu"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -206,7 +203,7 @@ def test_fp16_graphs_in_the_bundle(models, bundle, voice_file, tmp_path):
 
 
 def test_bundle_verified_on_real_files(models, voice_file, tmp_path, monkeypatch):
-    import export.bundle as bundle_module
+    import s2f.export.bundle as bundle_module
 
     voice, decoder, _ = models
     checked = {}
@@ -220,7 +217,7 @@ def test_bundle_verified_on_real_files(models, voice_file, tmp_path, monkeypatch
     manifest = export_bundle(tmp_path / "real", voice, decoder, verify_with=[voice_file])
     assert manifest["verified_with"] == ["voice.wav"]
     assert checked == {"voice_encoder.onnx": [(1, 2, 257, 598)], "face_decoder.onnx": [(1, EMBEDDING)]}
-    photo = FACES / "eileen_collins.jpg"
+    photo = SAMPLE_FACE
     with pytest.raises(InputError, match="--verify-with needs voice clips"):
         export_bundle(tmp_path / "faces-only", voice, decoder, verify_with=[photo])
     (tmp_path / "notes.txt").write_text("x")
@@ -262,9 +259,9 @@ def test_torch_free_environment(bundle, voice_file, tmp_path_factory, tmp_path):
     (voices / "broken.wav").write_text("not audio")
     runs = [
         [command, "speech2face", voice_file, "-o", tmp_path / "s2f.png", "--bundle", bundle],
-        [command, "face2face", FACES / "eileen_collins.jpg", "-o", tmp_path / "f2f.png", "--bundle", bundle],
+        [command, "face2face", SAMPLE_FACE, "-o", tmp_path / "f2f.png", "--bundle", bundle],
         [command, "speech2face", voices, "-o", tmp_path / "out", "--bundle", bundle, "--threads", "1"],
-        [command, "grid", "--bundle", bundle, "--faces", FACES / "eileen_collins.jpg", "--voices", voice_file,
+        [command, "grid", "--bundle", bundle, "--faces", SAMPLE_FACE, "--voices", voice_file,
          "-o", tmp_path / "grid.png"],
     ]
     outputs = []

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import run_s2f
 from PIL import Image
+from s2f.runtime.audio import load_audio
+from s2f.runtime.features import kaldi_fbank
+from s2f.runtime.image import load_face
 
-from runtime.audio import load_audio
-from runtime.features import kaldi_fbank
-from runtime.image import load_face
 from s2f.data.synth import SynthConfig, synthesize_corpus
 
 

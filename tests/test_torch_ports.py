@@ -8,15 +8,15 @@ import pickle
 import pytest
 import torch
 from conftest import FACES, run_s2f
+from s2f.converters.parity import run_parity
+from s2f.converters.torch_ports import _original_key_map
 
-from converters.parity import run_parity
-from converters.torch_ports import _original_key_map
 from s2f.models.face_encoder import load_face_encoder
 
 
 def _keras_kernels(path):
     """Arrays of an upstream .h5 in Keras layout, by weighted-layer order."""
-    from converters.keras_h5 import KerasWeightsFile
+    from s2f.converters.keras_h5 import KerasWeightsFile
 
     with KerasWeightsFile(path) as kfile:
         return [(layer.weight("kernel").dataset[()], layer.weight("bias").dataset[()])

@@ -8,10 +8,9 @@ import threading
 
 import pytest
 from conftest import run_s2f
-
-from runtime.errors import InputError
-from weights.fetch import fetch
-from weights.registry import REGISTRY, lookup
+from s2f.runtime.errors import InputError
+from s2f.weights.fetch import fetch
+from s2f.weights.registry import REGISTRY, lookup
 
 PAYLOAD = b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 4000  # ~1 MB, HDF5 signature
 

@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from weights.registry import REGISTRY
+    from s2f.weights.registry import REGISTRY
 
     for entry in REGISTRY.values():
         checksum = entry.sha256[:12] + "..." if entry.sha256 else "none published"
@@ -34,8 +34,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from weights.fetch import fetch
-    from weights.registry import lookup
+    from s2f.weights.fetch import fetch
+    from s2f.weights.registry import lookup
 
     entry = lookup(args.name)
     path = fetch(entry, args.cache_dir, mirror=args.mirror, progress=not args.quiet)

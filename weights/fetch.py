@@ -13,11 +13,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from s2f.runtime.bundle import sha256_of
+from s2f.runtime.errors import InputError
+from s2f.weights.registry import WeightFile
 from tqdm import tqdm
-
-from runtime.bundle import sha256_of
-from runtime.errors import InputError
-from weights.registry import WeightFile
 
 CHUNK = 1 << 20
 

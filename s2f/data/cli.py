@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from s2f.data.jobs import default_workers
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from runtime.voice_input import ENCODERS, VE_VARIANTS
     from s2f.data.landmarks import LANDMARK_MODES
+    from s2f.runtime.voice_input import ENCODERS, VE_VARIANTS
 
     pre = subparsers.add_parser("preprocess", help="raw audio / face photos -> model inputs and targets")
     kinds = pre.add_subparsers(dest="kind", metavar="KIND", required=True)
@@ -31,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     audio.add_argument("--mean", type=float, help="AST fbank mean (default AudioSet's -4.2677393)")
     audio.add_argument("--std", type=float, help="AST fbank std (default AudioSet's 4.5689974)")
     _common(audio)
-    audio.set_defaults(func=run_preprocess_audio)
+    audio.set_defaults(func=run_preprocess_audio, what_runs="preprocess audio")
 
     faces = kinds.add_parser(
         "faces", help="face photos -> embeddings, landmarks and decoder targets (.npy)",
@@ -47,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     faces.add_argument("--batch-size", type=int, default=32)
     faces.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     _common(faces)
-    faces.set_defaults(func=run_preprocess_faces)
+    faces.set_defaults(func=run_preprocess_faces, extras=("train",), what_runs="preprocess faces")
 
     data = subparsers.add_parser("data", help="synthetic corpus, identity splits")
     actions = data.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -64,18 +63,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--seconds", type=float, default=6.0, help="mean clip length (each varies 0.6-1.2x)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=default_workers())
-    synth.set_defaults(func=run_synth)
+    synth.set_defaults(func=run_synth, what_runs="data synth")
 
     split = actions.add_parser(
         "split", help="deterministic train/val/test split by identity",
         description="Assign every identity folder of DATA_DIR to train, val or test by a hash of the "
-                    "seed and its name (stable across machines and as identities are added). "
-                    "--strata stratifies by a column of a CSV with an 'identity' column.")
+                    "seed and its own name alone: stable across machines, and adding identities never "
+                    "moves an existing one. Proportions hold on average; --exact makes them exact.")
     split.add_argument("data_dir", type=Path)
     split.add_argument("-o", "--output", type=Path, required=True, help="split JSON to write")
     split.add_argument("--fractions", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VAL", "TEST"))
     split.add_argument("--seed", type=int, default=0)
-    split.add_argument("--strata", type=Path, help="CSV with identity and the --strata-column")
+    split.add_argument("--exact", action="store_true",
+                       help="exact proportions (per stratum with --strata) by cutting the hash ranking; NOT "
+                            "stable: adding identities later moves some existing ones between parts")
+    split.add_argument("--strata", type=Path, help="with --exact: CSV with identity and the --strata-column")
     split.add_argument("--strata-column", default="register_group")
     split.set_defaults(func=run_split)
 
@@ -92,9 +94,9 @@ def _finish(report, out_dir: Path, report_name: str) -> int:
 
 
 def run_preprocess_audio(args: argparse.Namespace) -> int:
-    from runtime.voice_input import VoiceInputSpec
     from s2f.data.layout import AUDIO_REPORT
     from s2f.data.preprocess_audio import preprocess_audio
+    from s2f.runtime.voice_input import VoiceInputSpec
 
     extra = {key: value for key in ("seconds", "mean", "std") if (value := getattr(args, key)) is not None}
     spec = VoiceInputSpec(encoder=args.encoder, variant=args.variant, **extra)
@@ -128,14 +130,9 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    from runtime.atomic import atomic_output
-    from s2f.data.layout import identity_dirs, require_dir
-    from s2f.data.split import read_strata, split_identities
+    from s2f.data.split import write_split
 
-    names = [folder.name for folder in identity_dirs(require_dir(args.data_dir))]
-    strata = read_strata(args.strata, args.strata_column) if args.strata else None
-    split = split_identities(names, args.fractions, args.seed, strata)
-    with atomic_output(args.output, "w") as handle:
-        json.dump({"seed": args.seed, "fractions": list(args.fractions), **split}, handle, indent=2)
+    split = write_split(args.data_dir, args.output, args.fractions, args.seed, args.strata, args.strata_column,
+                        args.exact)
     print(", ".join(f"{name}: {len(members)}" for name, members in split.items()) + f" identities -> {args.output}")
     return 0

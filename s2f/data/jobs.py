@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from runtime.atomic import atomic_output
-from runtime.errors import InputError
+from s2f.runtime.atomic import atomic_output
+from s2f.runtime.errors import InputError
 
 
 @dataclass

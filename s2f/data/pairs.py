@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import InputError
 from s2f.data.layout import (
     AUDIO_DIR,
     EMBEDDING_SUFFIX,
@@ -28,6 +27,7 @@ from s2f.data.layout import (
     identity_dirs,
     require_dir,
 )
+from s2f.runtime.errors import InputError
 
 PAIRINGS = ("all_to_one", "one_to_one", "all_to_all")
 

@@ -1,16 +1,16 @@
 """``s2f preprocess audio``: every voice clip under DATA_DIR -> its voice-encoder input
-(``runtime.voice_input``), one ``.npy`` per clip at the mirrored path under OUT_DIR."""
+(``s2f.runtime.voice_input``), one ``.npy`` per clip at the mirrored path under OUT_DIR."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.audio import AUDIO_SUFFIXES
-from runtime.errors import InputError
-from runtime.voice_input import VoiceInputSpec
 from s2f.data.jobs import FileJob, RunReport, run_jobs, save_array
 from s2f.data.layout import AUDIO_REPORT, AUDIO_SETTINGS, find_files, require_dir
 from s2f.data.settings import claim_settings
+from s2f.runtime.audio import AUDIO_SUFFIXES
+from s2f.runtime.errors import InputError
+from s2f.runtime.voice_input import VoiceInputSpec
 
 _spec: VoiceInputSpec | None = None
 

@@ -12,9 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import InputError
-from runtime.face_preprocess import INPUT_SIZE, decoder_target, preprocess
-from runtime.image import IMAGE_SUFFIXES, load_face
 from s2f.data.jobs import FileJob, RunReport, run_jobs, save_array
 from s2f.data.landmarks import LANDMARK_MODES, LandmarkDetector, NoFaceFound
 from s2f.data.layout import (
@@ -27,6 +24,9 @@ from s2f.data.layout import (
     require_dir,
 )
 from s2f.data.settings import claim_settings
+from s2f.runtime.errors import InputError
+from s2f.runtime.face_preprocess import INPUT_SIZE, decoder_target, preprocess
+from s2f.runtime.image import IMAGE_SUFFIXES, load_face
 
 _worker: dict = {}
 
@@ -35,8 +35,8 @@ def detector_for(landmarks: str) -> LandmarkDetector | None:
     return LandmarkDetector(68 if landmarks == "dlib68" else 72) if landmarks.startswith("dlib") else None
 
 
-def _init_worker(arch: str, landmarks: str) -> None:
-    _worker.update(arch=arch, landmarks=landmarks)
+def _init_worker(preprocessing: str, landmarks: str) -> None:
+    _worker.update(preprocessing=preprocessing, landmarks=landmarks)
     _worker["detector"] = detector_for(landmarks)
 
 
@@ -70,7 +70,7 @@ def _process(job: FileJob) -> np.ndarray:
             raise InputError(job.source, str(err)) from None
         save_array(job.outputs[2], points)
     save_array(job.outputs[1], target)
-    return preprocess(image, _worker["arch"])[0]
+    return preprocess(image, _worker["preprocessing"])[0]
 
 
 def face_jobs(data_dir: Path, out_dir: Path, landmarks: str) -> list[FileJob]:
@@ -120,7 +120,8 @@ def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmark
             report.written += 1
         pending.clear()
 
-    for job, encoder_input in run_jobs(jobs, _process, report, workers, "faces", _init_worker, (arch, landmarks)):
+    for job, encoder_input in run_jobs(jobs, _process, report, workers, "faces", _init_worker,
+                                     (model.config.preprocessing.name, landmarks)):
         pending.append((job, encoder_input))
         if len(pending) == batch_size:
             flush()

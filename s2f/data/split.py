@@ -1,10 +1,15 @@
 """Deterministic train/val/test split by identity: no identity in two splits, so a model is
 always judged on voices and faces it has never seen.
 
-Each identity's place comes from a hash of (seed, name), not from listing order or a global
-RNG: the same names give the same split on any machine, and adding identities later does not
-reshuffle the existing ones. With strata (e.g. gender, age group, as the original's
-deepface-based split) each stratum is split in the same proportions.
+By default each identity's part comes from a hash of (seed, name) alone, mapped to [0, 1) and
+compared with the cumulative fractions: the same names give the same split on any machine,
+and adding identities later never moves an existing one (so no identity can leak from test
+into train when a corpus grows). Proportions then hold in expectation, not exactly.
+
+``exact=True`` instead ranks the identities by that hash and cuts the ranking at the exact
+proportions (per stratum, given strata such as gender or age group, as the original's
+deepface-based split did). That is not stable: adding identities shifts the cut points and
+moves some existing identities between parts.
 """
 
 from __future__ import annotations
@@ -14,13 +19,27 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from runtime.errors import InputError
+from s2f.runtime.errors import InputError
 
 SPLITS = ("train", "val", "test")
 
 
 def _rank(seed: int, name: str) -> str:
     return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
+
+
+def _position(seed: int, name: str) -> float:
+    """The identity's own point in [0, 1): the first 64 bits of its hash."""
+    return int(_rank(seed, name)[:16], 16) / 2.0 ** 64
+
+
+def _part_of(position: float, fractions: Sequence[float]) -> str:
+    edge = 0.0
+    for split, fraction in zip(SPLITS, fractions, strict=True):
+        edge += fraction
+        if position < edge:
+            return split
+    return next(split for split, fraction in zip(reversed(SPLITS), reversed(fractions), strict=True) if fraction > 0)
 
 
 def _cut(names: list[str], fractions: Sequence[float]) -> list[list[str]]:
@@ -34,11 +53,17 @@ def _cut(names: list[str], fractions: Sequence[float]) -> list[list[str]]:
 
 
 def split_identities(names: Iterable[str], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
-                     strata: dict[str, str] | None = None) -> dict[str, list[str]]:
-    """{"train": [...], "val": [...], "test": [...]}, each sorted by name."""
+                     strata: dict[str, str] | None = None, exact: bool = False) -> dict[str, list[str]]:
+    """{"train": [...], "val": [...], "test": [...]}, each sorted by name. ``strata`` only
+    matters with ``exact``."""
     names = sorted(set(names))
-    if len(fractions) != len(SPLITS) or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+    if len(fractions) != len(SPLITS) or any(not f >= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {list(fractions)}")
+    if not exact:
+        stable: dict[str, list[str]] = {split: [] for split in SPLITS}
+        for name in names:
+            stable[_part_of(_position(seed, name), fractions)].append(name)
+        return stable
     groups: dict[str, list[str]] = {}
     for name in names:
         groups.setdefault("" if strata is None else strata.get(name, ""), []).append(name)
@@ -60,3 +85,24 @@ def read_strata(path: Path, column: str, key: str = "identity") -> dict[str, str
     if not rows or key not in rows[0] or column not in rows[0]:
         raise InputError(path, f"needs the columns {key!r} and {column!r}; has {list(rows[0]) if rows else 'none'}")
     return {row[key]: row[column] for row in rows}
+
+
+def write_split(data_dir: Path, output: Path, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
+                strata_csv: Path | None = None, strata_column: str = "register_group",
+                exact: bool = False) -> dict[str, list[str]]:
+    """Split the identity folders of ``data_dir`` and write the split JSON atomically."""
+    import json
+
+    from s2f.data.layout import identity_dirs, require_dir
+    from s2f.runtime.atomic import atomic_output
+
+    names = [folder.name for folder in identity_dirs(require_dir(data_dir))]
+    strata = read_strata(strata_csv, strata_column) if strata_csv else None
+    try:
+        split = split_identities(names, fractions, seed, strata, exact)
+    except ValueError as err:
+        raise InputError(None, f"--fractions: {err}") from None
+    with atomic_output(output, "w") as handle:
+        json.dump({"seed": seed, "fractions": list(fractions), "method": "exact" if exact else "hash", **split},
+                  handle, indent=2)
+    return split

@@ -23,7 +23,6 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from runtime.atomic import atomic_output
 from s2f.data.jobs import save_array
 from s2f.data.landmarks import to_72
 from s2f.data.layout import AUDIO_DIR, IMAGE_DIR, LANDMARKS_SUFFIX
@@ -31,6 +30,7 @@ from s2f.data.settings import claim_settings
 from s2f.data.synth_face import draw_face
 from s2f.data.synth_identity import Identity
 from s2f.data.synth_voice import synthesize_voice
+from s2f.runtime.atomic import atomic_output
 
 IDENTITIES_CSV = "identities.csv"
 SETTINGS_FILE = "synth.json"

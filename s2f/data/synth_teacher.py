@@ -15,11 +15,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from runtime.face_preprocess import preprocess
 from s2f.data.synth_face import draw_face
 from s2f.data.synth_identity import Identity
 from s2f.models.face_encoder import FaceEncoder, build_face_encoder, he_normal_init_
 from s2f.models.face_encoder_config import FaceEncoderConfig
+from s2f.runtime.face_preprocess import preprocess
 
 CALIBRATION_SEED = 1_000_003  # never a corpus seed in practice; its faces are used only here
 
@@ -30,7 +30,7 @@ def synthetic_face_encoder(seed: int = 0, calibration_faces: int = 32) -> FaceEn
     model = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("serengil", include_top=True)), seed)
     faces = [draw_face(Identity.draw(CALIBRATION_SEED, i), 224, np.random.default_rng([CALIBRATION_SEED, i]))[0]
              for i in range(calibration_faces)]
-    x = model.forward_features(torch.from_numpy(preprocess(faces, "serengil")))
+    x = model.forward_features(torch.from_numpy(preprocess(faces, model.config.preprocessing)))
     for layer in (model.fc6, model.fc7):
         pre = layer(x)
         layer.bias -= pre.flatten(1).median(dim=0).values

@@ -5,7 +5,7 @@ The model is ``ASTForAudioClassification`` with ``num_labels = 4096`` (its head:
 original's published checkpoints load as they are. It is built from an ``ASTConfig`` (the
 AudioSet base model's by default; tiny ones in tests). Pretrained AST weights come only from
 a local directory (``ASTForAudioClassification.save_pretrained`` layout): nothing is
-downloaded at run time. Input: ``runtime.features.ast_fbank`` (1024 x 128).
+downloaded at run time. Input: ``s2f.runtime.features.ast_fbank`` (1024 x 128).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from runtime.errors import InputError
 from s2f.models.pretrained import Pretrained, load_state_strict
+from s2f.runtime.errors import InputError
 
 AUDIOSET_BASE = {  # MIT/ast-finetuned-audioset-10-10-0.4593
     "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
@@ -47,6 +47,9 @@ class ASTVoiceEncoderConfig:
     train_top_layers: int = 2
     feature_mean: float = -4.2677393
     feature_std: float = 4.5689974
+
+    def __post_init__(self) -> None:
+        self.ast = {**AUDIOSET_BASE, **self.ast}  # a partial dict (a size preset) changes only what it names
 
 
 class ASTVoiceEncoder(nn.Module, Pretrained):

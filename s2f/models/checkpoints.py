@@ -7,7 +7,7 @@ import pickle
 import zipfile
 from pathlib import Path
 
-from runtime.errors import InputError
+from s2f.runtime.errors import InputError
 
 
 def load_torch_state_dict(path: str | Path) -> dict:

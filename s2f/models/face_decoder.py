@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from runtime.errors import InputError
 from s2f.models.pretrained import Pretrained, load_state_strict
+from s2f.runtime.errors import InputError
 
 
 @dataclass

@@ -15,7 +15,7 @@ Contract, relied on by training, export and external checks:
 * ``model.forward_features(x)``: the last feature map (VGG pool5, ResNet ``avg_pool``);
 * ``model(x)``: whatever the Keras model outputs, channels first;
 * ``x``: N x 3 x 224 x 224 float32 holding exactly what the Keras model receives, see
-  ``runtime.face_preprocess.preprocess``.
+  ``s2f.runtime.face_preprocess.preprocess``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runtime.errors import InputError
 from s2f.models.face_encoder_config import (
     RESNET_STAGES,
     SE_REDUCTION,
@@ -37,6 +36,7 @@ from s2f.models.face_encoder_config import (
     vgg_conv_names,
 )
 from s2f.models.pretrained import WEIGHTS_NAME, Pretrained
+from s2f.runtime.errors import InputError
 
 
 class FaceEncoder(nn.Module, Pretrained):

@@ -16,8 +16,6 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-ARCHITECTURES = ("serengil", "rcmalli-vgg16", "rcmalli-resnet50", "rcmalli-senet50")
-
 VGG_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))  # (channels, convs) per block
 RESNET_STAGES = ((2, 3, 64, 256, 1), (3, 4, 128, 512, 2), (4, 6, 256, 1024, 2), (5, 3, 512, 2048, 2))
 # (stage, blocks, bottleneck width, output channels, stride of the first block)
@@ -25,16 +23,59 @@ SE_REDUCTION = 16
 
 
 @dataclass(frozen=True)
+class FaceEncoderArch:
+    """One upstream face-encoder architecture: every fact that differs between them.
+
+    Args:
+        family: ``vgg`` or ``resnet`` (which module builds it).
+        fc_as_conv: deepface's fc6-fc8 are convolutions; rcmalli's are Dense layers after
+            a channels-last Flatten (the row order the original port got wrong).
+        squeeze_excitation: SENet50's SE blocks.
+        bn_eps: BatchNorm epsilon of the Keras original (PyTorch's 1e-5 would be wrong).
+        num_classes: identities of the classifier (2622 VGGFace, 8631 VGGFace2).
+        embedding_dim: size of the face descriptor (fc7 or the pooled feature).
+        preprocessing: name in ``s2f.runtime.face_preprocess.FACE_PREPROCESSING``.
+        upstream_files: the published weight files of this architecture.
+    """
+
+    name: str
+    family: str
+    fc_as_conv: bool
+    squeeze_excitation: bool
+    bn_eps: float
+    num_classes: int
+    embedding_dim: int
+    preprocessing: str
+    upstream_files: tuple[str, ...]
+
+
+FACE_ENCODER_ARCHS: dict[str, FaceEncoderArch] = {arch.name: arch for arch in (
+    FaceEncoderArch("serengil", "vgg", fc_as_conv=True, squeeze_excitation=False, bn_eps=0.0, num_classes=2622,
+                    embedding_dim=4096, preprocessing="deepface-base",
+                    upstream_files=("vgg_face_weights.h5", "vgg_face_weights.pth")),
+    FaceEncoderArch("rcmalli-vgg16", "vgg", fc_as_conv=False, squeeze_excitation=False, bn_eps=0.0,
+                    num_classes=2622, embedding_dim=4096, preprocessing="keras-vggface-v1",
+                    upstream_files=("rcmalli_vggface_tf_vgg16.h5", "rcmalli_vggface_tf_notop_vgg16.h5")),
+    FaceEncoderArch("rcmalli-resnet50", "resnet", fc_as_conv=False, squeeze_excitation=False, bn_eps=1e-3,
+                    num_classes=8631, embedding_dim=2048, preprocessing="keras-vggface-v2",
+                    upstream_files=("rcmalli_vggface_tf_resnet50.h5", "rcmalli_vggface_tf_notop_resnet50.h5")),
+    FaceEncoderArch("rcmalli-senet50", "resnet", fc_as_conv=False, squeeze_excitation=True, bn_eps=1e-4,
+                    num_classes=8631, embedding_dim=2048, preprocessing="keras-vggface-v2",
+                    upstream_files=("rcmalli_vggface_tf_senet50.h5", "rcmalli_vggface_tf_notop_senet50.h5")),
+)}
+ARCHITECTURES = tuple(FACE_ENCODER_ARCHS)
+
+
+@dataclass(frozen=True)
 class FaceEncoderConfig:
     """Everything needed to rebuild a face encoder; saved beside its weights.
 
     Args:
-        arch: one of ``ARCHITECTURES``.
+        arch: one of ``ARCHITECTURES``; its facts come from ``FACE_ENCODER_ARCHS``.
         include_top: whether the classifier is present (fc8 / ``classifier``). Without it
             ``classify`` is unavailable; rcmalli VGG16 "notop" files also lack fc6/fc7.
-        num_classes: identities of the classifier (2622 VGGFace, 8631 VGGFace2).
-        bn_eps: BatchNorm epsilon of the Keras original (ResNet50 1e-3, SENet50 1e-4);
-            PyTorch's default (1e-5) would be wrong for both.
+        num_classes: identities of the classifier.
+        bn_eps: BatchNorm epsilon (kept in the saved config, so a file says what it was built with).
     """
 
     arch: str
@@ -43,38 +84,46 @@ class FaceEncoderConfig:
     bn_eps: float = 0.0
 
     @property
+    def spec(self) -> FaceEncoderArch:
+        return FACE_ENCODER_ARCHS[self.arch]
+
+    @property
     def family(self) -> str:
-        return "vgg" if self.arch in ("serengil", "rcmalli-vgg16") else "resnet"
+        return self.spec.family
 
     @property
     def squeeze_excitation(self) -> bool:
-        return self.arch == "rcmalli-senet50"
+        return self.spec.squeeze_excitation
 
     @property
     def fc_as_conv(self) -> bool:
-        """deepface's fc6-fc8 are convolutions; rcmalli's are Dense layers after a Flatten."""
-        return self.arch == "serengil"
+        return self.spec.fc_as_conv
 
     @property
     def has_descriptor(self) -> bool:
-        """rcmalli VGG16 without top ends at pool5: there is no fc7 descriptor to return."""
-        return not (self.arch == "rcmalli-vgg16" and not self.include_top)
+        """A VGG with Dense fc layers, converted without its top, ends at pool5: no fc7 descriptor."""
+        return self.include_top or self.family != "vgg" or self.fc_as_conv
 
     @property
     def embedding_dim(self) -> int:
-        return 4096 if self.family == "vgg" else 2048
+        return self.spec.embedding_dim
+
+    @property
+    def preprocessing(self):
+        """The input convention of this architecture (``s2f.runtime.face_preprocess.FacePreprocessing``)."""
+        from s2f.runtime.face_preprocess import FACE_PREPROCESSING
+
+        return FACE_PREPROCESSING[self.spec.preprocessing]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def for_arch(cls, arch: str, include_top: bool = True) -> FaceEncoderConfig:
-        if arch not in ARCHITECTURES:
+        if arch not in FACE_ENCODER_ARCHS:
             raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-        if arch in ("serengil", "rcmalli-vgg16"):
-            return cls(arch=arch, include_top=include_top, num_classes=2622, bn_eps=0.0)
-        eps = 1e-4 if arch == "rcmalli-senet50" else 1e-3
-        return cls(arch=arch, include_top=include_top, num_classes=8631, bn_eps=eps)
+        spec = FACE_ENCODER_ARCHS[arch]
+        return cls(arch=arch, include_top=include_top, num_classes=spec.num_classes, bn_eps=spec.bn_eps)
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,18 @@ from pathlib import Path
 
 from torch import nn
 
-from runtime.errors import InputError
+from s2f.models.registry import MODELS
+from s2f.runtime.errors import InputError
+
+RUN_POINTER = "latest.json"
 
 
 def checkpoint_dir(path: Path) -> Path:
     """A run directory means its best (else latest) checkpoint; anything else is itself."""
-    from s2f.train.checkpoint import resolve
+    from s2f.models.run_pointers import resolve
 
     path = Path(path)
-    if (path / "latest.json").is_file():
+    if (path / RUN_POINTER).is_file():
         return resolve(path, "best.json") or resolve(path)
     return path
 
@@ -33,18 +36,12 @@ def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
         raise InputError(path, "not found")
     try:
         model_type = json.loads(config.read_text()).get("model_type")
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, AttributeError) as err:
         raise InputError(config, f"not a saved speech2face model ({err})") from None
+    if model_type not in MODELS:
+        raise InputError(config, f"unknown model type {model_type!r}; known: {', '.join(MODELS)}")
     if model_type == "face_encoder":
         from s2f.models.face_encoder import load_face_encoder
 
         return load_face_encoder(path, device)
-    classes = {"ve_conv": ("s2f.models.voice_encoder", "VEConv"),
-               "ast_voice_encoder": ("s2f.models.ast_encoder", "ASTVoiceEncoder"),
-               "face_decoder": ("s2f.models.face_decoder", "FaceDecoder")}
-    if model_type not in classes:
-        raise InputError(config, f"unknown model type {model_type!r}")
-    import importlib
-
-    module, name = classes[model_type]
-    return getattr(importlib.import_module(module), name).from_pretrained(path, device)
+    return MODELS[model_type].module_class.from_pretrained(path, device)

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from runtime.atomic import atomic_output
-from runtime.errors import InputError
+from s2f.runtime.atomic import atomic_output
+from s2f.runtime.errors import InputError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -12,6 +12,7 @@ pickled: tensors go to safetensors, the rest to JSON.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
 from pathlib import Path
@@ -20,11 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from runtime.atomic import atomic_output
-from runtime.errors import InputError
+from s2f.models.run_pointers import BEST, LATEST, resolve
+from s2f.runtime.atomic import atomic_output
+from s2f.runtime.errors import InputError
+
+log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
-LATEST, BEST = "latest.json", "best.json"
 STATE_FILE, OPTIMIZER_FILE = "state.json", "optimizer.safetensors"
 
 
@@ -124,16 +127,6 @@ def _point(pointer: Path, directory: Path) -> None:
         json.dump({"checkpoint": str(directory.relative_to(pointer.parent))}, handle)
 
 
-def resolve(run_dir: Path, which: str = LATEST) -> Path | None:
-    pointer = Path(run_dir) / which
-    if not pointer.is_file():
-        return None
-    try:
-        return Path(run_dir) / json.loads(pointer.read_text())["checkpoint"]
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(pointer, f"unreadable checkpoint pointer ({err})") from None
-
-
 def _prune(run_dir: Path, keep: int) -> None:
     """Drop old checkpoints, never the ones ``latest`` or ``best`` point to."""
     protected = {p for p in (resolve(run_dir, LATEST), resolve(run_dir, BEST)) if p is not None}
@@ -171,6 +164,6 @@ def load_checkpoint(directory: Path, model, optimizer: torch.optim.Optimizer, sc
         if scheduler is not None and scheduler_state is not None:
             scheduler.load_state_dict(scheduler_state)
     else:  # another set of trainable parameters (AST's second stage): a fresh optimiser
-        print(f"{directory}: the trainable parameters changed since this checkpoint; starting a fresh optimiser")
+        log.info("%s: the trainable parameters changed since this checkpoint; starting a fresh optimiser", directory)
     set_rng_state(_join_tensors(payload.pop("rng"), tensors))
     return payload

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from runtime.atomic import atomic_output
 from s2f.data.pairs import VoiceFacePairs
+from s2f.runtime.atomic import atomic_output
 
 KS = (1, 5, 10)
 
@@ -124,8 +124,8 @@ def mean_face(faces) -> np.ndarray:
 def result_grid(voice_encoder: torch.nn.Module, decoder: torch.nn.Module, pairs: VoiceFacePairs, path: str | Path,
                 rows: int = 8, device: str | torch.device = "cpu") -> Path:
     """original | face->face | speech->face for one clip of each of the first ``rows`` identities."""
-    from runtime.grid import save_face_grid
     from s2f.data.layout import EMBEDDING_SUFFIX, TARGET_SUFFIX
+    from s2f.runtime.grid import save_face_grid
 
     voice_encoder.eval().to(device)
     decoder.eval().to(device)

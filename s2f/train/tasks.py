@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from runtime.grid import save_face_grid
 from s2f.data.pairs import DecoderFaces, VoiceFacePairs
+from s2f.runtime.grid import save_face_grid
 from s2f.train.losses import (
     DecoderLossWeights,
     FaceDecoderLoss,
@@ -41,14 +41,12 @@ class FaceHead(nn.Module):
 
 class TextureEmbedder(nn.Module):
     """Decoded texture (N x 3 x 224 x 224, RGB in [0, 1]) -> the face encoder's embedding,
-    differentiably: the encoder's own input convention (``FACE_PREPROCESSING``) applied in
+    differentiably: the encoder's own input convention (its config's ``preprocessing``) applied in
     torch. The texture is already 224x224, so no resize is involved."""
 
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
-        from runtime.face_preprocess import FACE_PREPROCESSING
-
-        spec = FACE_PREPROCESSING[encoder.config.arch]
+        spec = encoder.config.preprocessing
         self.encoder = encoder
         self.flip = spec.channel_order == "BGR"
         self.scale = 255.0 / spec.divide_by

@@ -10,6 +10,7 @@ draw at the end of an epoch.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import time
@@ -23,53 +24,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
-from runtime.atomic import atomic_output
-from runtime.errors import InputError
-from s2f.train.checkpoint import BEST, LATEST, load_checkpoint, resolve, save_checkpoint
+from s2f.models.run_pointers import BEST, LATEST, resolve
+from s2f.runtime.atomic import atomic_output
+from s2f.runtime.errors import InputError
+from s2f.train.checkpoint import load_checkpoint, save_checkpoint
+from s2f.train.options import TrainConfig
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "step")
-
-
-@dataclass
-class TrainConfig:
-    """Args:
-        epochs, batch_size: per process; the effective batch is batch_size * accumulate * world size.
-        lr, betas, eps, weight_decay, optimizer: the original's Adam(1e-3, (0.5, 0.999), 1e-4).
-        schedule: ``constant``, ``cosine`` (to 0 over all steps) or ``step`` (x0.1 every third).
-        accumulate: micro-batches per optimiser step.
-        amp: bfloat16/float16 autocast on CUDA (ignored on CPU).
-        save_every_steps: extra mid-epoch checkpoints (0: only at epoch ends).
-        patience: stop after this many epochs without a better validation loss (0: never).
-        seed: the one seed everything derives from (init, shuffling, dropout).
-    """
-
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.5, 0.999)
-    eps: float = 1e-4
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
-    schedule: str = "constant"
-    accumulate: int = 1
-    amp: bool = True
-    device: str = "auto"
-    save_every_steps: int = 0
-    patience: int = 0
-    seed: int = 0
-    workers: int = 0
-    keep_checkpoints: int = 1
-    tensorboard: bool = True
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}")
-        if self.accumulate < 1 or self.batch_size < 1 or self.epochs < 1:
-            raise ValueError("epochs, batch_size and accumulate must be at least 1")
-        self.betas = tuple(self.betas)
+log = logging.getLogger(__name__)
 
 
 class TrainTask(Protocol):
@@ -215,7 +176,7 @@ class Trainer:
             while self.state["epoch"] < self.config.epochs:
                 if self.config.patience and self.state["stale_epochs"] >= self.config.patience:
                     if self.dist.main:
-                        print(f"early stop: no better validation loss for {self.config.patience} epochs")
+                        log.info("early stop: no better validation loss for %d epochs", self.config.patience)
                     break
                 record = self._train_epoch(writer)
                 if record is None:
@@ -333,7 +294,7 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            print("TensorBoard logging off: the 'tensorboard' package is not installed (metrics.csv still written)")
+            log.info("TensorBoard logging off: the 'tensorboard' package is not installed (metrics.csv still written)")
             return None
         return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.state["epoch"] + 1)
 
@@ -355,7 +316,7 @@ class Trainer:
                     writer.add_scalar(key.replace("_", "/", 1), value, record["epoch"])
             writer.flush()
         summary = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k.endswith("loss") or k == "samples_per_s")
-        print(f"epoch {record['epoch']}: {summary}")
+        log.info("epoch %s: %s", record["epoch"], summary)
 
 
 def shutdown_distributed() -> None:

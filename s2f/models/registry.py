@@ -1,0 +1,158 @@
+"""Every model type speech2face knows, in one table: how to build it, its named sizes, how it
+looks from outside (export), and how to read the original project's checkpoints.
+
+``load_model``, ``s2f export``, ``s2f train --size``, the tests and the benches all read this
+table instead of branching on model-type strings. Importing it is cheap (no torch): classes
+are named by import path and loaded on first use, so the command line can list sizes and
+types without starting PyTorch.
+
+    entry = MODELS["ve_conv"]
+    model = entry.build("tiny", embedding_dim=512)     # config preset + overrides -> module
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+SIZES = ("tiny", "full")
+
+
+def _resolve(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """The graph's interface: one input, named outputs, and what the runtime needs to feed it.
+
+    ``input_shape``, ``outputs`` and ``preprocessing`` are functions of the model's config
+    (a voice encoder's input size depends on its spectrogram variant, say). ``embedding_method``
+    is the module method whose output is the face embedding (``forward`` for voice encoders).
+    """
+
+    input_name: str
+    outputs: Callable[[Any], list[str]]
+    input_shape: Callable[[Any], tuple[int, ...]]
+    preprocessing: Callable[[Any], dict[str, Any]]
+    embedding_method: str = "forward"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model type.
+
+    Args:
+        model_type: the name saved in ``config.json`` and in exported graphs.
+        module: ``"package.module:Class"`` of the ``nn.Module`` (a ``Pretrained``).
+        config: ``"package.module:Class"`` of its config dataclass.
+        presets: named config keyword sets; ``full`` is the paper's model, ``tiny`` a CPU-test size.
+        export: the graph's interface.
+        original_loader: ``"package.module:function"`` reading the original Speech-to-Face
+            project's ``torch.save`` checkpoints (``weights_only``), if it published any.
+        role: what it does in the pipeline: ``voice_encoder``, ``face_decoder`` or ``face_encoder``.
+    """
+
+    model_type: str
+    module: str
+    config: str
+    role: str
+    export: ExportInfo
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    original_loader: str | None = None
+
+    @property
+    def module_class(self) -> type:
+        return _resolve(self.module)
+
+    @property
+    def config_class(self) -> type:
+        return _resolve(self.config)
+
+    def config_for(self, size: str = "full", **overrides: Any) -> Any:
+        if size not in self.presets:
+            raise ValueError(f"{self.model_type} has no size {size!r}; known: {', '.join(self.presets)}")
+        return self.config_class(**{**self.presets[size], **overrides})
+
+    def build(self, size: str = "full", **overrides: Any) -> Any:
+        return self.module_class(self.config_for(size, **overrides))
+
+    def load_original(self, path: Any) -> Any:
+        if self.original_loader is None:
+            raise ValueError(f"the original project published no {self.model_type} checkpoints to load")
+        return _resolve(self.original_loader)(path)
+
+
+def _voice_preprocessing(config: Any) -> dict[str, Any]:
+    from s2f.runtime.voice_input import VoiceInputSpec
+
+    if hasattr(config, "variant"):
+        return VoiceInputSpec("ve_conv", config.variant).to_dict()
+    return VoiceInputSpec("ast", mean=config.feature_mean, std=config.feature_std).to_dict()
+
+
+def _face_preprocessing(config: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(config.preprocessing)
+
+
+def _texture(config: Any) -> dict[str, Any]:
+    return {"texture": "RGB in [0, 1], N x 3 x H x W" if config.output_activation == "sigmoid"
+            else "RGB, unbounded (original model)", "num_landmarks": config.num_landmarks}
+
+
+def _ve_conv_input(config: Any) -> tuple[int, ...]:
+    from s2f.runtime.voice_input import VoiceInputSpec
+
+    return VoiceInputSpec("ve_conv", config.variant).shape
+
+
+TINY_AST = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}
+
+MODELS: dict[str, ModelEntry] = {entry.model_type: entry for entry in (
+    ModelEntry(
+        "ve_conv", "s2f.models.voice_encoder:VEConv", "s2f.models.voice_encoder:VEConvConfig", "voice_encoder",
+        ExportInfo("spectrogram", lambda c: ["embedding"], _ve_conv_input, _voice_preprocessing),
+        presets={
+            "full": {},
+            # VE_conv's layer plan at ~1/40 of the multiply-adds: thin layers, stride 2 in the
+            # first three convolutions instead of the four time pools
+            "tiny": {"channels": [16, 16, 32, 32, 32, 64, 64, 64, 64], "stride2_convs": [1, 2, 3, 8, 9],
+                     "time_pool_after": [], "hidden_dim": 256},
+        }),
+    ModelEntry(
+        "ast_voice_encoder", "s2f.models.ast_encoder:ASTVoiceEncoder", "s2f.models.ast_encoder:ASTVoiceEncoderConfig",
+        "voice_encoder",
+        ExportInfo("fbank", lambda c: ["embedding"],
+                   lambda c: (c.ast.get("max_length", 1024), c.ast.get("num_mel_bins", 128)), _voice_preprocessing),
+        presets={"full": {}, "tiny": {"ast": TINY_AST}},  # merged over AudioSet's base by the config
+        original_loader="s2f.models.ast_encoder:load_original_ast"),
+    ModelEntry(
+        "face_decoder", "s2f.models.face_decoder:FaceDecoder", "s2f.models.face_decoder:FaceDecoderConfig",
+        "face_decoder",
+        ExportInfo("embedding", lambda c: ["landmarks", "texture"], lambda c: (c.embedding_dim,), _texture),
+        presets={"full": {}, "tiny": {"shared_dims": [256, 128], "landmark_dims": [64],
+                                      "texture_channels": [64, 32, 16, 16, 8]}},
+        original_loader="s2f.models.face_decoder:load_original_face_decoder"),
+    ModelEntry(
+        "face_encoder", "s2f.models.face_encoder:build_face_encoder",
+        "s2f.models.face_encoder_config:FaceEncoderConfig", "face_encoder",
+        ExportInfo("image", lambda c: ["embedding", "probabilities"] if c.include_top else ["embedding"],
+                   lambda c: (3, 224, 224), _face_preprocessing, embedding_method="embed"),
+        presets={}),  # sizes are the upstream architectures: FACE_ENCODER_ARCHS
+)}
+
+# voice encoders by the name the command line and preprocessed data use
+VOICE_ENCODERS = {"ve_conv": "ve_conv", "ast": "ast_voice_encoder"}
+
+
+def entry_for(model_or_type: Any) -> ModelEntry:
+    """The registry entry of a model instance or a model-type name."""
+    model_type = model_or_type if isinstance(model_or_type, str) else getattr(model_or_type, "model_type", None)
+    if model_type not in MODELS:
+        raise KeyError(f"unknown model type {model_type!r}; known: {', '.join(MODELS)}")
+    return MODELS[model_type]

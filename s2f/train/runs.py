@@ -1,0 +1,272 @@
+"""Training and evaluation runs as functions of dataclasses: the command line fills them from
+its flags, the whole-system pipeline and the demo build them directly.
+
+    train_decoder(DecoderTraining(data=pre, out=runs / "decoder", size="tiny", epochs=30))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from s2f.models.registry import MODELS, VOICE_ENCODERS
+from s2f.runtime.atomic import atomic_output
+from s2f.runtime.errors import InputError
+from s2f.train.options import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSettings:
+    """What every training run takes: data, where it goes, model size and the loop's settings."""
+
+    data: Path
+    out: Path
+    split: Path | None = None
+    size: str = "full"
+    resume: bool = False
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class DecoderTraining(RunSettings):
+    """Args:
+        face_encoder: the face encoder the embeddings came from; adds the embedding-cosine term.
+        w_landmarks, w_texture, w_embedding: loss weights (the original's 1, 100, 100).
+    """
+
+    face_encoder: Path | None = None
+    w_landmarks: float = 1.0
+    w_texture: float = 100.0
+    w_embedding: float = 100.0
+
+
+@dataclass
+class VoiceTraining(RunSettings):
+    """Args:
+        encoder: ``ve_conv`` or ``ast``.
+        pairing: how clips meet faces (``all_to_one``, ``one_to_one``, ``all_to_all``).
+        decoder: a trained decoder: its first layer enters the loss, and the grids use it.
+        face_encoder: the face encoder with its classifier: fc8 distillation.
+        ast_head_epochs: AST only: train the head alone this many epochs first, then
+            ``train.epochs`` more in ``ast_then`` mode.
+    """
+
+    encoder: str = "ve_conv"
+    pairing: str = "all_to_all"
+    decoder: Path | None = None
+    face_encoder: Path | None = None
+    w_decoder: float = 1.0
+    w_distance: float = 0.025
+    w_distillation: float = 200.0
+    temperature: float = 2.0
+    ast_pretrained: Path | None = None
+    ast_head_epochs: int = 0
+    ast_then: str = "full"
+    ast_top_layers: int = 2
+
+
+@dataclass
+class Evaluation:
+    """Speech -> face retrieval of a voice encoder on one part of a split (and, with a
+    decoder, reconstruction against the mean face plus the result grid)."""
+
+    voice_encoder: Path
+    data: Path
+    output: Path
+    split: Path | None = None
+    part: str = "test"
+    candidates: int = 10
+    decoder: Path | None = None
+    device: str = "auto"
+
+
+def train_config(values: dict[str, Any]) -> TrainConfig:
+    """A ``TrainConfig`` from a dict that may hold other keys too (parsed flags)."""
+    names = {f.name for f in fields(TrainConfig)}
+    try:
+        return TrainConfig(**{k: v for k, v in values.items() if k in names})
+    except ValueError as err:
+        raise InputError(None, str(err)) from None
+
+
+def read_split(path: Path | None) -> dict[str, list[str]] | None:
+    if path is None:
+        return None
+    try:
+        split = json.loads(Path(path).read_text())
+        parts = {part: list(split[part]) for part in ("train", "val", "test")}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(path, f"not a split file from 's2f data split' ({err})") from None
+    if not all(isinstance(name, str) for names in parts.values() for name in names):
+        raise InputError(path, "identity names in a split file must be strings")
+    return parts
+
+
+def _first_array(root: Path, suffix: str, missing: str) -> np.ndarray:
+    for path in sorted(Path(root).rglob(f"*{suffix}")):
+        return np.load(path, allow_pickle=False)
+    raise InputError(root, missing)
+
+
+def embedding_dim(root: Path) -> int:
+    from s2f.data.layout import EMBEDDING_SUFFIX
+
+    return int(_first_array(root, EMBEDDING_SUFFIX, "no face embeddings found; run 's2f preprocess faces' "
+                                                    "first").shape[-1])
+
+
+def landmark_count(root: Path) -> int:
+    """Points per face in the preprocessed landmarks (72, or 68 with ``--landmarks dlib68``)."""
+    from s2f.data.layout import LANDMARKS_SUFFIX
+
+    values = _first_array(root, LANDMARKS_SUFFIX, "no face landmarks found; run 's2f preprocess faces' with "
+                                                  "--landmarks dlib72, dlib68 or given").size
+    return int(values) // 2
+
+
+def train_decoder(run: DecoderTraining) -> Path:
+    """Train the face decoder; returns the run directory."""
+    from s2f.data.pairs import DecoderFaces
+    from s2f.train.losses import DecoderLossWeights
+    from s2f.train.tasks import DecoderTask
+    from s2f.train.trainer import Trainer, shutdown_distributed
+
+    split = read_split(run.split)
+    train = DecoderFaces(run.data, split["train"] if split else None)
+    val = DecoderFaces(run.data, split["val"]) if split and split["val"] else None
+    torch.manual_seed(run.train.seed)
+    model = MODELS["face_decoder"].build(run.size, embedding_dim=embedding_dim(run.data),
+                                         num_landmarks=landmark_count(run.data))
+    encoder = None
+    if run.face_encoder:
+        from s2f.models.face_encoder import load_face_encoder
+
+        encoder = load_face_encoder(run.face_encoder)
+    weights = DecoderLossWeights(run.w_landmarks, run.w_texture, run.w_embedding)
+    task = DecoderTask(model, preview=val or train, weights=weights, face_encoder=encoder)
+    trainer = Trainer(task, train, val, run.out, run.train)
+    if run.resume and not trainer.resume():
+        log.info("no checkpoint in %s; starting afresh", run.out)
+    trainer.fit()
+    if trainer.dist.main:
+        log.info("decoder: %s/latest.json -> best and latest checkpoints, metrics.csv, grids/", run.out)
+    shutdown_distributed()
+    return Path(run.out)
+
+
+def voice_model(run: VoiceTraining, dim: int) -> torch.nn.Module:
+    """A fresh voice encoder of ``run.size`` for the features in ``run.data``."""
+    from s2f.data.layout import AUDIO_SETTINGS
+    from s2f.data.settings import read_settings
+
+    if run.encoder not in VOICE_ENCODERS:
+        raise InputError(None, f"unknown voice encoder {run.encoder!r}; one of {', '.join(VOICE_ENCODERS)}")
+    settings = read_settings(Path(run.data) / AUDIO_SETTINGS) or {}
+    if settings and settings.get("encoder") != run.encoder:
+        raise InputError(run.data, f"holds {settings.get('encoder')} features; --encoder {run.encoder} needs "
+                                   f"'s2f preprocess audio --encoder {run.encoder}'")
+    entry = MODELS[VOICE_ENCODERS[run.encoder]]
+    if run.encoder == "ve_conv":
+        return entry.build(run.size, variant=settings.get("variant", "paper"), embedding_dim=dim)
+    base = entry.config_for(run.size)
+    config = entry.config_for(run.size, embedding_dim=dim,
+                              feature_mean=settings.get("mean", base.feature_mean),
+                              feature_std=settings.get("std", base.feature_std),
+                              train_mode="head" if run.ast_head_epochs else "full",
+                              train_top_layers=run.ast_top_layers)
+    return entry.module_class(config, pretrained_ast=run.ast_pretrained)
+
+
+def train_voice(run: VoiceTraining) -> Path:
+    """Train a voice encoder against the face embeddings; returns the run directory."""
+    from dataclasses import replace
+
+    from s2f.data.pairs import VoiceFacePairs
+    from s2f.models.face_decoder import FaceDecoder
+    from s2f.models.loading import checkpoint_dir
+    from s2f.train.losses import VoiceLossWeights
+    from s2f.train.tasks import FaceHead, VoiceTask
+    from s2f.train.trainer import Trainer, shutdown_distributed
+
+    split = read_split(run.split)
+    train = VoiceFacePairs(run.data, run.pairing, split["train"] if split else None)
+    val = VoiceFacePairs(run.data, "all_to_one", split["val"]) if split and split["val"] else None
+    torch.manual_seed(run.train.seed)
+    model = voice_model(run, embedding_dim(run.data))
+    decoder = FaceDecoder.from_pretrained(checkpoint_dir(run.decoder)) if run.decoder else None
+    face_head = None
+    if run.face_encoder:
+        from s2f.models.face_encoder import load_face_encoder
+
+        encoder = load_face_encoder(run.face_encoder)
+        if encoder.config.include_top:
+            face_head = FaceHead(encoder)
+    weights = VoiceLossWeights(run.w_decoder, run.w_distance, run.w_distillation, run.temperature)
+    task = VoiceTask(model, face_head, decoder, preview=val or train, weights=weights)
+    # AST as the original trained it: the head alone first, then everything (or the top K layers)
+    epochs = run.train.epochs
+    stages = [(run.ast_head_epochs, "head"), (run.ast_head_epochs + epochs, run.ast_then)] \
+        if run.encoder == "ast" and run.ast_head_epochs else [(epochs, None)]
+    resume = run.resume
+    for stage_epochs, mode in stages:
+        if mode is not None:
+            model.set_train_mode(mode, run.ast_top_layers)
+        trainer = Trainer(task, train, val, run.out, replace(run.train, epochs=stage_epochs))
+        if resume and not trainer.resume():
+            log.info("no checkpoint in %s; starting afresh", run.out)
+        resume = True  # the second AST stage continues from the first
+        trainer.fit()
+    if trainer.dist.main:
+        log.info("voice encoder: %s/latest.json -> checkpoints, metrics.csv, grids/", run.out)
+    shutdown_distributed()
+    return Path(run.out)
+
+
+def load_voice_encoder(directory: Path, device: str = "cpu") -> torch.nn.Module:
+    from s2f.models.loading import load_model
+
+    model = load_model(directory, device)
+    if MODELS.get(getattr(model, "model_type", None)) is None or \
+            MODELS[model.model_type].role != "voice_encoder":
+        raise InputError(directory, f"holds a {getattr(model, 'model_type', '?')!r} model, not a voice encoder")
+    return model
+
+
+def evaluate(run: Evaluation) -> dict[str, Any]:
+    """Write the JSON report (and its PNG plot, and with a decoder the result grid); return it."""
+    from s2f.models.loading import checkpoint_dir
+    from s2f.train.evaluate import evaluate_voice_encoder, plot_recall
+    from s2f.train.trainer import pick_device
+
+    directory = checkpoint_dir(run.voice_encoder)
+    device = pick_device(run.device)
+    model = load_voice_encoder(directory, str(device))
+    split = read_split(run.split)
+    identities = split[run.part] if split else None
+    result = evaluate_voice_encoder(model, run.data, identities, run.candidates, device=device)
+    result["checkpoint"] = str(directory)
+    output = Path(run.output)
+    if run.decoder:
+        from s2f.data.pairs import DecoderFaces, VoiceFacePairs
+        from s2f.models.face_decoder import FaceDecoder
+        from s2f.train.evaluate import decoder_reconstruction, mean_face, result_grid
+
+        decoder_dir = checkpoint_dir(run.decoder)
+        decoder = FaceDecoder.from_pretrained(decoder_dir, str(device))
+        baseline = mean_face(DecoderFaces(run.data, split["train"] if split else None))
+        result.update(decoder_reconstruction(decoder, DecoderFaces(run.data, identities), baseline, device))
+        result["decoder_checkpoint"] = str(decoder_dir)
+        result["grid"] = str(result_grid(model, decoder, VoiceFacePairs(run.data, "all_to_one", identities),
+                                         output.with_name(output.stem + "_grid.png"), device=device))
+    with atomic_output(output, "w") as handle:
+        json.dump(result, handle, indent=2)
+    plot_recall(result, output.with_suffix(".png"))
+    return result
