@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from s2f.export.onnx_export import export_onnx, fp16_path
+from s2f.runtime.atomic import replace_directory
 from s2f.runtime.bundle import sha256_of
 from s2f.runtime.errors import InputError
 from torch import nn
@@ -58,12 +59,20 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise InputError(out_dir, "already exists; pass --overwrite to replace it")
+    if out_dir.exists() and not (out_dir.is_dir() and (out_dir / MANIFEST).is_file()):
+        raise InputError(out_dir, "exists and is not a speech2face bundle (no manifest.json): --overwrite only "
+                                  "replaces bundles; remove it yourself or choose another directory")
     parent = out_dir.parent if str(out_dir.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(out_dir, f"parent directory {str(parent)!r} does not exist")
     embedding_dims = {getattr(voice_encoder.config, "embedding_dim", None), face_decoder.config.embedding_dim}
     if len(embedding_dims) != 1:
         raise InputError(None, f"voice encoder and decoder disagree on the embedding size: {sorted(embedding_dims)}")
+    if face_encoder is not None and face_encoder.config.embedding_dim != face_decoder.config.embedding_dim:
+        encoder_config = face_encoder.config
+        raise InputError(None, f"the face encoder ({encoder_config.arch}) gives {encoder_config.embedding_dim}-D "
+                               f"embeddings, the decoder takes {face_decoder.config.embedding_dim}-D: they do not "
+                               "fit (use the face encoder the decoder was trained on)")
     models = {"voice_encoder": voice_encoder, "face_decoder": face_decoder}
     if face_encoder is not None:
         models["face_encoder"] = face_encoder
@@ -82,7 +91,8 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
                 files[graph.name] = {"role": role, "precision": precision, "sha256": sha256_of(graph),
                                      "bytes": graph.stat().st_size, "weights": weights.name,
                                      "model_type": metadata["model_type"], "inputs": metadata["inputs"],
-                                     "outputs": metadata["outputs"], "onnxruntime_fusions": report.fusions}
+                                     "outputs": metadata["outputs"], "onnxruntime_fusions": report.fusions,
+                                     "embedding_dim": face_decoder.config.embedding_dim}
                 files[weights.name] = {"role": f"{role} weights", "sha256": sha256_of(weights),
                                        "bytes": weights.stat().st_size}
             reports[role] = {"max_relative_error": report.max_relative_error, "preprocessing":
@@ -94,8 +104,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             "files": files,
             "voice_input": reports["voice_encoder"]["preprocessing"],
             "face_input": reports["face_encoder"]["preprocessing"] if face_encoder is not None else None,
-            "face_encoder_arch": (reports["face_encoder"]["config"] or {}).get("arch") if face_encoder is not None
-            else None,
+            "face_encoder_arch": face_encoder.config.arch if face_encoder is not None else None,
             "texture": reports["face_decoder"]["preprocessing"]["texture"],
             "verification": {role: r["max_relative_error"] for role, r in reports.items()},
             "verified_with": [Path(f).name for f in verify_with or []],
@@ -103,9 +112,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         os.chmod(staging, 0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        replace_directory(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -42,3 +42,46 @@ def atomic_output(path: str | Path, mode: str = "wb", durable: bool = True) -> I
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system or the file system cannot."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return done == 0
+
+
+def replace_directory(staged: Path, target: Path) -> None:
+    """Put the complete directory ``staged`` at ``target``, replacing what is there, such that
+    ``target`` always holds either the old or the new directory, never neither: the two are
+    exchanged atomically, then the old one (now at ``staged``) is removed. Where the system
+    cannot exchange, the old directory is renamed aside first and put back if the second
+    rename fails."""
+    import shutil
+
+    if not target.exists():
+        os.replace(staged, target)
+        return
+    if _exchange(staged, target):
+        shutil.rmtree(staged)
+        return
+    aside = staged.with_name(staged.name + ".old")
+    os.replace(target, aside)
+    try:
+        os.replace(staged, target)
+    except BaseException:
+        os.replace(aside, target)
+        raise
+    shutil.rmtree(aside)

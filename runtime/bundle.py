@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from s2f.runtime.errors import InputError
+from s2f.runtime.manifest import validate_manifest
 from s2f.runtime.verify_cache import VerifyCache, file_identity
 
 MANIFEST = "manifest.json"
-SUPPORTED_FORMATS = (1,)
 
 
 def sha256_of(path: Path) -> str:
@@ -92,14 +92,11 @@ def open_bundle(root: str | Path, verify: bool = True, cache: bool = True) -> Bu
         manifest = json.loads(manifest_path.read_text())
     except FileNotFoundError:
         raise InputError(manifest_path, "missing: not a speech2face bundle (or an incomplete one)") from None
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise InputError(manifest_path, f"unreadable manifest ({err})") from None
-    if manifest.get("format") not in SUPPORTED_FORMATS or not isinstance(manifest.get("files"), dict):
-        raise InputError(manifest_path, f"unsupported bundle format {manifest.get('format')!r}")
+    validate_manifest(manifest_path, manifest)
     for name, entry in manifest["files"].items():
         path = root / name
-        if Path(name).name != name or name in (".", ".."):
-            raise InputError(manifest_path, f"refuses file name {name!r} outside the bundle")
         if not path.is_file():
             raise InputError(path, "listed in the manifest but missing: incomplete bundle")
         if path.stat().st_size != entry["bytes"]:

@@ -18,6 +18,7 @@ from s2f.runtime.bundle import Bundle, open_bundle
 from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import decoder_target, preprocess
 from s2f.runtime.image import load_face
+from s2f.runtime.manifest import face_preprocessing
 from s2f.runtime.providers import PRECISIONS, create_session
 from s2f.runtime.voice_input import VoiceInputSpec
 
@@ -121,10 +122,13 @@ class FaceToFace(_Decoding):
 
     def __init__(self, bundle: Bundle | str | Path, *args, **kwargs) -> None:
         super().__init__(bundle, *args, **kwargs)
-        self.arch = self.bundle.manifest["face_encoder_arch"]
+        self.preprocessing = face_preprocessing(self.bundle.manifest)
+        if self.preprocessing is None:
+            raise InputError(self.bundle.root / "manifest.json", "field 'face_input' is missing: this bundle was "
+                                                                "exported without a face encoder")
 
     def generate(self, image: np.ndarray) -> Face:
-        return self._encode_and_decode(self.encoder, "image", preprocess(image, self.arch))[0]
+        return self._encode_and_decode(self.encoder, "image", preprocess(image, self.preprocessing))[0]
 
     def generate_from_file(self, path: str | Path) -> Face:
         return self.generate(load_face(path))

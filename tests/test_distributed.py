@@ -29,7 +29,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     # the trainer itself checks that both replicas hold identical weights after training
-    assert done.stdout.count("decoder: ") == 1  # rank 0 reports; rank 1 stays quiet
+    assert done.stderr.count("decoder: ") == 1  # rank 0 reports; rank 1 stays quiet
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
     assert [int(row["epoch"]) for row in rows] == [1, 2]
     # 12 faces, 2 processes x batch 2: each rank takes 3 batches per epoch -> 3 optimiser steps

@@ -61,5 +61,5 @@ def test_batch_forms_and_errors():
     assert preprocess([face, face[:100]], "keras-vggface-v1").shape == (2, 3, 224, 224)
     with pytest.raises(ValueError, match="uint8 RGB"):
         preprocess(face.astype(np.float32), "deepface-base")
-    with pytest.raises(ValueError, match="unknown face encoder"):
+    with pytest.raises(ValueError, match="unknown face preprocessing"):
         preprocess(face, "facenet")

@@ -62,6 +62,6 @@ def test_train_and_evaluate_commands(tmp_path):
     done = run_s2f("train", "voice", ast, "-o", tmp_path / "ast_run", "--encoder", "ast", "--size", "tiny",
                    "--ast-head-epochs", "1", "--epochs", "1", "--batch-size", "4")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "starting a fresh optimiser" in done.stdout
+    assert "starting a fresh optimiser" in done.stderr
     rows = list(csv.DictReader(open(tmp_path / "ast_run" / "metrics.csv")))
     assert [int(row["epoch"]) for row in rows] == [1, 2]

@@ -10,6 +10,8 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,22 +101,39 @@ def run_jobs(jobs: Iterable[FileJob], work: Callable[[FileJob], Any], report: Ru
             results: Iterable = (_call(work, job) for job in todo)
             yield from _collect(results, report, bar)
         else:
-            context = multiprocessing.get_context("spawn")
-            pool = context.Pool(workers, initializer=initializer, initargs=initargs)
-            try:
-                chunk = max(1, min(16, len(todo) // (workers * 8)))
-                results = pool.imap(_CallWith(work), todo, chunksize=chunk)
-                yield from _collect(results, report, bar)
-            except BaseException:
-                pool.terminate()
-                raise
-            else:
-                pool.close()  # let workers exit on their own: a terminated one leaks its semaphores
-            finally:
-                pool.join()
+            chunk = max(1, min(16, len(todo) // (workers * 8)))
+            results = process_map(_CallWith(work), todo, workers, initializer, initargs, chunk)
+            yield from _collect(results, report, bar)
     finally:
         bar.close()
         report.seconds = round(time.perf_counter() - started, 3)
+
+
+WORKERS_DIED = ("a worker process died{detail}; when this runs from a script, put its entry point under "
+                "`if __name__ == '__main__':` (workers are spawned and import the script again)")
+
+
+def process_map(function: Callable[[Any], Any], items: list, workers: int,
+                initializer: Callable[..., None] | None = None, initargs: tuple = (),
+                chunksize: int = 1) -> Iterator[Any]:
+    """``function(item)`` for every item in ``workers`` spawned processes (spawn, not fork:
+    the parent may hold torch and its thread pools), results in input order.
+
+    A worker that dies (killed, out of memory, an initializer that raises, a script without a
+    ``__main__`` guard) ends the run at once with one line, instead of a pool that quietly
+    respawns it forever.
+    """
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=initializer, initargs=initargs)
+    try:
+        yield from executor.map(function, items, chunksize=chunksize)
+    except BrokenProcessPool as err:
+        detail = f" ({err})" if str(err) else ""
+        raise InputError(None, WORKERS_DIED.format(detail=detail)) from None
+    except BaseException:
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
 
 
 class _CallWith:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import multiprocessing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from s2f.data.jobs import save_array
+from s2f.data.jobs import process_map, save_array
 from s2f.data.landmarks import to_72
 from s2f.data.layout import AUDIO_DIR, IMAGE_DIR, LANDMARKS_SUFFIX
 from s2f.data.settings import claim_settings
@@ -105,16 +104,8 @@ def synthesize_corpus(out_dir: str | Path, config: SynthConfig, workers: int = 1
         _init(str(out_dir))
         rows = [_write_identity(task) for task in tqdm(tasks, **progress)]
     else:
-        pool = multiprocessing.get_context("spawn").Pool(workers, _init, (str(out_dir),))
-        try:
-            rows = list(tqdm(pool.imap(_write_identity, tasks, chunksize=2), **progress))
-        except BaseException:
-            pool.terminate()
-            raise
-        else:
-            pool.close()
-        finally:
-            pool.join()
+        rows = list(tqdm(process_map(_write_identity, tasks, workers, _init, (str(out_dir),), chunksize=2),
+                         **progress))
     csv_path = out_dir / IDENTITIES_CSV
     with atomic_output(csv_path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

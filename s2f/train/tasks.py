@@ -69,11 +69,13 @@ class DecoderTask:
         embedder = freeze(TextureEmbedder(face_encoder)) if face_encoder is not None else None
         self.loss = FaceDecoderLoss(embedder, weights=weights)
 
+    def modules(self) -> list[nn.Module]:
+        """Everything this task runs: the decoder and, in its loss, the frozen face encoder."""
+        return [self.model, self.loss]
+
     def losses(self, model: nn.Module, batch, device: torch.device) -> dict[str, torch.Tensor]:
         image, embedding, landmarks, _ = (x.to(device, non_blocking=True) for x in batch)
         predicted_landmarks, texture = model(embedding.float())
-        if self.loss.face_encoder is not None:
-            self.loss.face_encoder.to(device)
         return self.loss(predicted_landmarks, texture.float(), landmarks.float(), image, embedding.float())
 
     def end_of_epoch(self, epoch: int, run_dir: Path) -> None:
@@ -101,6 +103,11 @@ class VoiceTask:
         self.decoder = freeze(decoder)
         first = decoder.shared[0][0] if decoder is not None else None
         self.loss = VoiceEncoderLoss(freeze(face_head), first, weights)
+
+    def modules(self) -> list[nn.Module]:
+        """Everything this task runs: the voice encoder, the frozen fc8 and decoder first layer
+        in its loss, and the frozen decoder that draws the grids."""
+        return [m for m in (self.model, self.loss, self.decoder) if m is not None]
 
     def losses(self, model: nn.Module, batch, device: torch.device) -> dict[str, torch.Tensor]:
         features, embedding, _ = batch

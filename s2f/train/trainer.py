@@ -43,6 +43,10 @@ class TrainTask(Protocol):
         ``self.model`` or its DistributedDataParallel wrapper: call it, not ``self.model``,
         so gradients are synchronised."""
 
+    def modules(self) -> list[nn.Module]:
+        """Every module ``losses`` and ``end_of_epoch`` run (the model first, then frozen
+        teachers); the trainer places them all on its device once."""
+
     def end_of_epoch(self, epoch: int, run_dir: Path) -> None:
         """Draw pictures, etc. Runs on rank 0 only, model in eval mode."""
 
@@ -95,7 +99,9 @@ class Trainer:
         if self.device.type == "cuda" and self.dist.world_size > 1:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
-        self.model = self.task.model.to(self.device)
+        for module in self.task.modules():  # the model and every frozen teacher, placed once
+            module.to(self.device)
+        self.model = self.task.model
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         if not self.trainable:
             raise ValueError("nothing to train: every parameter is frozen")

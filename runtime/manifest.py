@@ -1,0 +1,147 @@
+"""Check every field of a bundle's ``manifest.json`` that the runtime reads, when the bundle opens.
+
+We wrote the manifest, but it comes back as an untrusted file: edited by hand, truncated,
+or made by someone else. Its sha256 entries protect the graphs, not the manifest itself, so
+each field is checked for type and range here, and a bad one is refused with one line naming
+the field (``files.voice_encoder.onnx.bytes``), before anything is allocated or loaded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from s2f.runtime.errors import InputError
+
+SUPPORTED_FORMATS = (1,)
+GRAPH_ROLES = ("voice_encoder", "face_decoder", "face_encoder")
+PRECISIONS = ("fp32", "fp16")
+MAX_SECONDS = 600.0  # ten minutes of audio per clip: far beyond any model here, far below a runaway allocation
+MAX_SAMPLE_RATE = 384_000
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class _Fields:
+    """Typed reads from one JSON object, each failure naming the manifest and the field."""
+
+    def __init__(self, path: Path, values: Any, where: str) -> None:
+        if not isinstance(values, dict):
+            raise InputError(path, f"field {where or 'manifest'!r} must be a JSON object, got {_kind(values)}")
+        self.path, self.values, self.where = path, values, where
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, problem: str) -> InputError:
+        return InputError(self.path, f"field {self._name(key)!r} {problem}")
+
+    def get(self, key: str, required: bool = True) -> Any:
+        if key not in self.values:
+            if required:
+                raise self.fail(key, "is missing")
+            return None
+        return self.values[key]
+
+    def text(self, key: str, choices: tuple[str, ...] | None = None, required: bool = True) -> str | None:
+        value = self.get(key, required)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be text, got {_kind(value)}")
+        if choices is not None and value not in choices:
+            raise self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def number(self, key: str, low: float, high: float, integer: bool = False, low_open: bool = False) -> float:
+        value = self.get(key)
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+            raise self.fail(key, f"must be {'an integer' if integer else 'a number'}, got {_kind(value)}")
+        if value < low or value > high or (low_open and value == low):
+            raise self.fail(key, f"must be in {'(' if low_open else '['}{low:g}, {high:g}], got {value!r}")
+        return value
+
+    def child(self, key: str, required: bool = True) -> _Fields | None:
+        value = self.get(key, required)
+        if value is None and not required:
+            return None
+        return _Fields(self.path, value, self._name(key))
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__.replace("dict", "object").replace("str", "text")
+
+
+def validate_manifest(path: Path, manifest: Any) -> dict[str, Any]:
+    """The manifest, checked; raises ``InputError`` naming the first bad field."""
+    from s2f.runtime.face_preprocess import FacePreprocessing
+    from s2f.runtime.voice_input import ENCODERS, VE_VARIANTS, VoiceInputSpec
+
+    top = _Fields(path, manifest, "")
+    if top.get("format") not in SUPPORTED_FORMATS:
+        raise top.fail("format", f"is {top.get('format')!r}; this runtime reads bundle format "
+                                 f"{', '.join(map(str, SUPPORTED_FORMATS))}")
+    files = top.child("files")
+    if not files.values:
+        raise InputError(path, "field 'files' lists no files")
+    dims: dict[str, int] = {}
+    for name in files.values:
+        if not isinstance(name, str) or Path(name).name != name or name in (".", "..") or name.startswith("."):
+            raise InputError(path, f"refuses file name {name!r} outside the bundle")
+        entry = files.child(name)
+        entry.number("bytes", 0, 2**50, integer=True)
+        if not _SHA256.match(entry.text("sha256")):
+            raise entry.fail("sha256", "must be 64 lowercase hex digits")
+        role = entry.text("role")
+        if role.endswith(" weights"):
+            continue
+        if role not in GRAPH_ROLES:
+            raise entry.fail("role", f"must be one of {', '.join(GRAPH_ROLES)} (or '<role> weights'), got {role!r}")
+        entry.text("precision", PRECISIONS, required=False)
+        weights = entry.text("weights", required=False)
+        if weights is not None and weights not in files.values:
+            raise entry.fail("weights", f"names {weights!r}, which the manifest does not list")
+        if "embedding_dim" in entry.values:
+            dims[f"{name} ({role})"] = int(entry.number("embedding_dim", 1, 1 << 20, integer=True))
+    if len(set(dims.values())) > 1:
+        raise InputError(path, "the graphs disagree on the embedding size (field 'embedding_dim': "
+                               + ", ".join(f"{graph} {dim}" for graph, dim in dims.items())
+                               + "): the encoder does not fit the decoder")
+    voice = top.child("voice_input")
+    voice.text("encoder", ENCODERS)
+    voice.text("variant", VE_VARIANTS)
+    voice.number("seconds", 0, MAX_SECONDS, low_open=True)
+    voice.number("sample_rate", 1, MAX_SAMPLE_RATE, integer=True)
+    voice.number("target_dbfs", -120, 0)
+    voice.number("mean", -1e6, 1e6)
+    voice.number("std", 0, 1e6, low_open=True)
+    try:
+        VoiceInputSpec.from_dict(voice.values)
+    except (TypeError, ValueError) as err:
+        raise InputError(path, f"field 'voice_input': {err}") from None
+    face = top.child("face_input", required=False) if top.values.get("face_input") is not None else None
+    if face is not None:
+        face.text("name")
+        face.text("resize", ("letterbox-bilinear", "stretch-nearest"))
+        face.text("channel_order", ("RGB", "BGR"))
+        face.number("divide_by", 0, 1e6, low_open=True)
+        face.number("size", 1, 4096, integer=True)
+        mean = face.get("mean")
+        if not (isinstance(mean, list) and len(mean) == 3 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in mean)):
+            raise face.fail("mean", "must be a list of three numbers")
+        try:
+            FacePreprocessing(**{**face.values, "mean": tuple(mean)})
+        except TypeError as err:
+            raise InputError(path, f"field 'face_input': {err}") from None
+    return manifest
+
+
+def face_preprocessing(manifest: dict[str, Any]):
+    """The face encoder's input convention recorded in a validated manifest, or None."""
+    from s2f.runtime.face_preprocess import FacePreprocessing
+
+    face = manifest.get("face_input")
+    return None if face is None else FacePreprocessing(**{**face, "mean": tuple(face["mean"])})
