@@ -1,11 +1,15 @@
 """Benchmark: converting a real-size deepface VGG-Face file (random weights, 580 MB).
 
-(a) the original's way (TensorFlow build + load_weights + copy + torch.save) versus
-(b) ``s2f convert`` (h5py, streaming, no TensorFlow or torch import), each as a whole
-process: wall time and peak RSS (``wait4`` rusage of that process alone), the median of
-several alternating runs, and the ratios (a)/(b). Each run writes a new output file (the
-previous one is deleted untimed), so neither side pays for freeing an old 580 MB file.
-Also checks that both produce identical tensors.
+Three ways, each as a whole process, from the command a user would type:
+(a) the original's way: TensorFlow build + load_weights + copy + torch.save
+    (``bench/original_convert.py``);
+(b) plain h5py reading + numpy transposes + ``safetensors.numpy.save_file``
+    (``bench/plain_h5py_convert.py``);
+(c) ``s2f convert`` (h5py, streaming, no TensorFlow or torch import).
+Wall time and peak RSS (``wait4`` rusage of that process alone), the median of several
+rotating runs, and the ratios (a)/(c) and (b)/(c). Each run writes a new output file (the
+previous one is deleted untimed), so no side pays for freeing an old 580 MB file. Also checks
+that all three produce identical tensors, and times ``s2f --help`` (the CLI's start-up).
 
 usage: python bench/convert_speed.py [--repeats 5] [--workdir DIR]
 Writes bench/results/convert_speed.json.
@@ -59,23 +63,31 @@ def main() -> None:
         while handle.read(1 << 24):  # in chunks: a child's peak RSS starts at its parent's
             pass
     original = [sys.executable, str(REPO / "bench" / "original_convert.py"), str(source), str(workdir / "original.pth")]
-    ours = [sys.executable, "-m", "s2f", "convert", str(source), "-o", str(workdir / "converted.safetensors")]
-    results: dict[str, list[tuple[float, float]]] = {"original": [], "s2f": []}
-    outputs = {"original": workdir / "original.pth", "s2f": workdir / "converted.safetensors"}
+    s2f = str(Path(sys.executable).with_name("s2f"))  # the installed command, as a user runs it
+    plain = [sys.executable, str(REPO / "bench" / "plain_h5py_convert.py"), str(source),
+             str(workdir / "plain.safetensors")]
+    ours = [s2f, "convert", str(source), "-o", str(workdir / "converted.safetensors")]
+    commands = {"original": original, "plain_h5py": plain, "s2f": ours}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    outputs = {"original": workdir / "original.pth", "plain_h5py": workdir / "plain.safetensors",
+               "s2f": workdir / "converted.safetensors"}
+    names = list(commands)
     for run in range(args.repeats):
-        for name, command in (("original", original), ("s2f", ours)) if run % 2 == 0 else (
-                ("s2f", ours), ("original", original)):
-            outputs[name].unlink(missing_ok=True)  # both write a new file, as a first conversion does
-            results[name].append(measure(command))
+        for name in names[run % 3:] + names[:run % 3]:  # rotate the order: no side always runs first
+            outputs[name].unlink(missing_ok=True)  # each writes a new file, as a first conversion does
+            results[name].append(measure(commands[name]))
             wall, rss = results[name][-1]
-            print(f"run {run + 1} {name:8}: {wall:6.2f} s  {rss:7.0f} MB peak RSS")
+            print(f"run {run + 1} {name:10}: {wall:6.2f} s  {rss:7.0f} MB peak RSS")
+    help_times = sorted(measure([s2f, "--help"])[0] for _ in range(5))
 
     import torch
     from safetensors.torch import load_file
 
     a = torch.load(workdir / "original.pth", weights_only=True)
     b = load_file(str(workdir / "converted.safetensors"))
-    identical = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    c = load_file(str(workdir / "plain.safetensors"))
+    identical = a.keys() == b.keys() == c.keys() and all(torch.equal(a[k], b[k]) and torch.equal(c[k], b[k])
+                                                         for k in a)
 
     def median(name: str, index: int) -> float:
         return statistics.median(r[index] for r in results[name])
@@ -83,18 +95,22 @@ def main() -> None:
     summary = {
         "file_bytes": source.stat().st_size,
         "repeats": args.repeats,
-        "original": {"wall_s": median("original", 0), "peak_rss_mb": median("original", 1)},
-        "s2f": {"wall_s": median("s2f", 0), "peak_rss_mb": median("s2f", 1)},
+        **{name: {"wall_s": median(name, 0), "peak_rss_mb": median(name, 1)} for name in commands},
         "speedup": median("original", 0) / median("s2f", 0),
         "memory_ratio": median("s2f", 1) / median("original", 1),
+        "speedup_vs_plain_h5py": median("plain_h5py", 0) / median("s2f", 0),
+        "memory_ratio_vs_plain_h5py": median("s2f", 1) / median("plain_h5py", 1),
+        "s2f_help_s": statistics.median(help_times),
         "identical_tensors": identical,
         "machine": f"{os.cpu_count()} cores",
     }
-    print(f"\nmedian of {args.repeats}: original {summary['original']['wall_s']:.2f} s / "
-          f"{summary['original']['peak_rss_mb']:.0f} MB, s2f {summary['s2f']['wall_s']:.2f} s / "
-          f"{summary['s2f']['peak_rss_mb']:.0f} MB")
-    print(f"s2f convert is {summary['speedup']:.1f}x faster and uses {summary['memory_ratio']:.3f}x "
-          f"the peak memory (targets: >= 8x, < 0.25x); tensors identical: {identical}")
+    print(f"\nmedian of {args.repeats}: " + ", ".join(
+        f"{name} {summary[name]['wall_s']:.2f} s / {summary[name]['peak_rss_mb']:.0f} MB" for name in commands))
+    print(f"s2f convert is {summary['speedup']:.1f}x faster than the original way at "
+          f"{summary['memory_ratio']:.3f}x its peak memory (targets: >= 8x, <= 0.25x), and "
+          f"{summary['speedup_vs_plain_h5py']:.2f}x faster than plain h5py + safetensors at "
+          f"{summary['memory_ratio_vs_plain_h5py']:.3f}x its memory; s2f --help {summary['s2f_help_s']:.2f} s; "
+          f"tensors identical: {identical}")
     out = REPO / "bench" / "results" / "convert_speed.json"
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}")

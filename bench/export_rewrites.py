@@ -35,18 +35,17 @@ CASES = {  # model -> input shape without the batch axis, what is compared
 
 def build(workdir: Path) -> None:
     import torch
-    from s2f.export.onnx_export import export_onnx
 
-    from s2f.models.ast_encoder import ASTVoiceEncoder
-    from s2f.models.face_decoder import FaceDecoder
+    from s2f.export.onnx_export import export_onnx
     from s2f.models.face_encoder import build_face_encoder, he_normal_init_
     from s2f.models.face_encoder_config import FaceEncoderConfig
+    from s2f.models.registry import MODELS
 
     torch.manual_seed(0)
-    factories = {"face_decoder": FaceDecoder,
+    factories = {"face_decoder": lambda: MODELS["face_decoder"].build("full"),
                  "face_encoder": lambda: he_normal_init_(build_face_encoder(
                      FaceEncoderConfig.for_arch("serengil", True)), 0),
-                 "ast": ASTVoiceEncoder}
+                 "ast": lambda: MODELS["ast_voice_encoder"].build("full")}
     for name, factory in factories.items():
         if (workdir / f"{name}.plain.onnx").is_file():
             continue
@@ -58,6 +57,7 @@ def build(workdir: Path) -> None:
 
 def worker(path: Path, model: str, repeats: int) -> None:
     import numpy as np
+
     from s2f.runtime.providers import create_session
 
     started = time.perf_counter()

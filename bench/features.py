@@ -39,8 +39,9 @@ def deviations(voice, long_voice) -> dict[str, float]:
     import librosa
     import numpy as np
     import tensorflow as tf
-    from s2f.runtime.features import ast_fbank, kaldi_fbank, ve_spectrogram
     from transformers import ASTFeatureExtractor
+
+    from s2f.runtime.features import ast_fbank, kaldi_fbank, ve_spectrogram
 
     def compress(x):
         return np.sign(x) * np.abs(x) ** 0.3
@@ -73,23 +74,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     import torch
-    from s2f.runtime.features import ast_fbank, ve_spectrogram
     from speechlike import speechlike
 
-    from s2f.models.ast_encoder import ASTVoiceEncoder
-    from s2f.models.voice_encoder import VEConv, VEConvConfig
+    from s2f.models.registry import MODELS
+    from s2f.runtime.features import ast_fbank, ve_spectrogram
 
     voice, long_voice = speechlike(6.0, seed=1), speechlike(10.24, seed=2)
     results: dict[str, object] = {"deviation": deviations(voice, long_voice), "torch_threads": torch.get_num_threads()}
     timings = {}
     for variant in ("paper", "original"):
-        model = VEConv(VEConvConfig(variant=variant)).eval()
+        model = MODELS["ve_conv"].build("full", variant=variant).eval()
         feature = timed(lambda v=variant: ve_spectrogram(voice, variant=v), args.repeats)
         x = torch.from_numpy(ve_spectrogram(voice, variant=variant))[None]
         with torch.no_grad():
             inference = timed(lambda m=model, x=x: m(x), args.repeats)
         timings[f"ve_conv_{variant}"] = {"feature_s": feature, "model_s": inference, "ratio": feature / inference}
-    model = ASTVoiceEncoder().eval()
+    model = MODELS["ast_voice_encoder"].build("full").eval()
     feature = timed(lambda: ast_fbank(long_voice), args.repeats)
     x = torch.from_numpy(ast_fbank(long_voice))[None]
     with torch.no_grad():

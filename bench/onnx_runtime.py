@@ -39,20 +39,18 @@ MODELS = ("face_encoder", "voice_encoder", "ast", "face_decoder")
 def build(workdir: Path) -> dict[str, Path]:
     """Full-size models with random weights, saved and exported once."""
     import torch
+
     from s2f.export.bundle import export_bundle
     from s2f.export.onnx_export import export_onnx
-
-    from s2f.models.ast_encoder import ASTVoiceEncoder
-    from s2f.models.face_decoder import FaceDecoder
     from s2f.models.face_encoder import build_face_encoder, he_normal_init_
     from s2f.models.face_encoder_config import FaceEncoderConfig
-    from s2f.models.voice_encoder import VEConv
+    from s2f.models.registry import MODELS
 
     paths = {}
     if not (workdir / "bundle" / "manifest.json").is_file():
         torch.manual_seed(0)
         face = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("serengil", True)), 0)
-        voice, decoder = VEConv(), FaceDecoder()
+        voice, decoder = MODELS["ve_conv"].build("full"), MODELS["face_decoder"].build("full")
         for name, model in (("face_encoder", face), ("voice_encoder", voice), ("face_decoder", decoder)):
             model.save_pretrained(workdir / "torch" / name)
         manifest = export_bundle(workdir / "bundle", voice, decoder, face, overwrite=True, fp16=True)
@@ -60,7 +58,7 @@ def build(workdir: Path) -> dict[str, Path]:
                   for role in manifest["verification"]}
         (workdir / "verification.json").write_text(json.dumps(errors))
     if not (workdir / "ast.onnx").is_file():
-        ast = ASTVoiceEncoder()
+        ast = MODELS["ast_voice_encoder"].build("full")
         ast.save_pretrained(workdir / "torch" / "ast")
         report = export_onnx(ast.eval(), workdir / "ast.onnx", fp16=True)
         (workdir / "verification_ast.json").write_text(json.dumps({"fp32": report.max_relative_error,
@@ -82,10 +80,10 @@ def roofline(workdir: Path) -> dict:
     import onnx
     import torch
     from onnx import TensorProto, helper
-    from s2f.runtime.providers import create_session
     from torch.utils.flop_counter import FlopCounterMode
 
     from s2f.models.loading import load_model
+    from s2f.runtime.providers import create_session
 
     models = {}
     for name in MODELS:
@@ -200,9 +198,9 @@ def worker(args: argparse.Namespace) -> None:
                 return model.generate_batch([model.features(voice, 16000)] * args.batch)
         else:
             import torch
-            from s2f.runtime.voice_input import VoiceInputSpec
 
             from s2f.models.loading import load_model
+            from s2f.runtime.voice_input import VoiceInputSpec
 
             encoder, decoder = load_model(workdir / "torch" / "voice_encoder"), load_model(workdir / "torch" /
                                                                                           "face_decoder")
@@ -216,9 +214,9 @@ def worker(args: argparse.Namespace) -> None:
     else:  # cold: torch path from process start to PNG (the runtime path is the s2f-runtime command)
         import torch
         from PIL import Image
-        from s2f.runtime.voice_input import VoiceInputSpec
 
         from s2f.models.loading import load_model
+        from s2f.runtime.voice_input import VoiceInputSpec
 
         encoder = load_model(workdir / "torch" / "voice_encoder")
         decoder = load_model(workdir / "torch" / "face_decoder")

@@ -24,7 +24,6 @@ REPO = Path(__file__).resolve().parent.parent
 def main() -> None:
     from s2f.converters.keras_reference import write_random_keras_file
     from s2f.converters.parity import run_parity
-
     from s2f.models.face_encoder_config import ARCHITECTURES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -23,23 +23,19 @@ sys.path.insert(0, str(REPO))
 def models():
     import torch
 
-    from s2f.models.ast_encoder import ASTVoiceEncoder, ASTVoiceEncoderConfig
     from s2f.models.registry import MODELS
-    from s2f.models.voice_encoder import VEConv, VEConvConfig
 
     def voice_batch(n, shape):
         return torch.randn(n, *shape), torch.rand(n, 4096)
 
-    tiny_ast = ASTVoiceEncoderConfig(ast={**ASTVoiceEncoderConfig().ast, "hidden_size": 64, "num_hidden_layers": 2,
-                                          "num_attention_heads": 2, "intermediate_size": 128})
     return {
         "face_decoder full": (lambda: MODELS["face_decoder"].build("full", embedding_dim=4096), 8, None),
         "face_decoder tiny": (lambda: MODELS["face_decoder"].build("tiny", embedding_dim=4096), 8, None),
-        "ve_conv full": (lambda: VEConv(VEConvConfig()), 2, lambda n: voice_batch(n, (2, 257, 598))),
+        "ve_conv full": (lambda: MODELS["ve_conv"].build("full"), 2, lambda n: voice_batch(n, (2, 257, 598))),
         "ve_conv tiny": (lambda: MODELS["ve_conv"].build("tiny", variant="paper", embedding_dim=4096), 8,
                          lambda n: voice_batch(n, (2, 257, 598))),
-        "ast full": (lambda: ASTVoiceEncoder(ASTVoiceEncoderConfig()), 2, lambda n: voice_batch(n, (1024, 128))),
-        "ast tiny": (lambda: ASTVoiceEncoder(tiny_ast), 8, lambda n: voice_batch(n, (1024, 128))),
+        "ast full": (lambda: MODELS["ast_voice_encoder"].build("full"), 2, lambda n: voice_batch(n, (1024, 128))),
+        "ast tiny": (lambda: MODELS["ast_voice_encoder"].build("tiny"), 8, lambda n: voice_batch(n, (1024, 128))),
     }
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from s2f import __version__
 from s2f.converters.keras_h5 import HDF5_SIGNATURE, read_head
 from s2f.converters.vggface import ConversionResult, Detection, Sha256InBackground, convert_keras_file
+from s2f.models.face_encoder_config import ARCHITECTURES
 from s2f.runtime.atomic import atomic_output
 from s2f.runtime.errors import InputError
-
-from s2f import __version__
-from s2f.models.face_encoder_config import ARCHITECTURES
 
 TORCH_SIGNATURES = (b"PK\x03\x04", b"\x80")  # torch.save zip archive, legacy pickle
 
@@ -34,9 +33,9 @@ def convert(source: str | Path, output: str | Path, arch: str | None = None) -> 
 
 
 def convert_torch_port(source: Path, output: Path, arch: str | None = None) -> ConversionResult:
-    from s2f.converters.torch_ports import import_torch_port
     from safetensors.torch import save
 
+    from s2f.converters.torch_ports import import_torch_port
     from s2f.models.face_encoder import metadata_for
 
     started = time.perf_counter()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from s2f.runtime.atomic import atomic_output
 from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import preprocess
@@ -139,9 +140,9 @@ def run_parity(source: str | Path, arch: str | None = None, images: list[str | P
     converted into a temporary directory first.
     """
     import torch
+
     from s2f.converters.convert import convert
     from s2f.converters.keras_reference import build_keras_model, keras_descriptor_layer
-
     from s2f.models.face_encoder import load_face_encoder
     from s2f.models.face_encoder_config import torch_name_for_keras_layer, vgg_conv_names
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from s2f.runtime.atomic import atomic_output
 
 SAFETENSORS_DTYPES = {

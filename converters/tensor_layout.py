@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+
 from s2f.converters.keras_h5 import KerasWeight
 from s2f.converters.safetensors_stream import pwrite_all
 from s2f.runtime.errors import InputError

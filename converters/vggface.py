@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from s2f import __version__
 from s2f.converters.keras_h5 import KerasWeight, KerasWeightsFile
 from s2f.converters.safetensors_stream import TensorEntry, write_safetensors
 from s2f.converters.tensor_layout import SourceRows, permutation_dims, release_scratch, write_permuted
-from s2f.runtime.errors import InputError
-
-from s2f import __version__
 from s2f.models.face_encoder_config import (
     ARCHITECTURES,
     FaceEncoderConfig,
@@ -28,6 +27,7 @@ from s2f.models.face_encoder_config import (
     keras_layers_in_order,
     parameter_layout,
 )
+from s2f.runtime.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
+
 from s2f.export.onnx_export import export_onnx, fp16_path
 from s2f.runtime.atomic import replace_directory
 from s2f.runtime.bundle import sha256_of
 from s2f.runtime.errors import InputError
-from torch import nn
 
 log = logging.getLogger(__name__)
 

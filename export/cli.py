@@ -55,9 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_export_model(args: argparse.Namespace) -> int:
     from s2f.export.onnx_export import export_onnx
     from s2f.export.real_inputs import encoder_inputs
-    from s2f.runtime.errors import InputError
-
     from s2f.models.loading import load_model
+    from s2f.runtime.errors import InputError
 
     model = load_model(args.model)
     real = None
@@ -75,7 +74,6 @@ def run_export_model(args: argparse.Namespace) -> int:
 
 def run_export_bundle(args: argparse.Namespace) -> int:
     from s2f.export.bundle import export_bundle
-
     from s2f.models.loading import load_model
 
     face_encoder = load_model(args.face_encoder) if args.face_encoder else None

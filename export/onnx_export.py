@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from s2f.export.dense_convolutions import with_dense_convolutions
 from s2f.export.subpixel import with_subpixel_convolutions
 from s2f.runtime.atomic import atomic_output
 from s2f.runtime.errors import InputError
-from torch import nn
 
 OPSET = 18
 RELATIVE_TOLERANCE = 1e-5

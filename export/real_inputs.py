@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
 from s2f.runtime.audio import AUDIO_SUFFIXES
 from s2f.runtime.errors import InputError
 from s2f.runtime.image import IMAGE_SUFFIXES
-from torch import nn
 
 
 def split_files(files: list[Path]) -> tuple[list[Path], list[Path]]:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
 from s2f.runtime.errors import InputError
 
 BLOCK_FRAMES = 1 << 16

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _save_png(path: Path, image) -> None:
     from PIL import Image
+
     from s2f.runtime.atomic import atomic_output
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,11 +60,12 @@ def _save_png(path: Path, image) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from s2f.runtime.audio import AUDIO_SUFFIXES
     from s2f.runtime.image import IMAGE_SUFFIXES
     from s2f.runtime.pipeline import FaceToFace, SpeechToFace
-    from tqdm import tqdm
-
+    from s2f.runtime.progress import progress_bar
     one_file = args.input.is_file()  # one-shot: open fast rather than prepack for later batches
     if not one_file and not args.input.is_dir():
         raise InputError(args.input, "not found")
@@ -79,7 +81,7 @@ def run_convert(args: argparse.Namespace) -> int:
     if not inputs:
         raise InputError(args.input, f"no {'audio' if args.mode == 'speech2face' else 'image'} files found")
     failed = 0
-    for path in tqdm(inputs, desc=args.mode, unit="file", dynamic_ncols=True):
+    for path in progress_bar(inputs, desc=args.mode, unit="file"):
         target = args.output / path.relative_to(args.input).with_suffix(".png")
         try:
             _save_png(target, model.generate_from_file(path).image)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from s2f.runtime.errors import InputError
 from s2f.runtime.extras import explain, require
+from s2f.runtime.progress import show_progress
 
 
 def add_verbosity_flags(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +33,7 @@ def configure_logging(level: int) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
-    if level >= logging.WARNING:
-        os.environ["TQDM_DISABLE"] = "1"  # tqdm reads this for every bar it creates
+    show_progress(level < logging.WARNING)
 
 
 def run_command(prog: str, args: argparse.Namespace) -> int:

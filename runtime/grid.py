@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
 from s2f.runtime.atomic import atomic_output
 
 TITLE_HEIGHT = 18

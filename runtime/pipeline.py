@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from s2f.runtime.bundle import Bundle, open_bundle
 from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import decoder_target, preprocess

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from s2f.runtime.audio import SILENCE_RMS, fit_duration, load_audio, normalize_loudness
 from s2f.runtime.errors import InputError
 from s2f.runtime.features import AUDIOSET_MEAN, AUDIOSET_STD, ast_fbank, ve_spectrogram

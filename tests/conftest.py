@@ -48,3 +48,29 @@ def run_s2f(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The real command line, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "s2f", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory):
+    """The project's wheel, built once from this checkout as a user's pip would build it."""
+    out = tmp_path_factory.mktemp("wheel")
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (wheel,) = out.glob("speech2face-*.whl")
+    return wheel
+
+
+def fresh_venv(root: Path, requirement: str) -> Path:
+    """A new virtual environment at ``root`` with ``requirement`` installed; returns its bin/."""
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
+    done = subprocess.run([str(root / "bin" / "python"), "-m", "pip", "install", "-q", requirement],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "bin"
+
+
+def run_isolated(command: list, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command of a fresh venv without this checkout on its path."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([str(part) for part in command], capture_output=True, text=True, env=env, **kwargs)

@@ -7,9 +7,10 @@ import tracemalloc
 import numpy as np
 import pytest
 import soundfile
+from speechlike import speechlike
+
 from s2f.runtime.audio import fit_duration, load_audio, normalize_loudness, rms_dbfs
 from s2f.runtime.errors import InputError
-from speechlike import speechlike
 
 
 def _tone(seconds: float, rate: int, freq: float = 440.0, channels: int = 1) -> np.ndarray:

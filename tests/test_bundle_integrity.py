@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from s2f.export.bundle import export_bundle
-from s2f.runtime.bundle import open_bundle
-from s2f.runtime.errors import InputError
 
+from s2f.export.bundle import export_bundle
 from s2f.models.face_encoder import build_face_encoder
 from s2f.models.face_encoder_config import FaceEncoderConfig
 from s2f.models.registry import MODELS
+from s2f.runtime.bundle import open_bundle
+from s2f.runtime.errors import InputError
 
 EMBEDDING = 2048
 

@@ -7,8 +7,9 @@ import json
 
 import pytest
 from conftest import FACES, run_s2f
-from s2f.converters.parity import run_parity
 from safetensors import safe_open
+
+from s2f.converters.parity import run_parity
 
 CASES = [
     # (arch, include_top, whole_model); the two full-size VGG files are covered with top

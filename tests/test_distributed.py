@@ -13,15 +13,20 @@ import numpy as np
 from conftest import REPO
 
 
-def test_torchrun_two_processes_gloo(tmp_path):
+def _faces(root):
+    """4 people x 3 preprocessed faces with random targets, 16-D embeddings and landmarks."""
     rng = np.random.default_rng(0)
     for person in range(4):
-        images = tmp_path / "pre" / f"p{person}" / "images"
+        images = root / f"p{person}" / "images"
         images.mkdir(parents=True)
         for k in range(3):
             np.save(images / f"f{k}_target.npy", rng.integers(0, 255, (224, 224, 3), dtype=np.uint8))
             np.save(images / f"f{k}_embedding.npy", rng.random(16, dtype=np.float32))
             np.save(images / f"f{k}_landmarks.npy", rng.uniform(0, 224, 144).astype(np.float32))
+
+
+def test_torchrun_two_processes_gloo(tmp_path):
+    _faces(tmp_path / "pre")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "s2f", "train", "decoder", str(tmp_path / "pre"), "-o", str(tmp_path / "run"),
                "--size", "tiny", "--epochs", "2", "--batch-size", "2", "--device", "cpu"]
@@ -36,3 +41,35 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert [int(row["step"]) for row in rows] == [3, 6]
     latest = json.loads((tmp_path / "run" / "latest.json").read_text())["checkpoint"]
     assert (tmp_path / "run" / latest / "model.safetensors").is_file()
+
+
+UNSYNCED = """
+import sys
+import torch
+from s2f.data.pairs import DecoderFaces
+from s2f.models.registry import MODELS
+from s2f.train.options import TrainConfig
+from s2f.train.tasks import DecoderTask
+from s2f.train.trainer import Trainer
+
+torch.manual_seed(0)
+task = DecoderTask(MODELS["face_decoder"].build("tiny", embedding_dim=16))
+real_losses = task.losses
+# the bug the check exists for: a forward that bypasses the DistributedDataParallel wrapper,
+# so gradients are never averaged across processes and the replicas drift apart
+task.losses = lambda model, batch, device: real_losses(task.model, batch, device)
+Trainer(task, DecoderFaces(sys.argv[1]), None, sys.argv[2], TrainConfig(epochs=1, batch_size=2, device="cpu")).fit()
+"""
+
+
+def test_broken_gradient_sync_is_caught(tmp_path):
+    """The trainer's end-of-training replica check fires when gradients were not synchronised."""
+    _faces(tmp_path / "pre")
+    script = tmp_path / "unsynced.py"
+    script.write_text(UNSYNCED)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(script), str(tmp_path / "pre"), str(tmp_path / "run")]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode != 0
+    assert "model replicas diverged across processes" in done.stderr

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_s2f
+
 from s2f.export.onnx_export import export_onnx, read_metadata
 from s2f.runtime.errors import InputError
 
@@ -83,11 +84,11 @@ def test_portable_export_has_only_standard_operators(tmp_path):
 
 def test_face_encoder_export_with_real_face(tmp_path):
     from conftest import SAMPLE_FACE
-    from s2f.runtime.face_preprocess import preprocess
-    from s2f.runtime.image import load_face
 
     from s2f.models.face_encoder import build_face_encoder, he_normal_init_
     from s2f.models.face_encoder_config import FaceEncoderConfig
+    from s2f.runtime.face_preprocess import preprocess
+    from s2f.runtime.image import load_face
 
     encoder = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", True)), 0)
     face = preprocess(load_face(SAMPLE_FACE), "keras-vggface-v2")

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from s2f.export.subpixel import SubPixelConvTranspose2d, rewritable, with_subpixel_convolutions
 from torch import nn
+
+from s2f.export.subpixel import SubPixelConvTranspose2d, rewritable, with_subpixel_convolutions
 
 
 @pytest.mark.parametrize("kernel,stride,padding,extra", [(5, 2, 2, 1), (3, 2, 1, 1), (4, 2, 1, 0), (2, 2, 0, 0),

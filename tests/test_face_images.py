@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_FACE
 from PIL import Image
+
 from s2f.runtime.errors import InputError
 from s2f.runtime.image import load_face
 

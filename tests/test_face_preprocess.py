@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_FACE
 from PIL import Image
-from s2f.runtime.face_preprocess import preprocess, resize_bilinear_like_opencv
 
 from s2f.models.face_encoder_config import FaceEncoderConfig
+from s2f.runtime.face_preprocess import preprocess, resize_bilinear_like_opencv
 
 FACE = SAMPLE_FACE
 
@@ -42,6 +42,7 @@ def test_bilinear_resize_is_bit_exact_with_opencv(shape):
 def test_keras_vggface_convention_is_exact(arch, version):
     """keras-vggface README: load_img(target_size=(224, 224)) then preprocess_input(version)."""
     import tf_keras
+
     from s2f.converters.keras_reference import _import_keras_vggface
 
     _import_keras_vggface()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from s2f.runtime.features import ast_fbank, kaldi_fbank, ve_spectrogram
 from speechlike import speechlike
+
+from s2f.runtime.features import ast_fbank, kaldi_fbank, ve_spectrogram
 
 
 @pytest.fixture(scope="module")

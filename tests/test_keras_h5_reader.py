@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+
 from s2f.converters.keras_h5 import KerasWeightsFile
 
 

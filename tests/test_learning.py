@@ -5,12 +5,16 @@ and the decoder must reconstruct held-out faces better than the mean training fa
 
 from __future__ import annotations
 
+import json
+
 from s2f.pipeline import PipelineConfig, run_pipeline
 
 
 def test_speech_to_face_learns_on_synthetic_corpus(tmp_path):
     result = run_pipeline(tmp_path, PipelineConfig())
-    assert result["identities"] == result["candidates"] == 36  # 30 % of 120, all unseen in training
+    split = json.loads((tmp_path / "split.json").read_text())
+    assert result["identities"] == len(split["test"]) >= result["candidates"] == 36  # ~30 % of 120, all unseen
+    assert not set(split["test"]) & set(split["train"])
     assert result["recall@5"] >= 3 * result["chance@5"], result
     assert result["recall@1"] > result["chance@1"], result
     assert result["decoder_l1"] < 0.9 * result["mean_face_l1"], result

@@ -102,10 +102,10 @@ def test_face_encoder_head_logits_match_classifier(arch):
 def test_texture_embedder_matches_numpy_preprocessing():
     """The decoder's cosine term embeds decoded textures exactly as preprocessing embeds photos."""
     import numpy as np
-    from s2f.runtime.face_preprocess import preprocess
 
     from s2f.models.face_encoder import build_face_encoder
     from s2f.models.face_encoder_config import FaceEncoderConfig
+    from s2f.runtime.face_preprocess import preprocess
     from s2f.train.tasks import TextureEmbedder
 
     torch.manual_seed(0)

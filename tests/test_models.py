@@ -6,12 +6,12 @@ import re
 
 import pytest
 import torch
-from s2f.runtime.errors import InputError
 from torch import nn
 
 from s2f.models.ast_encoder import ASTVoiceEncoder, ASTVoiceEncoderConfig, load_original_ast
 from s2f.models.face_decoder import FaceDecoder, FaceDecoderConfig, load_original_face_decoder
 from s2f.models.voice_encoder import VEConv, VEConvConfig
+from s2f.runtime.errors import InputError
 
 TINY_AST = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                 max_length=128, num_mel_bins=128)

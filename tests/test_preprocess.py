@@ -11,13 +11,13 @@ import pytest
 import soundfile
 from conftest import SAMPLE_FACE, run_s2f
 from PIL import Image
+from speechlike import speechlike
+
+from s2f.data.synth import SynthConfig, synthesize_corpus
 from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import decoder_target, preprocess
 from s2f.runtime.image import load_face
 from s2f.runtime.voice_input import VoiceInputSpec
-from speechlike import speechlike
-
-from s2f.data.synth import SynthConfig, synthesize_corpus
 
 GOOD_CLIPS = ("alice/audios/a.wav", "alice/audios/session2/b.flac", "bob/audios/8bit.wav", "bob/audios/stereo48k.wav")
 
@@ -198,3 +198,32 @@ def test_dlib_landmarks_match_the_drawn_geometry(face_tree, face_encoder, tmp_pa
         assert found_points.shape == (72, 2) and np.median(error) < 8.0, error
         compared += 1
     assert compared >= 2  # the HOG detector finds most synthetic faces
+
+
+def test_dlib68_landmarks_train_a_68_point_decoder(face_tree, face_encoder, tmp_path):
+    """--landmarks dlib68 goes end to end: 68 points preprocessed, a decoder that predicts 68."""
+    import torch
+
+    from s2f.models.loading import load_model
+
+    out = tmp_path / "dlib68"
+    done = run_s2f("preprocess", "faces", face_tree, out, "--face-encoder", face_encoder, "--landmarks", "dlib68",
+                   "--workers", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = sorted(out.rglob("*_landmarks.npy"))
+    assert found and all(np.load(path).shape == (136,) for path in found)
+    run = tmp_path / "decoder"
+    done = run_s2f("train", "decoder", out, "-o", run, "--size", "tiny", "--epochs", "1", "--batch-size", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    decoder = load_model(run).eval()
+    assert decoder.config.num_landmarks == 68
+    landmarks, texture = decoder(torch.from_numpy(np.load(next(out.rglob("*_embedding.npy"))))[None])
+    assert landmarks.shape == (1, 136) and texture.shape == (1, 3, 224, 224)
+
+
+def test_landmarks_none_is_refused_with_the_reason(face_tree, face_encoder, tmp_path):
+    done = run_s2f("preprocess", "faces", face_tree, tmp_path / "none", "--face-encoder", face_encoder,
+                   "--landmarks", "none")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--landmarks none: the face decoder learns from landmarks" in done.stderr
+    assert not (tmp_path / "none").exists()

@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import REPO, SAMPLE_FACE
+from conftest import REPO, SAMPLE_FACE, fresh_venv, run_isolated
+from speechlike import speechlike
+
 from s2f.export.bundle import export_bundle
 from s2f.runtime.bundle import open_bundle
 from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import preprocess
 from s2f.runtime.image import load_face
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
-from speechlike import speechlike
 
 EMBEDDING = 2048  # ResNet50's descriptor: the face encoder, voice encoder and decoder must agree
 
@@ -235,22 +236,18 @@ def test_explicit_gpu_never_falls_back(bundle):
         SpeechToFace(bundle, "cuda")
 
 
-def _runtime_env(tmp_path_factory):
-    """A fresh virtual environment with only the runtime extra: numpy, onnxruntime, PIL, audio."""
-    root = tmp_path_factory.mktemp("runtime_env") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
-    python = root / "bin" / "python"
-    done = subprocess.run([str(python), "-m", "pip", "install", "-q", f"{REPO}[runtime]"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root
-
-
-def test_torch_free_environment(bundle, voice_file, tmp_path_factory, tmp_path):
-    env_root = _runtime_env(tmp_path_factory)
-    python, command = env_root / "bin" / "python", env_root / "bin" / "s2f-runtime"
-    probe = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True)
+def test_torch_free_environment(bundle, voice_file, built_wheel, tmp_path_factory, tmp_path):
+    """A fresh venv with only the runtime extra (numpy, onnxruntime, PIL, the audio readers)."""
+    bin_dir = fresh_venv(tmp_path_factory.mktemp("runtime_env") / "venv", f"{built_wheel}[runtime]")
+    python, command = bin_dir / "python", bin_dir / "s2f-runtime"
+    probe = run_isolated([python, "-c", "import torch"])
     assert probe.returncode != 0 and "No module named 'torch'" in probe.stderr
+    for help_command in ([command, "--help"], [bin_dir / "s2f", "--help"]):
+        done = run_isolated(help_command)
+        assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
+    missing = run_isolated([bin_dir / "s2f", "convert", voice_file, "-o", tmp_path / "x.safetensors"])
+    assert missing.returncode == 2 and missing.stderr.strip() == \
+        "s2f: error: convert needs h5py: pip install 'speech2face[convert]'"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     voices = tmp_path / "voices"
     (voices / "sub").mkdir(parents=True)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import run_s2f
 from PIL import Image
+
+from s2f.data.synth import SynthConfig, synthesize_corpus
 from s2f.runtime.audio import load_audio
 from s2f.runtime.features import kaldi_fbank
 from s2f.runtime.image import load_face
-
-from s2f.data.synth import SynthConfig, synthesize_corpus
 
 
 def _digest(root) -> dict[str, str]:

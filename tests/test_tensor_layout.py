@@ -6,10 +6,11 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from safetensors.numpy import load_file
+
 import s2f.converters.tensor_layout as layout
 from s2f.converters.keras_h5 import KerasWeightsFile
 from s2f.converters.safetensors_stream import TensorEntry, write_safetensors
-from safetensors.numpy import load_file
 
 CASES = {
     "conv": ((3, 3, 5, 7), lambda k: k.transpose(3, 2, 0, 1)),

@@ -8,9 +8,9 @@ import pickle
 import pytest
 import torch
 from conftest import FACES, run_s2f
+
 from s2f.converters.parity import run_parity
 from s2f.converters.torch_ports import _original_key_map
-
 from s2f.models.face_encoder import load_face_encoder
 
 

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from conftest import run_s2f
+
 from s2f.runtime.errors import InputError
 from s2f.weights.fetch import fetch
 from s2f.weights.registry import REGISTRY, lookup

@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
-from s2f.runtime.errors import InputError
 
 from s2f.data.jobs import process_map
+from s2f.runtime.errors import InputError
 
 
 def test_workers_that_die_on_start_fail_fast():

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from s2f.runtime.bundle import sha256_of
 from s2f.runtime.errors import InputError
+from s2f.runtime.progress import progress_bar
 from s2f.weights.registry import WeightFile
-from tqdm import tqdm
 
 CHUNK = 1 << 20
 
@@ -44,7 +44,7 @@ def _download(url: str, part: Path, progress: bool, timeout: float) -> None:
             have = 0
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
-        with open(part, "ab" if have else "wb") as out, tqdm(
+        with open(part, "ab" if have else "wb") as out, progress_bar(
             total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
             desc=part.name.removesuffix(".part"), disable=not progress,
         ) as bar:

@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     audio.add_argument("--mean", type=float, help="AST fbank mean (default AudioSet's -4.2677393)")
     audio.add_argument("--std", type=float, help="AST fbank std (default AudioSet's 4.5689974)")
     _common(audio)
-    audio.set_defaults(func=run_preprocess_audio, what_runs="preprocess audio")
+    audio.set_defaults(func=run_preprocess_audio, extras=("audio",), what_runs="preprocess audio")
 
     faces = kinds.add_parser(
         "faces", help="face photos -> embeddings, landmarks and decoder targets (.npy)",
@@ -42,7 +42,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     faces.add_argument("out_dir", type=Path)
     faces.add_argument("--face-encoder", type=Path, required=True,
                        help="converted face encoder (.safetensors from 's2f convert', or a save_pretrained dir)")
-    faces.add_argument("--landmarks", choices=LANDMARK_MODES, default="dlib72")
+    faces.add_argument("--landmarks", choices=(*LANDMARK_MODES, "none"), default="dlib72",
+                       help="dlib72: the original's 72 points (dlib's 68 with four lip points repeated); dlib68: "
+                            "dlib's own 68; given: <stem>_landmarks.npy beside each photo. The decoder trains on "
+                            "whichever count the data has ('none' is refused: the decoder needs landmarks)")
     faces.add_argument("--batch-size", type=int, default=32)
     faces.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     _common(faces)
@@ -63,7 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--seconds", type=float, default=6.0, help="mean clip length (each varies 0.6-1.2x)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=default_workers())
-    synth.set_defaults(func=run_synth, what_runs="data synth")
+    synth.set_defaults(func=run_synth, extras=("audio",), what_runs="data synth")
 
     split = actions.add_parser(
         "split", help="deterministic train/val/test split by identity",

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from s2f.runtime.atomic import atomic_output
 from s2f.runtime.errors import InputError
+from s2f.runtime.progress import progress_bar
 
 
 @dataclass
@@ -93,7 +93,7 @@ def run_jobs(jobs: Iterable[FileJob], work: Callable[[FileJob], Any], report: Ru
     report.total = len(jobs)
     todo = [job for job in jobs if not job.finished()]
     report.already_done = len(jobs) - len(todo)
-    bar = tqdm(total=len(todo), desc=description, unit="file", dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), desc=description, unit="file")
     try:
         if workers <= 1 or len(todo) <= 1:
             if initializer is not None:
@@ -146,7 +146,7 @@ class _CallWith:
         return _call(self.work, job)
 
 
-def _collect(results: Iterable, report: RunReport, bar: tqdm) -> Iterator[tuple[FileJob, Any]]:
+def _collect(results: Iterable, report: RunReport, bar) -> Iterator[tuple[FileJob, Any]]:
     for job, value, error in results:
         bar.update()
         if error is not None:

@@ -23,7 +23,7 @@ FACE_RECOGNITION_72 = np.array(
     + list(range(54, 60)) + [48] + [60, 67, 66, 65, 64],
     dtype=np.intp,
 )
-LANDMARK_MODES = ("dlib72", "dlib68", "given", "none")
+LANDMARK_MODES = ("dlib72", "dlib68", "given")
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 UPSAMPLE = 1  # face_recognition's default for its HOG detector
 

@@ -56,19 +56,22 @@ def given_landmarks(source: Path, image_shape: tuple[int, ...]) -> np.ndarray:
     return (points * np.array([INPUT_SIZE / width, INPUT_SIZE / height], np.float32)).reshape(-1)
 
 
+NO_LANDMARKS = ("--landmarks none: the face decoder learns from landmarks (its landmark head and loss), so faces "
+                "preprocessed without them could not train it; use dlib72 (the original's 72 points), dlib68 "
+                "(dlib's own) or given (<stem>_landmarks.npy beside each photo)")
+
+
 def _process(job: FileJob) -> np.ndarray:
     image = load_face(job.source)
     target = decoder_target(image)
-    mode = _worker["landmarks"]
-    if mode != "none":
-        try:
-            if mode == "given":
-                points = given_landmarks(job.source, image.shape)
-            else:
-                points = _worker["detector"](target)
-        except NoFaceFound as err:
-            raise InputError(job.source, str(err)) from None
-        save_array(job.outputs[2], points)
+    try:
+        if _worker["landmarks"] == "given":
+            points = given_landmarks(job.source, image.shape)
+        else:
+            points = _worker["detector"](target)
+    except NoFaceFound as err:
+        raise InputError(job.source, str(err)) from None
+    save_array(job.outputs[2], points)
     save_array(job.outputs[1], target)
     return preprocess(image, _worker["preprocessing"])[0]
 
@@ -77,9 +80,7 @@ def face_jobs(data_dir: Path, out_dir: Path, landmarks: str) -> list[FileJob]:
     jobs = []
     for relative in find_files(data_dir, IMAGE_SUFFIXES):
         base = out_dir / relative.parent / relative.stem
-        outputs = [Path(f"{base}{EMBEDDING_SUFFIX}"), Path(f"{base}{TARGET_SUFFIX}")]
-        if landmarks != "none":
-            outputs.append(Path(f"{base}{LANDMARKS_SUFFIX}"))
+        outputs = [Path(f"{base}{EMBEDDING_SUFFIX}"), Path(f"{base}{TARGET_SUFFIX}"), Path(f"{base}{LANDMARKS_SUFFIX}")]
         jobs.append(FileJob(data_dir / relative, tuple(outputs)))
     return jobs
 
@@ -92,8 +93,10 @@ def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmark
     from s2f.models.face_encoder import load_face_encoder
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if landmarks == "none":
+        raise InputError(None, NO_LANDMARKS)
     if landmarks not in LANDMARK_MODES:
-        raise ValueError(f"landmarks must be one of {LANDMARK_MODES}")
+        raise InputError(None, f"--landmarks must be one of {', '.join(LANDMARK_MODES)}, got {landmarks!r}")
     require_dir(data_dir)
     jobs = face_jobs(data_dir, out_dir, landmarks)
     if not jobs:

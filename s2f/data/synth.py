@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from s2f.data.jobs import process_map, save_array
 from s2f.data.landmarks import to_72
@@ -30,6 +29,7 @@ from s2f.data.synth_face import draw_face
 from s2f.data.synth_identity import Identity
 from s2f.data.synth_voice import synthesize_voice
 from s2f.runtime.atomic import atomic_output
+from s2f.runtime.progress import progress_bar
 
 IDENTITIES_CSV = "identities.csv"
 SETTINGS_FILE = "synth.json"
@@ -99,12 +99,12 @@ def synthesize_corpus(out_dir: str | Path, config: SynthConfig, workers: int = 1
     settings = {key: value for key, value in asdict(config).items() if key != "identities"}
     claim_settings(out_dir / SETTINGS_FILE, {"kind": "synthetic_corpus", **settings})
     tasks = [(config, index) for index in range(config.identities)]
-    progress = dict(desc="synthetic identities", unit="id", total=len(tasks), dynamic_ncols=True)
+    progress = dict(desc="synthetic identities", unit="id", total=len(tasks))
     if workers <= 1:
         _init(str(out_dir))
-        rows = [_write_identity(task) for task in tqdm(tasks, **progress)]
+        rows = [_write_identity(task) for task in progress_bar(tasks, **progress)]
     else:
-        rows = list(tqdm(process_map(_write_identity, tasks, workers, _init, (str(out_dir),), chunksize=2),
+        rows = list(progress_bar(process_map(_write_identity, tasks, workers, _init, (str(out_dir),), chunksize=2),
                          **progress))
     csv_path = out_dir / IDENTITIES_CSV
     with atomic_output(csv_path, "w") as handle:

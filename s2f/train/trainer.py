@@ -22,11 +22,11 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
-from tqdm import tqdm
 
 from s2f.models.run_pointers import BEST, LATEST, resolve
 from s2f.runtime.atomic import atomic_output
 from s2f.runtime.errors import InputError
+from s2f.runtime.progress import progress_bar
 from s2f.train.checkpoint import load_checkpoint, save_checkpoint
 from s2f.train.options import TrainConfig
 
@@ -213,8 +213,8 @@ class Trainer:
         loader = self._loader(self.train_data, self._sampler(epoch))
         totals: dict[str, float] = {}
         count, samples, started = 0, 0, time.perf_counter()
-        bar = tqdm(total=len(loader), initial=skip, desc=f"epoch {epoch + 1}/{self.config.epochs}",
-                   disable=not self.dist.main, dynamic_ncols=True, leave=False)
+        bar = progress_bar(total=len(loader), initial=skip, desc=f"epoch {epoch + 1}/{self.config.epochs}",
+                           disable=not self.dist.main, leave=False)
         accumulate = self.config.accumulate
         self.optimizer.zero_grad(set_to_none=True)
         for index, batch in enumerate(loader):
