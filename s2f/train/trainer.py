@@ -147,15 +147,24 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
         return RandomSampler(self.train_data, generator=generator)
 
-    def _batches_per_epoch(self) -> int:
-        per_process = math.ceil(len(self.train_data) / self.dist.world_size)
-        return math.ceil(per_process / self.config.batch_size)
+    def _per_process(self) -> int:
+        return math.ceil(len(self.train_data) / self.dist.world_size)
 
-    def _loader(self, data: Dataset, sampler) -> DataLoader:
+    def _drops_last(self) -> bool:
+        """A last training batch of one sample is dropped: BatchNorm cannot normalise it."""
+        per_process = self._per_process()
+        return per_process % self.config.batch_size == 1 and per_process > 1
+
+    def _batches_per_epoch(self) -> int:
+        return self._per_process() // self.config.batch_size + \
+            (self._per_process() % self.config.batch_size > 0 and not self._drops_last())
+
+    def _loader(self, data: Dataset, sampler, training: bool = False) -> DataLoader:
         # an own generator: DataLoader would otherwise draw its worker seed from the global RNG
         # at every iterator, so a resumed run would see different dropout than a straight one
+        drop_last = training and self._drops_last()
         return DataLoader(data, batch_size=self.config.batch_size, sampler=sampler, num_workers=self.config.workers,
-                          collate_fn=self.collate, pin_memory=self.device.type == "cuda",
+                          collate_fn=self.collate, pin_memory=self.device.type == "cuda", drop_last=drop_last,
                           generator=torch.Generator().manual_seed(self.config.seed))
 
     # checkpoints --------------------------------------------------------------------------
@@ -210,7 +219,7 @@ class Trainer:
         epoch = self.state["epoch"]
         self.wrapped.train()
         skip = self.state["batch_in_epoch"]  # > 0 only when resuming a mid-epoch checkpoint
-        loader = self._loader(self.train_data, self._sampler(epoch))
+        loader = self._loader(self.train_data, self._sampler(epoch), training=True)
         totals: dict[str, float] = {}
         count, samples, started = 0, 0, time.perf_counter()
         bar = progress_bar(total=len(loader), initial=skip, desc=f"epoch {epoch + 1}/{self.config.epochs}",
