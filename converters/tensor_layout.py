@@ -9,10 +9,10 @@ Every layout the VGGFace files need is one permutation: view the Keras array as
   flattens N,C,H,W, so (H*W*C, out) -> (out, C*H*W): HW = H*W, C = channels.
 
 The array is processed in bands of C (all HW rows of a band are contiguous runs in the
-file), so memory stays at two band buffers (~48 MB each) however large the layer. A band
+file), so memory stays at three band buffers (~48 MB each) however large the layer. A band
 is gathered in (C, HW) order by scatter-reads, transposed with cache-sized tiles (several
 times faster than numpy's strided copy of the whole array), and each output row's piece is
-written in place.
+written in place by the ``BandWriter``'s thread while the next band is read and transposed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from s2f.converters.keras_h5 import KerasWeight
-from s2f.converters.safetensors_stream import pwrite_all
+from s2f.converters.safetensors_stream import BandWriter
 from s2f.runtime.errors import InputError
 
 BAND_BYTES = 48 * 1024 * 1024
@@ -128,15 +128,21 @@ def _tile_transpose(src: np.ndarray, dst: np.ndarray) -> None:
             dst[c:c + TILE, r:r + TILE] = src[r:r + TILE, c:c + TILE].T
 
 
-def write_permuted(fd: int, offset: int, source: SourceRows, dims: tuple[int, int, int],
+def write_permuted(writer: BandWriter, offset: int, source: SourceRows, dims: tuple[int, int, int],
                    out_dtype: np.dtype) -> None:
-    """Write the (O, C, HW) permutation of the (HW, C, O) source at ``offset`` of ``fd``."""
+    """Write the (O, C, HW) permutation of the (HW, C, O) source at ``offset``: each band is
+    read and transposed here while the writer's thread writes the previous one."""
     hw, channels, outputs = dims
     src_dtype = source.weight.dtype
     if hw == 1 and channels == 1:  # a vector: copy as is
-        data = np.empty((1, outputs), dtype=src_dtype)
-        source.read(0, data)
-        pwrite_all(fd, data.astype(out_dtype, copy=False), offset)
+        data = writer.buffer((1, outputs), out_dtype)
+        if src_dtype == out_dtype:
+            source.read(0, data)
+        else:
+            staged = np.empty((1, outputs), dtype=src_dtype)
+            source.read(0, staged)
+            data[...] = staged
+        writer.write(data, offset)
         return
     itemsize = out_dtype.itemsize
     band = max(1, min(channels, BAND_BYTES // (hw * outputs * src_dtype.itemsize)))
@@ -146,12 +152,14 @@ def write_permuted(fd: int, offset: int, source: SourceRows, dims: tuple[int, in
         width = min(band, channels - c0)
         block = _scratch("block", (width, hw, outputs), src_dtype)
         source.read_band(c0, channels, block)
-        flipped = _scratch("flipped", (outputs, width * hw), src_dtype)
-        _tile_transpose(block.reshape(width * hw, outputs), flipped)
-        pieces = flipped.astype(out_dtype, copy=False)
+        pieces = writer.buffer((outputs, width * hw), out_dtype)
+        if src_dtype == out_dtype:
+            _tile_transpose(block.reshape(width * hw, outputs), pieces)
+        else:
+            flipped = _scratch("flipped", (outputs, width * hw), src_dtype)
+            _tile_transpose(block.reshape(width * hw, outputs), flipped)
+            pieces[...] = flipped
         if width == channels:  # one band holds whole output rows: a single write
-            pwrite_all(fd, pieces, offset)
-            continue
-        start = offset + c0 * hw * itemsize
-        for row in range(outputs):
-            pwrite_all(fd, pieces[row], start + row * row_bytes)
+            writer.write(pieces, offset)
+        else:  # each output row's piece of this band, in place
+            writer.write(pieces, offset + c0 * hw * itemsize, row_stride=row_bytes)

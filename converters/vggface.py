@@ -18,7 +18,7 @@ import numpy as np
 
 from s2f import __version__
 from s2f.converters.keras_h5 import KerasWeight, KerasWeightsFile
-from s2f.converters.safetensors_stream import TensorEntry, write_safetensors
+from s2f.converters.safetensors_stream import BandWriter, TensorEntry, write_safetensors
 from s2f.converters.tensor_layout import SourceRows, permutation_dims, release_scratch, write_permuted
 from s2f.models.face_encoder_config import (
     ARCHITECTURES,
@@ -165,12 +165,12 @@ def convert_keras_file(source: str | Path, output: str | Path, arch: str | None 
                    for spec, weight in plan]
         by_key = {spec.torch_key: (spec, weight) for spec, weight in plan}
 
-        def fill(fd: int, entry: TensorEntry, offset: int) -> None:
+        def fill(writer: BandWriter, entry: TensorEntry, offset: int) -> None:
             spec, weight = by_key[entry.name]
             dims = permutation_dims(spec.layout, spec.keras_shape, spec.flatten_channels)
             rows = SourceRows(weight, dims[2], str(source))
             try:
-                write_permuted(fd, offset, rows, dims, entry.dtype)
+                write_permuted(writer, offset, rows, dims, entry.dtype)
             finally:
                 rows.close()
 

@@ -42,11 +42,11 @@ def test_permutations_match_numpy(tmp_path, monkeypatch, band_bytes, compression
         weights = {name: kfile.layer(name).weight("kernel") for name in CASES}
         entries = [TensorEntry(name, np.dtype("<f4"), expected[name].shape) for name in CASES]
 
-        def fill(fd, entry, offset):
+        def fill(writer, entry, offset):
             weight = weights[entry.name]
             dims = layout.permutation_dims(kinds[entry.name], weight.shape, 16)
             rows = layout.SourceRows(weight, dims[2], str(source))
-            layout.write_permuted(fd, offset, rows, dims, entry.dtype)
+            layout.write_permuted(writer, offset, rows, dims, entry.dtype)
             rows.close()
 
         out = tmp_path / "out.safetensors"
