@@ -24,7 +24,12 @@ def curve(run: Path, keys: list[str]) -> list[dict[str, float]]:
 
 
 def main() -> None:
+    import logging
+
     from s2f.pipeline import PipelineConfig, run_pipeline
+    from s2f.runtime.command_line import configure_logging
+
+    configure_logging(logging.INFO)  # the pipeline's steps, not every library's chatter
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="keep the run here (default: a temporary directory)")
@@ -46,8 +51,8 @@ def main() -> None:
     print("\ndecoder (val): " + "  ".join(f"e{r['epoch']} tex {r['val_texture']:.2f} lm {r['val_landmarks']:.0f}"
                                           for r in decoder))
     print("voice (val):   " + "  ".join(f"e{r['epoch']} {r['val_loss']:.3f}" for r in voice))
-    keys = ["candidates", "queries", "recall@1", "chance@1", "recall@5", "chance@5", "recall@10", "chance@10",
-            "cosine_to_true_face", "decoder_l1", "mean_face_l1", "seconds"]
+    keys = ["identities", "candidates", "queries", "recall@1", "chance@1", "recall@5", "chance@5", "recall@10",
+            "chance@10", "cosine_to_true_face", "decoder_l1", "mean_face_l1", "seconds"]
     summary = {k: result[k] for k in keys if k in result}
     summary["recall@5_over_chance"] = round(result["recall@5"] / result["chance@5"], 3)
     summary["decoder_l1_over_mean_face"] = round(result["decoder_l1"] / result["mean_face_l1"], 3)

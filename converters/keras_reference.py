@@ -25,9 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from s2f.models.face_encoder_config import ARCHITECTURES  # noqa: E402
-
-_KERAS_VGGFACE_NAMES = {"rcmalli-vgg16": "vgg16", "rcmalli-resnet50": "resnet50", "rcmalli-senet50": "senet50"}
+from s2f.models.face_encoder_config import FACE_ENCODER_ARCHS  # noqa: E402
 
 
 def _tf_keras():
@@ -88,10 +86,11 @@ def build_keras_model(arch: str, include_top: bool = True):
 
     serengil without top is deepface's own descriptor model (fc7 output, no fc8).
     """
-    if arch not in ARCHITECTURES:
+    if arch not in FACE_ENCODER_ARCHS:
         raise ValueError(f"unknown architecture {arch!r}")
+    spec = FACE_ENCODER_ARCHS[arch]
     tf_keras = _tf_keras()
-    if arch == "serengil":
+    if not spec.named_layers:  # deepface's Sequential VGG-Face
         from deepface.models.facial_recognition.tf.VGGFace import base_model
 
         model = base_model()
@@ -100,13 +99,13 @@ def build_keras_model(arch: str, include_top: bool = True):
         flat = tf_keras.layers.Flatten()(model.layers[-5].output)
         return tf_keras.Model(inputs=model.inputs, outputs=flat)
     vggface = _import_keras_vggface()
-    return vggface.VGGFace(model=_KERAS_VGGFACE_NAMES[arch], include_top=include_top,
+    return vggface.VGGFace(model=spec.keras_vggface_model, include_top=include_top,
                            weights=None, input_shape=(224, 224, 3))
 
 
 def keras_descriptor_layer(model, arch: str):
     """The layer whose output is the face descriptor (what ``embed`` must equal), or None."""
-    if arch == "serengil":
+    if not FACE_ENCODER_ARCHS[arch].named_layers:  # deepface's VGG-Face
         flatten = [layer for layer in model.layers if layer.__class__.__name__ == "Flatten"]
         weighted = [layer for layer in model.layers if layer.weights]
         return weighted[14] if flatten else None  # fc7 (ReLU fused); flattened by caller

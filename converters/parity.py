@@ -170,7 +170,7 @@ def run_parity(source: str | Path, arch: str | None = None, images: list[str | P
     keras_input = batch.transpose(0, 2, 3, 1).copy()
 
     weighted = [layer for layer in keras_model.layers if layer.weights]
-    if config.arch == "serengil":
+    if not config.spec.named_layers:  # deepface: layers in order
         torch_names = [name for name, _, _ in vgg_conv_names()] + ["fc6", "fc7"]
         torch_names += ["fc8"] if config.include_top else []
         pairs = list(zip(weighted, torch_names, strict=True))

@@ -66,7 +66,7 @@ def detect_architecture(kfile: KerasWeightsFile) -> Detection:
 def _layers_by_spec(kfile: KerasWeightsFile, config: FaceEncoderConfig) -> dict[str, str]:
     """Keras layer name of the layout -> layer name in this file."""
     wanted = keras_layers_in_order(config)
-    if config.arch != "serengil":
+    if config.spec.named_layers:
         return {name: name for name in wanted}
     weighted = kfile.weighted_layers
     if len(weighted) != len(wanted):

@@ -36,6 +36,8 @@ class FaceEncoderArch:
         embedding_dim: size of the face descriptor (fc7 or the pooled feature).
         preprocessing: name in ``s2f.runtime.face_preprocess.FACE_PREPROCESSING``.
         upstream_files: the published weight files of this architecture.
+        keras_vggface_model: keras-vggface's ``VGGFace(model=...)`` name; None for deepface's
+            model, whose Keras layers carry generated names and are matched in order.
     """
 
     name: str
@@ -47,6 +49,12 @@ class FaceEncoderArch:
     embedding_dim: int
     preprocessing: str
     upstream_files: tuple[str, ...]
+    keras_vggface_model: str | None = None
+
+    @property
+    def named_layers(self) -> bool:
+        """Whether the Keras file's layer names identify the layers (else: layer order)."""
+        return self.keras_vggface_model is not None
 
 
 FACE_ENCODER_ARCHS: dict[str, FaceEncoderArch] = {arch.name: arch for arch in (
@@ -55,13 +63,16 @@ FACE_ENCODER_ARCHS: dict[str, FaceEncoderArch] = {arch.name: arch for arch in (
                     upstream_files=("vgg_face_weights.h5", "vgg_face_weights.pth")),
     FaceEncoderArch("rcmalli-vgg16", "vgg", fc_as_conv=False, squeeze_excitation=False, bn_eps=0.0,
                     num_classes=2622, embedding_dim=4096, preprocessing="keras-vggface-v1",
-                    upstream_files=("rcmalli_vggface_tf_vgg16.h5", "rcmalli_vggface_tf_notop_vgg16.h5")),
+                    upstream_files=("rcmalli_vggface_tf_vgg16.h5", "rcmalli_vggface_tf_notop_vgg16.h5"),
+                    keras_vggface_model="vgg16"),
     FaceEncoderArch("rcmalli-resnet50", "resnet", fc_as_conv=False, squeeze_excitation=False, bn_eps=1e-3,
                     num_classes=8631, embedding_dim=2048, preprocessing="keras-vggface-v2",
-                    upstream_files=("rcmalli_vggface_tf_resnet50.h5", "rcmalli_vggface_tf_notop_resnet50.h5")),
+                    upstream_files=("rcmalli_vggface_tf_resnet50.h5", "rcmalli_vggface_tf_notop_resnet50.h5"),
+                    keras_vggface_model="resnet50"),
     FaceEncoderArch("rcmalli-senet50", "resnet", fc_as_conv=False, squeeze_excitation=True, bn_eps=1e-4,
                     num_classes=8631, embedding_dim=2048, preprocessing="keras-vggface-v2",
-                    upstream_files=("rcmalli_vggface_tf_senet50.h5", "rcmalli_vggface_tf_notop_senet50.h5")),
+                    upstream_files=("rcmalli_vggface_tf_senet50.h5", "rcmalli_vggface_tf_notop_senet50.h5"),
+                    keras_vggface_model="senet50"),
 )}
 ARCHITECTURES = tuple(FACE_ENCODER_ARCHS)
 
