@@ -11,7 +11,6 @@ from s2f.train.options import OPTIMIZERS, SCHEDULES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-
     train = subparsers.add_parser("train", help="train the face decoder or a voice encoder")
     which = train.add_subparsers(dest="model", metavar="MODEL", required=True)
 
