@@ -54,6 +54,17 @@ def build_header(entries: Sequence[TensorEntry], metadata: dict[str, str]) -> tu
     return prefix, {name: len(prefix) + offset for name, offset in relative.items()}
 
 
+def reusable(store: dict, key: object, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An array of ``shape`` over a buffer kept in ``store[key]`` and grown as needed: fresh
+    multi-MB arrays cost a page fault per 4 KB on first touch, which for a 580 MB model adds
+    up to a noticeable share of a conversion."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = store.get(key)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = store[key] = np.empty(nbytes, dtype=np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)
+
+
 class BandWriter:
     """Writes on a second thread, so the producer reads and transposes the next band while
     this one goes to the page cache (numpy's copies and ``pwrite`` both release the GIL).
@@ -66,20 +77,15 @@ class BandWriter:
 
     def __init__(self, fd: int, executor: ThreadPoolExecutor, background: ThreadPoolExecutor) -> None:
         self.fd, self._executor, self._background = fd, executor, background
-        self._buffers: list[np.ndarray | None] = [None, None]
+        self._buffers: dict[int, np.ndarray] = {}
         self._pending: list[Future | None] = [None, None]
         self._slot = 1
 
     def buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """A reusable work buffer: fresh multi-MB arrays cost a page fault per 4 KB on
-        first touch, which for a 580 MB model adds up to a noticeable share of the time."""
+        """The next of the two buffers, once its previous write is done."""
         self._slot = 1 - self._slot
         self._wait(self._slot)
-        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        buffer = self._buffers[self._slot]
-        if buffer is None or buffer.nbytes < nbytes:
-            buffer = self._buffers[self._slot] = np.empty(nbytes, dtype=np.uint8)
-        return buffer[:nbytes].view(dtype).reshape(shape)
+        return reusable(self._buffers, self._slot, shape, dtype)
 
     def write(self, data: np.ndarray, offset: int, row_stride: int = 0) -> None:
         """Write ``data`` (the buffer last handed out) at ``offset``; with ``row_stride``,

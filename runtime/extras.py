@@ -27,13 +27,11 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "audio": (("soundfile", "soundfile"), ("av", "PyAV"), ("soxr", "soxr")),
 }
 INSTALL_AS = {"audio": "runtime"}
-# a module that turns up missing at run time -> the extra that brings it
+# a module that turns up missing at run time -> the lightest extra that brings it
 EXTRA_OF_MODULE: dict[str, str] = {}
-for _extra in ("landmarks", "parity", "export", "train", "runtime", "convert"):  # the most specific wins
+for _extra in ("convert", "runtime", "train", "export", "parity", "landmarks"):
     for _module, _ in EXTRAS[_extra]:
-        EXTRA_OF_MODULE[_module] = _extra
-EXTRA_OF_MODULE.update(onnxruntime="runtime", soundfile="runtime", av="runtime", soxr="runtime", torch="train",
-                       safetensors="train", h5py="convert")
+        EXTRA_OF_MODULE.setdefault(_module, _extra)
 
 
 class MissingExtra(InputError):

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from s2f.runtime.errors import InputError
+from s2f.runtime.providers import PRECISIONS
 
 SUPPORTED_FORMATS = (1,)
 GRAPH_ROLES = ("voice_encoder", "face_decoder", "face_encoder")
-PRECISIONS = ("fp32", "fp16")
 MAX_SECONDS = 600.0  # ten minutes of audio per clip: far beyond any model here, far below a runaway allocation
 MAX_SAMPLE_RATE = 384_000
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

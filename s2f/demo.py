@@ -58,7 +58,7 @@ def run_demo(config: DemoConfig) -> bool:
         from s2f.pipeline import run_pipeline
 
         result = run_pipeline(workdir / "training", runtime_env=config.runtime_env)
-        log.info("speech->face recall@5 among %d unseen identities: %.3f (chance %.3f); decoder L1 %.4f vs mean "
-                 "face %.4f", result["candidates"], result["recall@5"], result["chance@5"], result["decoder_l1"],
-                 result["mean_face_l1"])
+        log.info("speech->face recall@5 among %d candidates, %d unseen identities: %.3f (chance %.3f); decoder L1 "
+                 "%.4f vs mean face %.4f", result["candidates"], result["identities"], result["recall@5"],
+                 result["chance@5"], result["decoder_l1"], result["mean_face_l1"])
     return passed
