@@ -11,7 +11,7 @@ def _graph_options(parser: argparse.ArgumentParser, verify_with_help: str) -> No
     parser.add_argument("--portable", action="store_true",
                         help="standard ONNX operators only, for runtimes other than onnxruntime (default: "
                              "attention, layer norm and GELU fused into onnxruntime's kernels; the AST runs "
-                             "1.6x faster)")
+                             "1.5x faster)")
     parser.add_argument("--fp16", action="store_true",
                         help="also write float16 graphs (NAME.fp16.onnx, float32 inputs and outputs) for GPUs, "
                              "each with its measured error against PyTorch float32 (refused above 1e-2)")

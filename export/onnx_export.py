@@ -132,11 +132,11 @@ def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray
     ``external_data=False``); raises ``InputError`` (nothing written) if verification fails.
 
     Stride-s transposed convolutions are exported as convolution + depth-to-space
-    (``s2f.export.subpixel``: 1.4x faster decoder) and convolutions that cover their whole input
-    as Gemm (``s2f.export.dense_convolutions``: VGG-Face's session opens 10.7x faster); both
+    (``s2f.export.subpixel``: 1.3x faster decoder) and convolutions that cover their whole input
+    as Gemm (``s2f.export.dense_convolutions``: VGG-Face's session opens 12x faster); both
     standard operators, same arithmetic (bench/export_rewrites.py). Unless
     ``portable``, the graph is rewritten with onnxruntime's fused kernels (attention,
-    skip-layer-norm, bias-GELU; see ``_fuse_for_onnxruntime``): the AST runs 1.6x faster, but
+    skip-layer-norm, bias-GELU; see ``_fuse_for_onnxruntime``): the AST runs 1.5x faster, but
     only onnxruntime can run the result. The verification runs on the graph that is written.
 
     ``fp16=True`` also writes ``NAME.fp16.onnx`` (float16 weights and arithmetic, float32
@@ -235,7 +235,7 @@ def _fuse_for_onnxruntime(model) -> dict[str, int]:
     nodes of each fused (``com.microsoft``) operator the graph now has.
 
     The dynamo exporter writes attention as MatMul, Softmax and a NaN guard (IsNaN/Where)
-    per head group; onnxruntime runs that unfused, and the AST 1.6x slower than fused
+    per head group; onnxruntime runs that unfused, and the AST 1.5x slower than fused
     (bench/export_rewrites.py). ``onnxscript``'s ORT fusions turn it into
     ``com.microsoft.Attention`` (plus SkipLayerNormalization and BiasGelu). Convolutional
     models have nothing to fuse and come out unchanged.

@@ -2,7 +2,7 @@
 
 onnxruntime's CPU ConvTranspose (a GEMM, then a col2im scatter) runs the face decoder's
 four 5x5 stride-2 layers far slower than its Conv kernel runs the same work: the rewrite
-makes the decoder 1.4x faster (bench/export_rewrites.py). A stride-s transposed convolution is exactly a convolution
+makes the decoder 1.3x faster (bench/export_rewrites.py). A stride-s transposed convolution is exactly a convolution
 over the input with s*s*C_out output channels, one group per output phase (a, b), whose
 taps are the kernel entries landing on that phase, followed by ``pixel_shuffle`` (ONNX
 DepthToSpace). Same products, same sums, only in another order: the outputs agree within
