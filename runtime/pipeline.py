@@ -128,8 +128,15 @@ class FaceToFace(_Decoding):
             raise InputError(self.bundle.root / "manifest.json", "field 'face_input' is missing: this bundle was "
                                                                 "exported without a face encoder")
 
+    def encoder_input(self, image: np.ndarray) -> np.ndarray:
+        """One RGB photo -> the 3 x 224 x 224 array the face encoder takes."""
+        return preprocess(image, self.preprocessing)[0]
+
     def generate(self, image: np.ndarray) -> Face:
-        return self._encode_and_decode(self.encoder, "image", preprocess(image, self.preprocessing))[0]
+        return self.generate_batch([self.encoder_input(image)])[0]
+
+    def generate_batch(self, inputs: list[np.ndarray]) -> list[Face]:
+        return self._encode_and_decode(self.encoder, "image", np.stack(inputs).astype(np.float32))
 
     def generate_from_file(self, path: str | Path) -> Face:
         return self.generate(load_face(path))

@@ -1,0 +1,257 @@
+"""``s2f-runtime serve`` as a real server process on 127.0.0.1: every endpoint, every refusal
+(400, 404/405, 413, 501, 503, 504) as one JSON line without a traceback, the same faces as
+the Python runtime, micro-batching of concurrent requests, and a graceful SIGTERM that
+answers every request already accepted."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from conftest import SAMPLE_FACE
+from PIL import Image
+from speechlike import speechlike
+
+from s2f.export.bundle import export_bundle
+from s2f.models.face_encoder import build_face_encoder, he_normal_init_
+from s2f.models.face_encoder_config import FaceEncoderConfig
+from s2f.models.registry import MODELS
+from s2f.runtime.pipeline import FaceToFace, SpeechToFace
+
+EMBEDDING = 2048
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    torch.manual_seed(0)
+    voice = MODELS["ve_conv"].build("tiny", embedding_dim=EMBEDDING).eval()
+    decoder = MODELS["face_decoder"].build("tiny", embedding_dim=EMBEDDING).eval()
+    face = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", False)), 0)
+    export_bundle(root / "full", voice, decoder, face)
+    export_bundle(root / "voice_only", voice, decoder)
+    return root / "full", root / "voice_only"
+
+
+@pytest.fixture(scope="module")
+def voice_wav(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clips") / "voice.wav"
+    soundfile.write(path, speechlike(3.0, 16000, f0=140.0), 16000)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    def __init__(self, bundle, *flags: str) -> None:
+        self.port = _free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "s2f.runtime.cli", "serve", "--bundle", str(bundle), "--port", str(self.port),
+             "--device", "cpu", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise AssertionError(self.process.stderr.read())
+            time.sleep(0.2)
+        raise AssertionError("server did not become ready")
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                timeout: float = 30):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def stop(self) -> tuple[int, str]:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return self.process.returncode, self.process.stderr.read()
+
+
+def multipart(field: str, filename: str, data: bytes, content_type: str) -> tuple[bytes, dict]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: {content_type}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def png_pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def server(bundles):
+    running = Server(bundles[0], "--max-wait-ms", "50")
+    yield running
+    running.stop()
+
+
+def test_status_endpoints_and_page(server):
+    assert server.request("GET", "/healthz")[0] == 200
+    status, _, body = server.request("GET", "/readyz")
+    assert status == 200 and json.loads(body)["routes"] == ["face2face", "speech2face"]
+    status, headers, body = server.request("GET", "/")
+    page = body.decode()
+    assert status == 200 and "text/html" in headers["content-type"]
+    assert "getUserMedia" in page and 'fetch("/v1/" + route' in page and '"speech2face"' in page
+    assert "http://" not in page and "https://" not in page  # no external assets: works offline
+
+
+def test_speech_to_face_matches_the_python_runtime(server, bundles, voice_wav):
+    expected = SpeechToFace(bundles[0], "cpu").generate_from_file(voice_wav)
+    raw = server.request("POST", "/v1/speech2face", voice_wav.read_bytes(), {"Content-Type": "audio/wav"})
+    body, headers = multipart("audio", "clip.wav", voice_wav.read_bytes(), "audio/wav")
+    form = server.request("POST", "/v1/speech2face", body, headers)
+    for status, headers, data in (raw, form):
+        assert status == 200 and headers["content-type"] == "image/png"
+        pixels = png_pixels(data)
+        assert pixels.shape == (224, 224, 3) and pixels.std() > 1.0  # a picture, not a blank
+        np.testing.assert_array_equal(pixels, expected.image)
+    status, headers, data = server.request("POST", "/v1/speech2face", voice_wav.read_bytes(),
+                                           {"Content-Type": "audio/wav", "Accept": "application/json"})
+    answer = json.loads(data)
+    assert status == 200 and headers["content-type"] == "application/json"
+    np.testing.assert_array_equal(png_pixels(base64.b64decode(answer["image_png_base64"])), expected.image)
+    np.testing.assert_allclose(answer["landmarks"], expected.landmarks, rtol=1e-6)
+    np.testing.assert_allclose(answer["embedding"], expected.embedding, rtol=1e-6)
+
+
+def test_face_to_face_matches_the_python_runtime(server, bundles):
+    expected = FaceToFace(bundles[0], "cpu").generate_from_file(SAMPLE_FACE)
+    body, headers = multipart("image", "face.jpg", SAMPLE_FACE.read_bytes(), "image/jpeg")
+    status, headers, data = server.request("POST", "/v1/face2face", body, headers)
+    assert status == 200 and headers["content-type"] == "image/png"
+    np.testing.assert_array_equal(png_pixels(data), expected.image)
+
+
+def _json_error(response, status: int) -> str:
+    code, headers, data = response
+    assert code == status, (code, data)
+    assert headers["content-type"] == "application/json"
+    message = json.loads(data)["error"]
+    assert "Traceback" not in message and "/tmp/" not in message and "s2f-upload" not in message
+    return message
+
+
+def test_bad_requests_are_json_errors_and_the_server_keeps_serving(server, voice_wav):
+    assert "not a readable audio file" in _json_error(
+        server.request("POST", "/v1/speech2face", b"RIFF-not-really-a-wave" * 50), 400)
+    assert "empty request body" in _json_error(server.request("POST", "/v1/speech2face", b""), 400)
+    body, headers = multipart("wrong", "clip.wav", voice_wav.read_bytes(), "audio/wav")
+    assert "no file field 'audio'" in _json_error(server.request("POST", "/v1/speech2face", body, headers), 400)
+    truncated = {"Content-Type": "multipart/form-data; boundary=xyz"}
+    assert _json_error(server.request("POST", "/v1/speech2face", b"--xyz\r\nContent-Disp", truncated), 400)
+    silent = io.BytesIO()
+    soundfile.write(silent, np.zeros(16000, np.float32), 16000, format="WAV")
+    assert "silent" in _json_error(server.request("POST", "/v1/speech2face", silent.getvalue()), 400)
+    assert "image" in _json_error(server.request("POST", "/v1/face2face", b"\x89PNG\r\n\x1a\nbroken"), 400)
+    assert server.request("GET", "/v1/speech2face")[0] == 405
+    assert server.request("GET", "/nowhere")[0] == 404
+    assert server.request("POST", "/v1/speech2face", voice_wav.read_bytes())[0] == 200  # still serving
+    metrics = server.request("GET", "/metrics")[2].decode()
+    assert 's2f_requests_total{route="/v1/speech2face",status="400"}' in metrics
+
+
+def test_concurrent_requests_are_batched(server, voice_wav):
+    data = voice_wav.read_bytes()
+    results = []
+
+    def call():
+        results.append(server.request("POST", "/v1/speech2face", data)[0])
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200] * 8
+    metrics = server.request("GET", "/metrics")[2].decode()
+    values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+              if line and not line.startswith("#")}
+    singles, total = values['s2f_batch_size_bucket{le="1"}'], values["s2f_batch_size_count"]
+    assert total > singles  # some onnxruntime runs carried several requests
+    for name in ("s2f_request_duration_seconds_bucket", "s2f_queue_depth", "s2f_requests_in_flight"):
+        assert name in metrics
+
+
+def test_limits_busy_and_missing_face_encoder(bundles, voice_wav):
+    strict = Server(bundles[1], "--max-body-mb", "0.05", "--max-queue", "1", "--max-wait-ms", "200")
+    try:
+        assert "limit" in _json_error(strict.request("POST", "/v1/speech2face", bytes(100_000)), 413)
+        message = _json_error(strict.request("POST", "/v1/face2face", SAMPLE_FACE.read_bytes()[:1000]), 501)
+        assert "no face encoder" in message
+        small = voice_wav.read_bytes()[:40_000]  # under the body limit, still a valid (shorter) wav
+        codes, retry = [], []
+
+        def call():
+            status, headers, _ = strict.request("POST", "/v1/speech2face", small)
+            codes.append(status)
+            retry.append(headers.get("retry-after"))
+
+        threads = [threading.Thread(target=call) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert 200 in codes and 503 in codes and set(codes) <= {200, 503}
+        assert all(value == "1" for value, code in zip(retry, codes, strict=True) if code == 503)
+    finally:
+        strict.stop()
+    slow = Server(bundles[1], "--timeout-s", "0.001")
+    try:
+        answer = slow.request("POST", "/v1/speech2face", voice_wav.read_bytes())
+        assert "not answered within" in _json_error(answer, 504)
+    finally:
+        slow.stop()
+
+
+def test_sigterm_answers_every_accepted_request(bundles, voice_wav):
+    server = Server(bundles[1], "--max-wait-ms", "300")
+    data, codes = voice_wav.read_bytes(), []
+
+    def call():
+        codes.append(server.request("POST", "/v1/speech2face", data)[0])
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.15)  # accepted and waiting for their batch
+    server.process.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join()
+    returncode = server.process.wait(timeout=30)
+    stderr = server.process.stderr.read()
+    assert codes == [200] * 4
+    # uvicorn re-raises the signal once it has shut down, so the exit status is "ended by SIGTERM"
+    assert returncode in (0, -signal.SIGTERM) and "Traceback" not in stderr
+    assert stderr.count("POST /v1/speech2face 200") == 4
