@@ -2,10 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# the torch-free serving environment: only the 'runtime' extra (numpy, onnxruntime, PIL, audio)
+# the torch-free serving environment: only the 'serve' extra (the runtime's numpy, onnxruntime, PIL,
+# audio readers, plus Starlette and uvicorn)
 RUNTIME_VENV ?= .venv-runtime
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo serve test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +18,16 @@ $(VENV)/.installed: pyproject.toml
 
 $(RUNTIME_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(RUNTIME_VENV)
-	$(RUNTIME_VENV)/bin/python -m pip install --quiet '.[runtime]'
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet '.[serve]'
 	touch $@
 
 setup: $(VENV)/.installed
 
 demo: setup $(RUNTIME_VENV)/.installed
 	$(VENV)/bin/s2f demo --workdir s2f-demo --runtime-env $(RUNTIME_VENV)
+
+serve: $(RUNTIME_VENV)/.installed
+	$(RUNTIME_VENV)/bin/s2f-runtime serve --bundle s2f-demo/training/bundle --port 8000
 
 test: setup
 	$(PY) -m pytest -q

@@ -135,7 +135,7 @@ def run_pipeline(workdir: str | Path, config: PipelineConfig | None = None, face
             export_bundle(workdir / "bundle", load_model(runs / "voice"), load_model(runs / "decoder"),
                           load_model(face_encoder), overwrite=True, verify_with=[*voices, *faces])
         with step("runtime"):
-            serve_with_runtime(workdir, corpus, split, runtime_env)
+            result["serving"] = serve_with_runtime(workdir, corpus, split, runtime_env)
     result.update(config=asdict(config), seconds=timings)
     with atomic_output(report, "w") as handle:
         json.dump(result, handle, indent=2)
@@ -150,9 +150,10 @@ def unseen_samples(corpus: Path, split: Path, count: int) -> tuple[list[Path], l
             [sorted((corpus / name / "audios").glob("*.wav"))[0] for name in test])
 
 
-def serve_with_runtime(workdir: Path, corpus: Path, split: Path, runtime_env: Path | None) -> None:
+def serve_with_runtime(workdir: Path, corpus: Path, split: Path, runtime_env: Path | None) -> dict[str, int]:
     """Generate faces for unseen identities with ``s2f-runtime`` only: the result grid
-    (original | face->face | speech->face) and one PNG per test voice clip."""
+    (original | face->face | speech->face) and one PNG per test voice clip; then serve the
+    bundle over HTTP and call each endpoint once (returns their statuses)."""
     import subprocess
     import sys
 
@@ -172,3 +173,48 @@ def serve_with_runtime(workdir: Path, corpus: Path, split: Path, runtime_env: Pa
         done = subprocess.run([*command, *arguments])
         if done.returncode != 0:
             raise InputError(None, f"s2f-runtime {arguments[0]} failed with exit code {done.returncode}")
+    return check_serving(command, workdir / "bundle", voices[0], faces[0])
+
+
+def check_serving(command: list[str], bundle: Path, voice: Path, face: Path) -> dict[str, int]:
+    """Start ``s2f-runtime serve`` on the bundle, call every endpoint once, stop it with
+    SIGTERM; returns the status of each call (all must be 200)."""
+    import signal
+    import socket
+    import subprocess
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log.info("== s2f-runtime serve on 127.0.0.1:%d", port)
+    server = subprocess.Popen([*command, "serve", "--bundle", str(bundle), "--port", str(port), "--device", "cpu"],
+                              stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def call(path: str, data: bytes | None = None, content_type: str = "") -> int:
+        request = urllib.request.Request(base + path, data=data, headers={"Content-Type": content_type} if data else {})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+            return response.status
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if call("/readyz") == 200:
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise InputError(bundle, "s2f-runtime serve did not start") from None
+                time.sleep(0.3)
+        statuses = {path: call(path, data, kind) for path, data, kind in (
+            ("/healthz", None, ""), ("/", None, ""),
+            ("/v1/speech2face", voice.read_bytes(), "audio/wav"),
+            ("/v1/face2face", face.read_bytes(), "image/png"), ("/metrics", None, ""))}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    log.info("   %s; serve the demo bundle again with: make serve, then open http://127.0.0.1:8000/",
+             ", ".join(f"{path} {status}" for path, status in statuses.items()))
+    return statuses
