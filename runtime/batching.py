@@ -4,7 +4,8 @@ read once per batch), so a busy server answers more requests per second.
 
 One consumer task takes the first waiting item, then whatever else arrives within
 ``max_wait`` seconds, up to ``max_batch`` items, and runs the batch on one inference thread.
-``max_batch=1`` turns batching off.
+It waits only while more requests are on their way (``incoming``: accepted and still being
+decoded), so a lone request never pays the wait. ``max_batch=1`` turns batching off.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ log = logging.getLogger(__name__)
 
 class MicroBatcher:
     def __init__(self, run_batch: Callable[[Sequence[Any]], Sequence[Any]], max_batch: int = 8,
-                 max_wait: float = 0.01, on_batch: Callable[[int], None] | None = None) -> None:
+                 max_wait: float = 0.01, on_batch: Callable[[int], None] | None = None,
+                 incoming: Callable[[], int] = lambda: 1) -> None:
         if max_batch < 1 or max_wait < 0:
             raise ValueError("max_batch must be at least 1 and max_wait not negative")
         self.run_batch, self.max_batch, self.max_wait = run_batch, max_batch, max_wait
-        self.on_batch = on_batch
+        self.on_batch, self.incoming = on_batch, incoming
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
@@ -64,7 +66,7 @@ class MicroBatcher:
                 except asyncio.QueueEmpty:
                     pass
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or self.incoming() <= 0:
                     break
                 try:
                     batch.append(await asyncio.wait_for(self._queue.get(), remaining))

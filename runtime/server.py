@@ -81,6 +81,7 @@ class Service:
         self.ready = False
         self.speech = self.face = None
         self.batchers: dict[str, MicroBatcher] = {}
+        self.decoding = {"speech2face": 0, "face2face": 0}  # accepted, still being decoded
         self.decoders = ThreadPoolExecutor(config.decode_threads, thread_name_prefix="decode")
         self.metrics.queue_depth = lambda: sum(b.waiting for b in self.batchers.values())
 
@@ -101,7 +102,8 @@ class Service:
         pipelines = {"speech2face": self.speech, "face2face": self.face}
         for name, pipeline in pipelines.items():
             if pipeline is not None:
-                batcher = MicroBatcher(pipeline.generate_batch, self.config.max_batch, wait, self.metrics.observe_batch)
+                batcher = MicroBatcher(pipeline.generate_batch, self.config.max_batch, wait, self.metrics.observe_batch,
+                                       incoming=lambda name=name: self.decoding[name])
                 batcher.start()
                 self.batchers[name] = batcher
         self.ready = True
@@ -120,7 +122,11 @@ class Service:
                                     "bundle with --face-encoder)")
         loop = asyncio.get_running_loop()
         prepare = self._voice_features if route == "speech2face" else self._face_input
-        array = await loop.run_in_executor(self.decoders, prepare, data, suffix)
+        self.decoding[route] += 1
+        try:
+            array = await loop.run_in_executor(self.decoders, prepare, data, suffix)
+        finally:
+            self.decoding[route] -= 1
         return await self.batchers[route].submit(array)
 
     def _voice_features(self, data: bytes, suffix: str) -> np.ndarray:

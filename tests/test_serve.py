@@ -236,22 +236,32 @@ def test_limits_busy_and_missing_face_encoder(bundles, voice_wav):
 
 
 def test_sigterm_answers_every_accepted_request(bundles, voice_wav):
-    server = Server(bundles[1], "--max-wait-ms", "300")
-    data, codes = voice_wav.read_bytes(), []
-
-    def call():
-        codes.append(server.request("POST", "/v1/speech2face", data)[0])
-
-    threads = [threading.Thread(target=call) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    time.sleep(0.15)  # accepted and waiting for their batch
+    """Four requests are half uploaded when SIGTERM arrives; each is still answered in full."""
+    server = Server(bundles[1])
+    data = voice_wav.read_bytes()
+    connections = []
+    for _ in range(4):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        connection.putrequest("POST", "/v1/speech2face")
+        connection.putheader("Content-Type", "audio/wav")
+        connection.putheader("Content-Length", str(len(data)))
+        connection.endheaders()
+        connection.send(data[: len(data) // 2])
+        connections.append(connection)
+    time.sleep(0.3)  # the server has accepted them and is reading their bodies
     server.process.send_signal(signal.SIGTERM)
-    for thread in threads:
-        thread.join()
+    time.sleep(0.3)
+    codes = []
+    for connection in connections:
+        connection.send(data[len(data) // 2:])
+        response = connection.getresponse()
+        codes.append((response.status, response.getheader("content-type"), png_pixels(response.read()).shape))
+        connection.close()
     returncode = server.process.wait(timeout=30)
     stderr = server.process.stderr.read()
-    assert codes == [200] * 4
+    assert codes == [(200, "image/png", (224, 224, 3))] * 4
     # uvicorn re-raises the signal once it has shut down, so the exit status is "ended by SIGTERM"
     assert returncode in (0, -signal.SIGTERM) and "Traceback" not in stderr
     assert stderr.count("POST /v1/speech2face 200") == 4
+    with pytest.raises(OSError):  # and it no longer takes new requests
+        server.request("GET", "/healthz", timeout=5)
