@@ -248,6 +248,9 @@ def test_torch_free_environment(bundle, voice_file, built_wheel, tmp_path_factor
     missing = run_isolated([bin_dir / "s2f", "convert", voice_file, "-o", tmp_path / "x.safetensors"])
     assert missing.returncode == 2 and missing.stderr.strip() == \
         "s2f: error: convert needs h5py: pip install 'speech2face[convert]'"
+    no_server = run_isolated([command, "serve", "--bundle", bundle])
+    assert no_server.returncode == 2 and no_server.stderr.strip() == \
+        "s2f-runtime: error: serve needs Starlette: pip install 'speech2face[serve]'"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     voices = tmp_path / "voices"
     (voices / "sub").mkdir(parents=True)
