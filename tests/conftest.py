@@ -74,3 +74,19 @@ def run_isolated(command: list, **kwargs) -> subprocess.CompletedProcess:
     """Run a command of a fresh venv without this checkout on its path."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run([str(part) for part in command], capture_output=True, text=True, env=env, **kwargs)
+
+
+def small_models(seed: int = 0, embedding_dim: int = 2048):
+    """A tiny VE_conv, a tiny decoder and a random ResNet50 face encoder (2048-D, the smallest
+    real one) that fit together: what bundle and serving tests export."""
+    import torch
+
+    from s2f.models.face_encoder import build_face_encoder, he_normal_init_
+    from s2f.models.face_encoder_config import FaceEncoderConfig
+    from s2f.models.registry import MODELS
+
+    torch.manual_seed(seed)
+    voice = MODELS["ve_conv"].build("tiny", embedding_dim=embedding_dim).eval()
+    decoder = MODELS["face_decoder"].build("tiny", embedding_dim=embedding_dim).eval()
+    face = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", False)), seed)
+    return voice, decoder, face

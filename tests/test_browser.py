@@ -13,15 +13,11 @@ import shutil
 
 import pytest
 import soundfile
-import torch
-from conftest import SAMPLE_FACE
+from conftest import SAMPLE_FACE, small_models
 from serving import Server
 from speechlike import speechlike
 
 from s2f.export.bundle import export_bundle
-from s2f.models.face_encoder import build_face_encoder, he_normal_init_
-from s2f.models.face_encoder_config import FaceEncoderConfig
-from s2f.models.registry import MODELS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
@@ -48,10 +44,7 @@ def test_record_generate_and_upload_in_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM is not None, "chromium is missing although CI is set: .ci/run installs it"
-    torch.manual_seed(0)
-    export_bundle(tmp_path / "bundle", MODELS["ve_conv"].build("tiny", embedding_dim=2048).eval(),
-                  MODELS["face_decoder"].build("tiny", embedding_dim=2048).eval(),
-                  he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", False)), 0))
+    export_bundle(tmp_path / "bundle", *small_models())
     clip = tmp_path / "microphone.wav"
     soundfile.write(clip, speechlike(4.0, 48000, f0=150.0), 48000, subtype="PCM_16")
     server = Server(tmp_path / "bundle")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from conftest import small_models
 
 from s2f.export.bundle import export_bundle
 from s2f.models.face_encoder import build_face_encoder
@@ -28,9 +29,7 @@ EMBEDDING = 2048
 
 @pytest.fixture(scope="module")
 def small_bundle(tmp_path_factory):
-    torch.manual_seed(0)
-    voice = MODELS["ve_conv"].build("tiny", embedding_dim=EMBEDDING).eval()
-    decoder = MODELS["face_decoder"].build("tiny", embedding_dim=EMBEDDING).eval()
+    voice, decoder, _ = small_models(embedding_dim=EMBEDDING)
     path = tmp_path_factory.mktemp("integrity") / "bundle"
     export_bundle(path, voice, decoder)
     return path

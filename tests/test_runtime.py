@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import REPO, SAMPLE_FACE, fresh_venv, run_isolated
+from conftest import REPO, SAMPLE_FACE, fresh_venv, run_isolated, small_models
 from speechlike import speechlike
 
 from s2f.export.bundle import export_bundle
@@ -30,15 +30,7 @@ EMBEDDING = 2048  # ResNet50's descriptor: the face encoder, voice encoder and d
 
 @pytest.fixture(scope="module")
 def models():
-    from s2f.models.face_encoder import build_face_encoder, he_normal_init_
-    from s2f.models.face_encoder_config import FaceEncoderConfig
-    from s2f.models.registry import MODELS
-
-    torch.manual_seed(0)
-    voice = MODELS["ve_conv"].build("tiny", variant="paper", embedding_dim=EMBEDDING).eval()
-    decoder = MODELS["face_decoder"].build("tiny", embedding_dim=EMBEDDING).eval()
-    face = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", False)), 0)
-    return voice, decoder, face
+    return small_models(embedding_dim=EMBEDDING)
 
 
 @pytest.fixture(scope="module")

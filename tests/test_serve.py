@@ -16,15 +16,11 @@ import time
 import numpy as np
 import pytest
 import soundfile
-import torch
-from conftest import SAMPLE_FACE
+from conftest import SAMPLE_FACE, small_models
 from serving import Server, multipart, png_pixels
 from speechlike import speechlike
 
 from s2f.export.bundle import export_bundle
-from s2f.models.face_encoder import build_face_encoder, he_normal_init_
-from s2f.models.face_encoder_config import FaceEncoderConfig
-from s2f.models.registry import MODELS
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 
 EMBEDDING = 2048
@@ -33,10 +29,7 @@ EMBEDDING = 2048
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    torch.manual_seed(0)
-    voice = MODELS["ve_conv"].build("tiny", embedding_dim=EMBEDDING).eval()
-    decoder = MODELS["face_decoder"].build("tiny", embedding_dim=EMBEDDING).eval()
-    face = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", False)), 0)
+    voice, decoder, face = small_models()
     export_bundle(root / "full", voice, decoder, face)
     export_bundle(root / "voice_only", voice, decoder)
     return root / "full", root / "voice_only"
