@@ -195,7 +195,7 @@ def worker(args: argparse.Namespace) -> None:
             model = SpeechToFace(workdir / "bundle", "cpu")
 
             def run():
-                return model.generate_batch([model.features(voice, 16000)] * args.batch)
+                return model.generate_batch([model.prepare(voice, 16000)] * args.batch)
         else:
             import torch
 

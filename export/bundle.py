@@ -3,11 +3,15 @@
     BUNDLE/voice_encoder.onnx   voice features -> face embedding (+ .onnx.data, its weights)
     BUNDLE/face_decoder.onnx    face embedding -> landmarks + texture (+ .onnx.data)
     BUNDLE/face_encoder.onnx    face image -> embedding, for face -> face (+ .onnx.data)
+    BUNDLE/speech2face.onnx     raw 16 kHz waveform -> uint8 face, landmarks, embedding
+    BUNDLE/face2face.onnx       uint8 photo of any size -> the same (with a face encoder)
     BUNDLE/manifest.json        versions, sha256 and size of every file, preprocessing, shapes
 
 speech -> face = voice_encoder + face_decoder; face -> face = face_encoder + face_decoder.
-Each graph is verified on export (``export_onnx``). The bundle is assembled in a temporary
-sibling directory and renamed into place only when complete; the runtime checks every
+The end-to-end graphs hold the preprocessing too and read their weights from the other
+graphs' ``.onnx.data`` (``s2f.export.end_to_end``), so any ONNX runtime can run the
+whole pipeline. Each graph is verified on export (``export_onnx``, ``end_to_end``). The
+bundle is assembled in a temporary sibling directory and renamed into place only when complete; the runtime checks every
 sha256 in the manifest before loading, so a partial or edited bundle is refused.
 """
 
@@ -32,7 +36,7 @@ from s2f.runtime.errors import InputError
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 ROLES = {"voice_encoder": "voice_encoder.onnx", "face_decoder": "face_decoder.onnx",
          "face_encoder": "face_encoder.onnx"}
 
@@ -55,7 +59,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
     operators only (no onnxruntime fused kernels); ``fp16``: float16 graphs beside the float32
     ones, for GPUs (see ``export_onnx``); ``verify_with``: voice clips and face photos checked
     as well as random inputs, the decoder on the embeddings the encoders make of them."""
-    from s2f.export.onnx_export import read_metadata
+    from s2f.export.graph_metadata import read_metadata
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
@@ -78,6 +82,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
     if face_encoder is not None:
         models["face_encoder"] = face_encoder
     real = _real_inputs(models, verify_with or [])
+    raw = _raw_inputs(voice_encoder, verify_with or [])
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=parent))
     try:
         files, reports = {}, {}
@@ -99,6 +104,8 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             reports[role] = {"max_relative_error": report.max_relative_error, "preprocessing":
                              metadata.get("preprocessing"), "config": metadata.get("config"),
                              "fp16": report.fp16_max_relative_error}
+        end_to_end = _export_end_to_end(staging, files, reports["voice_encoder"]["preprocessing"], face_encoder, raw,
+                                        embedding_dim=face_decoder.config.embedding_dim)
         manifest = {
             "format": BUNDLE_FORMAT,
             "versions": _versions(),
@@ -110,6 +117,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             "verification": {role: r["max_relative_error"] for role, r in reports.items()},
             "verified_with": [Path(f).name for f in verify_with or []],
             "verification_fp16": {role: r["fp16"] for role, r in reports.items()} if fp16 else None,
+            "verification_end_to_end": {role: report.errors for role, report in end_to_end.items()},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         os.chmod(staging, 0o755)
@@ -118,6 +126,52 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return manifest
+
+
+def _export_end_to_end(staging: Path, files: dict[str, Any], voice_input: dict[str, Any],
+                       face_encoder: nn.Module | None,
+                       raw: dict[str, list[np.ndarray]], embedding_dim: int) -> dict[str, Any]:
+    """Write, verify and list ``speech2face.onnx`` (and ``face2face.onnx``) in ``staging``,
+    where the per-model graphs already are."""
+    from s2f.export.end_to_end import (
+        FACE2FACE,
+        OUTPUTS,
+        SPEECH2FACE,
+        export_face_to_face,
+        export_speech_to_face,
+        external_weight_files,
+    )
+    from s2f.runtime.voice_input import VoiceInputSpec
+
+    voice = VoiceInputSpec.from_dict(voice_input)
+    reports = {"speech2face": export_speech_to_face(staging, ROLES["voice_encoder"], ROLES["face_decoder"], voice,
+                                                    raw.get("voices"))}
+    inputs = {"speech2face": {"waveform": ["batch", "samples"]}}
+    if face_encoder is not None:
+        reports["face2face"] = export_face_to_face(staging, ROLES["face_encoder"], ROLES["face_decoder"],
+                                                   face_encoder.config.preprocessing, raw.get("faces"))
+        inputs["face2face"] = {"photo": ["height", "width", 3]}
+    for role, report in reports.items():
+        log.info("%s", report.summary().replace(str(staging), str(staging).rsplit(".", 1)[0]))
+        path = staging / (SPEECH2FACE if role == "speech2face" else FACE2FACE)
+        files[path.name] = {"role": role, "precision": "fp32", "sha256": sha256_of(path),
+                            "bytes": path.stat().st_size, "weights": external_weight_files(path),
+                            "model_type": role, "inputs": inputs[role], "outputs": OUTPUTS,
+                            "embedding_dim": embedding_dim}
+    return reports
+
+
+def _raw_inputs(voice_encoder: nn.Module, files: list[Path]) -> dict[str, list[np.ndarray]]:
+    """The ``--verify-with`` files as the end-to-end graphs take them: waveforms decoded (the
+    model's clip length of them) at 16 kHz, photos as uint8 RGB."""
+    from s2f.export.onnx_export import spec_for
+    from s2f.export.real_inputs import split_files
+    from s2f.runtime.image import load_face
+    from s2f.runtime.voice_input import VoiceInputSpec
+
+    voices, faces = split_files(files)
+    voice = VoiceInputSpec.from_dict(spec_for(voice_encoder).metadata["preprocessing"])
+    return {"voices": [voice.waveform_from_file(path) for path in voices], "faces": [load_face(p) for p in faces]}
 
 
 def _real_inputs(models: dict[str, nn.Module], files: list[Path]) -> dict[str, list[np.ndarray]]:

@@ -12,7 +12,6 @@ written (temp files + rename): the graph, and its weights beside it in ``NAME.on
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from s2f.export.dense_convolutions import with_dense_convolutions
+from s2f.export.graph_metadata import set_metadata
 from s2f.export.subpixel import with_subpixel_convolutions
 from s2f.runtime.atomic import atomic_output
 from s2f.runtime.errors import InputError
@@ -29,7 +29,6 @@ from s2f.runtime.errors import InputError
 OPSET = 18
 RELATIVE_TOLERANCE = 1e-5
 FP16_RELATIVE_TOLERANCE = 1e-2  # float16 keeps 11 significant bits: ~5e-4 per rounding, accumulated over layers
-METADATA_PREFIX = "speech2face."
 
 
 class _FaceEncoderOutputs(nn.Module):
@@ -162,7 +161,7 @@ def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray
     metadata = {"model_type": spec.model_type, "inputs": {spec.input_name: ["batch", *spec.input_shape]},
                 "outputs": spec.output_names, "opset": OPSET, "torch": torch.__version__, "precision": "fp32",
                 "onnxruntime_fusions": fusions, "rewrites": rewrites, **spec.metadata}
-    _set_metadata(proto, metadata)
+    set_metadata(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
     inputs = _random_inputs(spec, seed) + [np.asarray(x, np.float32) for x in (real_inputs or [])]
     errors = _verify(proto, spec, inputs, tolerance, path)
@@ -171,7 +170,7 @@ def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray
     if fp16:
         half, half_path = _to_fp16(proto), fp16_path(path)
         half_errors = _verify(half, spec, inputs, fp16_tolerance, half_path, "the fp16 graph")
-        _set_metadata(half, {**metadata, "precision": "fp16", "fp16_max_relative_error": half_errors})
+        set_metadata(half, {**metadata, "precision": "fp16", "fp16_max_relative_error": half_errors})
         report.fp16_max_relative_error = half_errors
         graphs.append((half, half_path))
     for graph, target in graphs:  # only once every graph is verified
@@ -185,13 +184,6 @@ def fp16_path(path: str | Path) -> Path:
     """``voice_encoder.onnx`` -> ``voice_encoder.fp16.onnx``."""
     path = Path(path)
     return path.with_name(path.stem + ".fp16" + path.suffix)
-
-
-def _set_metadata(proto, metadata: dict[str, Any]) -> None:
-    del proto.metadata_props[:]
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = METADATA_PREFIX + key, value if isinstance(value, str) else json.dumps(value)
 
 
 def _verify(proto, spec: ExportSpec, inputs: list[np.ndarray], tolerance: float, path: Path,
@@ -282,18 +274,3 @@ def _write_with_external_data(proto, path: Path) -> int:
         import shutil
 
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The speech2face metadata of an exported graph, values decoded from JSON."""
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    result = {}
-    for entry in proto.metadata_props:
-        if entry.key.startswith(METADATA_PREFIX):
-            try:
-                result[entry.key[len(METADATA_PREFIX):]] = json.loads(entry.value)
-            except ValueError:
-                result[entry.key[len(METADATA_PREFIX):]] = entry.value
-    return result

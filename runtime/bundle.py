@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from s2f.runtime.errors import InputError
-from s2f.runtime.manifest import validate_manifest
+from s2f.runtime.manifest import validate_manifest, weight_files
 from s2f.runtime.verify_cache import VerifyCache, file_identity
 
 MANIFEST = "manifest.json"
@@ -37,6 +37,9 @@ class Bundle:
     manifest: dict[str, Any]
     cache: VerifyCache | None = None
     verified: set[str] = field(default_factory=set)
+
+    def has(self, role: str, precision: str = "fp32") -> bool:
+        return self.path_of(role, precision) is not None
 
     def path_of(self, role: str, precision: str = "fp32") -> Path | None:
         for name, entry in self.manifest["files"].items():
@@ -56,7 +59,7 @@ class Bundle:
                 raise InputError(self.root, f"this bundle has no {what} ({hint})")
             entry = self.manifest["files"][path.name]
             paths.append(path)
-            names += [path.name] + ([entry["weights"]] if "weights" in entry else [])
+            names += [path.name] + weight_files(entry)
         self.verify(names)
         return paths
 

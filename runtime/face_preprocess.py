@@ -111,7 +111,8 @@ def stretch_nearest(image: np.ndarray, size: int) -> np.ndarray:
 _RESIZERS = {"letterbox-bilinear": letterbox, "stretch-nearest": stretch_nearest}
 
 
-def _as_rgb_uint8(image: np.ndarray, index: int) -> np.ndarray:
+def as_rgb_uint8(image: np.ndarray, index: int = 0) -> np.ndarray:
+    """``image`` checked to be an HxWx3 uint8 array (``index``: its place in a batch, for the message)."""
     array = np.asarray(image)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(
@@ -140,7 +141,7 @@ def preprocess(images: np.ndarray | Sequence[np.ndarray], spec: FacePreprocessin
     batch = np.empty((len(images), 3, spec.size, spec.size), dtype=np.float32)
     mean = np.asarray(spec.mean, dtype=np.float32)[:, None, None]
     for index, image in enumerate(images):
-        rgb = resize(_as_rgb_uint8(image, index), spec.size)
+        rgb = resize(as_rgb_uint8(image, index), spec.size)
         ordered = rgb[:, :, ::-1] if spec.channel_order == "BGR" else rgb
         chw = ordered.transpose(2, 0, 1).astype(np.float32)
         if spec.divide_by != 1.0:
@@ -154,7 +155,7 @@ def decoder_target(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     HxWx3 uint8 -> size x size x 3 uint8, stretched with PIL's (antialiased) bilinear filter,
     which is what the original's ``transforms.Resize((224, 224))`` did to its PIL images.
     Landmarks are detected on this same image, so their pixel coordinates are in its frame."""
-    array = _as_rgb_uint8(image, 0)
+    array = as_rgb_uint8(image, 0)
     if array.shape[:2] == (size, size):
         return np.ascontiguousarray(array)
     return np.asarray(Image.fromarray(array).resize((size, size), Image.BILINEAR))

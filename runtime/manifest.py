@@ -16,8 +16,8 @@ from typing import Any
 from s2f.runtime.errors import InputError
 from s2f.runtime.providers import PRECISIONS
 
-SUPPORTED_FORMATS = (1,)
-GRAPH_ROLES = ("voice_encoder", "face_decoder", "face_encoder")
+SUPPORTED_FORMATS = (1, 2)  # 2 adds the end-to-end graphs, whose "weights" list two files
+GRAPH_ROLES = ("voice_encoder", "face_decoder", "face_encoder", "speech2face", "face2face")
 MAX_SECONDS = 600.0  # ten minutes of audio per clip: far beyond any model here, far below a runaway allocation
 MAX_SAMPLE_RATE = 384_000
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -100,9 +100,11 @@ def validate_manifest(path: Path, manifest: Any) -> dict[str, Any]:
         if role not in GRAPH_ROLES:
             raise entry.fail("role", f"must be one of {', '.join(GRAPH_ROLES)} (or '<role> weights'), got {role!r}")
         entry.text("precision", PRECISIONS, required=False)
-        weights = entry.text("weights", required=False)
-        if weights is not None and weights not in files.values:
-            raise entry.fail("weights", f"names {weights!r}, which the manifest does not list")
+        for weights in weight_files(entry.values):
+            if not isinstance(weights, str):
+                raise entry.fail("weights", f"must be a file name or a list of them, got {_kind(weights)}")
+            if weights not in files.values:
+                raise entry.fail("weights", f"names {weights!r}, which the manifest does not list")
         if "embedding_dim" in entry.values:
             dims[f"{name} ({role})"] = int(entry.number("embedding_dim", 1, 1 << 20, integer=True))
     if len(set(dims.values())) > 1:
@@ -137,6 +139,15 @@ def validate_manifest(path: Path, manifest: Any) -> dict[str, Any]:
         except TypeError as err:
             raise InputError(path, f"field 'face_input': {err}") from None
     return manifest
+
+
+def weight_files(entry: dict[str, Any]) -> list[Any]:
+    """The weight files a graph entry names: one for a model's graph, two for an end-to-end
+    graph (its encoder's and its decoder's ``.onnx.data``)."""
+    weights = entry.get("weights")
+    if weights is None:
+        return []
+    return list(weights) if isinstance(weights, list) else [weights]
 
 
 def face_preprocessing(manifest: dict[str, Any]):

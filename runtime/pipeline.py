@@ -3,9 +3,12 @@
     from s2f.runtime.pipeline import SpeechToFace
     face = SpeechToFace("bundle/").generate(waveform, sample_rate)   # 224x224x3 uint8
 
-Inputs are prepared by the same numpy code training used (``s2f.runtime.voice_input``,
-``s2f.runtime.face_preprocess``), with the settings recorded in the bundle's manifest. On CUDA
-the embedding stays on the GPU between the two graphs (IOBinding).
+With a bundle's end-to-end graphs (``speech2face.onnx``, ``face2face.onnx``) the Python work
+is decoding and resampling; everything else runs in the graph. Bundles without them (or
+``end_to_end=False``, or fp16) run the encoder and decoder graphs on inputs prepared by the
+same numpy code training used (``s2f.runtime.voice_input``, ``s2f.runtime.face_preprocess``),
+with the settings recorded in the manifest; on CUDA the embedding then stays on the GPU
+between the two graphs (IOBinding).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 
 from s2f.runtime.bundle import Bundle, open_bundle
 from s2f.runtime.errors import InputError
-from s2f.runtime.face_preprocess import decoder_target, preprocess
+from s2f.runtime.face_preprocess import as_rgb_uint8, decoder_target, preprocess
 from s2f.runtime.image import load_face
 from s2f.runtime.manifest import face_preprocessing
 from s2f.runtime.providers import PRECISIONS, create_session
@@ -37,33 +40,53 @@ def texture_to_image(texture: np.ndarray) -> np.ndarray:
 
 
 class _Decoding:
-    """An encoder graph (``encoder_role``) feeding the bundle's decoder.
+    """An encoder feeding the bundle's decoder: one end-to-end graph (``end_to_end_role``) when
+    the bundle has it, else the encoder graph (``encoder_role``) and the decoder graph with the
+    preprocessing in numpy.
 
     ``prepack=False`` skips onnxruntime's weight prepacking: the speech -> face sessions open
     in 0.23 s instead of 1.65 s, and batch-8 runs take up to 1.16x longer (bench/onnx_runtime.py,
     session_open), the right trade for a one-shot command. ``verify_cache=False`` rehashes every file.
     ``precision="fp16"`` uses the bundle's float16 graphs (``s2f export bundle --fp16``),
-    meant for GPUs; inputs and outputs stay float32.
+    meant for GPUs; inputs and outputs stay float32. ``end_to_end``: None uses the end-to-end
+    graph when the bundle has one (fp32 only), False never, True insists on it.
     """
 
     encoder_role = ""
+    end_to_end_role = ""
 
     def __init__(self, bundle: Bundle | str | Path, device: str = "auto", threads: int | None = None,
-                 prepack: bool = True, verify_cache: bool = True, precision: str = "fp32") -> None:
+                 prepack: bool = True, verify_cache: bool = True, precision: str = "fp32",
+                 end_to_end: bool | None = None) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False, cache=verify_cache)
         self.device = device
         if precision not in PRECISIONS:
             raise InputError(None, f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
+        available = self.bundle.has(self.end_to_end_role) and precision == "fp32"
+        if end_to_end and not available:
+            why = ("end-to-end graphs are float32 only" if precision != "fp32" else
+                   f"this bundle has no {self.end_to_end_role}.onnx (exported by an older version: export it again)")
+            raise InputError(self.bundle.root, why)
+        self.end_to_end = available and end_to_end is not False
+        if self.end_to_end:
+            (path,) = self.bundle.require(self.end_to_end_role)
+            self.graph = create_session(path, device, threads, prepack)
+            self.on_cuda = "CUDAExecutionProvider" in self.graph.get_providers()
+            return
         decoder_path, encoder_path = self.bundle.require("face_decoder", self.encoder_role, precision=precision)
         self.decoder = create_session(decoder_path, device, threads, prepack)
         self.encoder = create_session(encoder_path, device, threads, prepack)
         self.on_cuda = "CUDAExecutionProvider" in self.decoder.get_providers()
 
-    def _encode_and_decode(self, encoder, input_name: str, batch: np.ndarray) -> list[Face]:
+    def _run_end_to_end(self, input_name: str, batch: np.ndarray) -> list[Face]:
+        image, landmarks, embedding = self.graph.run(["image", "landmarks", "embedding"], {input_name: batch})
+        return [Face(i, lm, e) for i, lm, e in zip(image, landmarks, embedding, strict=True)]
+
+    def _encode_and_decode(self, input_name: str, batch: np.ndarray) -> list[Face]:
         if self.on_cuda:
-            embedding, landmarks, texture = self._bound(encoder, input_name, batch)
+            embedding, landmarks, texture = self._bound(self.encoder, input_name, batch)
         else:
-            (embedding,) = encoder.run(["embedding"], {input_name: batch})
+            (embedding,) = self.encoder.run(["embedding"], {input_name: batch})
             landmarks, texture = self.decoder.run(["landmarks", "texture"], {"embedding": embedding})
         return [Face(texture_to_image(t), lm.reshape(-1, 2), e) for t, lm, e in zip(texture, landmarks, embedding,
                                                                                      strict=True)]
@@ -87,39 +110,68 @@ class _Decoding:
 
 
 class SpeechToFace(_Decoding):
-    """voice -> face through the bundle's voice encoder and face decoder."""
+    """voice -> face: ``speech2face.onnx`` on the waveform, or the voice encoder and face
+    decoder on numpy features. ``prepare*`` gives what ``generate_batch`` takes."""
 
     encoder_role = "voice_encoder"
+    end_to_end_role = "speech2face"
 
     def __init__(self, bundle: Bundle | str | Path, *args, **kwargs) -> None:
         super().__init__(bundle, *args, **kwargs)
         self.voice = VoiceInputSpec.from_dict(self.bundle.manifest["voice_input"])
-        self.input_name = self.encoder.get_inputs()[0].name
+        self.input_name = "waveform" if self.end_to_end else self.encoder.get_inputs()[0].name
 
-    def features(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
+    def _waveform(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
         waveform = np.asarray(waveform, np.float32)
         if waveform.ndim == 2:  # samples x channels
             waveform = waveform.mean(axis=1)
+        if waveform.ndim != 1 or waveform.size == 0:
+            raise InputError(None, f"expected a non-empty mono (samples) or samples x channels waveform, "
+                                   f"got shape {waveform.shape}")
         if sample_rate != self.voice.sample_rate:
             import soxr
 
             waveform = soxr.resample(waveform, sample_rate, self.voice.sample_rate, quality="VHQ")
-        return self.voice.features(waveform)
+        return np.ascontiguousarray(waveform, np.float32)
+
+    def prepare(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
+        """The model input for a waveform at any rate: the 16 kHz waveform itself for the
+        end-to-end graph, else the features."""
+        waveform = self._waveform(waveform, sample_rate)
+        return waveform if self.end_to_end else self.voice.features(waveform)
+
+    def prepare_file(self, path: str | Path) -> np.ndarray:
+        """The model input for an audio file (only the clip length the model uses is decoded)."""
+        waveform = self.voice.waveform_from_file(path)
+        return waveform if self.end_to_end else self.voice.features(waveform)
 
     def generate(self, waveform: np.ndarray, sample_rate: int) -> Face:
-        return self.generate_batch([self.features(waveform, sample_rate)])[0]
+        return self.generate_batch([self.prepare(waveform, sample_rate)])[0]
 
     def generate_from_file(self, path: str | Path) -> Face:
-        return self.generate_batch([self.voice.features_from_file(path)])[0]
+        return self.generate_batch([self.prepare_file(path)])[0]
 
-    def generate_batch(self, features: list[np.ndarray]) -> list[Face]:
-        return self._encode_and_decode(self.encoder, self.input_name, np.stack(features).astype(np.float32))
+    def generate_batch(self, inputs: list[np.ndarray]) -> list[Face]:
+        """Faces for ``prepare``d inputs, in order. Waveforms of one length share a run."""
+        if not self.end_to_end:
+            return self._encode_and_decode(self.input_name, np.stack(inputs).astype(np.float32))
+        faces: list[Face | None] = [None] * len(inputs)
+        by_length: dict[int, list[int]] = {}
+        for index, waveform in enumerate(inputs):
+            by_length.setdefault(len(waveform), []).append(index)
+        for indices in by_length.values():
+            batch = np.stack([inputs[i] for i in indices]).astype(np.float32)
+            for index, face in zip(indices, self._run_end_to_end("waveform", batch), strict=True):
+                faces[index] = face
+        return faces
 
 
 class FaceToFace(_Decoding):
-    """photo -> face embedding -> decoded face, through the bundle's face encoder and decoder."""
+    """photo -> face embedding -> decoded face: ``face2face.onnx`` on the photo, or the face
+    encoder and decoder on numpy-preprocessed pixels."""
 
     encoder_role = "face_encoder"
+    end_to_end_role = "face2face"
 
     def __init__(self, bundle: Bundle | str | Path, *args, **kwargs) -> None:
         super().__init__(bundle, *args, **kwargs)
@@ -128,15 +180,19 @@ class FaceToFace(_Decoding):
             raise InputError(self.bundle.root / "manifest.json", "field 'face_input' is missing: this bundle was "
                                                                 "exported without a face encoder")
 
-    def encoder_input(self, image: np.ndarray) -> np.ndarray:
-        """One RGB photo -> the 3 x 224 x 224 array the face encoder takes."""
-        return preprocess(image, self.preprocessing)[0]
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The model input for one RGB photo: the photo itself for the end-to-end graph, else
+        the 3 x 224 x 224 array the face encoder takes."""
+        return as_rgb_uint8(image) if self.end_to_end else preprocess(image, self.preprocessing)[0]
 
     def generate(self, image: np.ndarray) -> Face:
-        return self.generate_batch([self.encoder_input(image)])[0]
+        return self.generate_batch([self.prepare(image)])[0]
 
     def generate_batch(self, inputs: list[np.ndarray]) -> list[Face]:
-        return self._encode_and_decode(self.encoder, "image", np.stack(inputs).astype(np.float32))
+        """Faces for ``prepare``d inputs, in order (the end-to-end graph takes one photo a run)."""
+        if self.end_to_end:
+            return [self._run_end_to_end("photo", photo)[0] for photo in inputs]
+        return self._encode_and_decode("image", np.stack(inputs).astype(np.float32))
 
     def generate_from_file(self, path: str | Path) -> Face:
         return self.generate(load_face(path))

@@ -121,7 +121,7 @@ class Service:
             raise RequestError(501, "this bundle has no face encoder: face2face is not available (export the "
                                     "bundle with --face-encoder)")
         loop = asyncio.get_running_loop()
-        prepare = self._voice_features if route == "speech2face" else self._face_input
+        prepare = self._voice_input if route == "speech2face" else self._face_input
         self.decoding[route] += 1
         try:
             array = await loop.run_in_executor(self.decoders, prepare, data, suffix)
@@ -129,15 +129,15 @@ class Service:
             self.decoding[route] -= 1
         return await self.batchers[route].submit(array)
 
-    def _voice_features(self, data: bytes, suffix: str) -> np.ndarray:
+    def _voice_input(self, data: bytes, suffix: str) -> np.ndarray:
         with _upload_file(data, suffix) as path:
-            return _as_client_error(lambda: self.speech.voice.features_from_file(path), path)
+            return _as_client_error(lambda: self.speech.prepare_file(path), path)
 
     def _face_input(self, data: bytes, suffix: str) -> np.ndarray:
         from s2f.runtime.image import load_face
 
         with _upload_file(data, suffix) as path:
-            return _as_client_error(lambda: self.face.encoder_input(load_face(path)), path)
+            return _as_client_error(lambda: self.face.prepare(load_face(path)), path)
 
 
 class _upload_file:

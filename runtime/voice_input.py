@@ -75,10 +75,14 @@ class VoiceInputSpec:
             return ve_spectrogram(waveform, self.sample_rate, self.variant)
         return ast_fbank(waveform, self.sample_rate, mean=self.mean, std=self.std)
 
-    def features_from_file(self, path: str | Path) -> np.ndarray:
-        """Decode only the first ``seconds`` of ``path``; refuse silent clips (no voice to encode)."""
+    def waveform_from_file(self, path: str | Path) -> np.ndarray:
+        """Only the first ``seconds`` of ``path``, decoded at ``sample_rate``; silent clips are
+        refused (no voice to encode)."""
         waveform = load_audio(path, self.sample_rate, max_seconds=self.seconds)
         peak = float(np.max(np.abs(waveform)))
         if peak < SILENCE_RMS:
             raise InputError(path, "audio is silent (peak below -120 dBFS): no voice to encode")
-        return self.features(waveform)
+        return waveform
+
+    def features_from_file(self, path: str | Path) -> np.ndarray:
+        return self.features(self.waveform_from_file(path))

@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import run_s2f
 
-from s2f.export.onnx_export import export_onnx, read_metadata
+from s2f.export.graph_metadata import read_metadata
+from s2f.export.onnx_export import export_onnx
 from s2f.runtime.errors import InputError
 
 

@@ -50,7 +50,10 @@ def voice_file(tmp_path_factory):
 def test_manifest(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     graphs = {"voice_encoder.onnx", "face_decoder.onnx", "face_encoder.onnx"}
-    assert set(manifest["files"]) == graphs | {name + ".data" for name in graphs}
+    end_to_end = {"speech2face.onnx", "face2face.onnx"}  # their weights are the graphs' .data files
+    assert set(manifest["files"]) == graphs | end_to_end | {name + ".data" for name in graphs}
+    assert manifest["files"]["speech2face.onnx"]["weights"] == ["face_decoder.onnx.data", "voice_encoder.onnx.data"]
+    assert manifest["files"]["face2face.onnx"]["weights"] == ["face_decoder.onnx.data", "face_encoder.onnx.data"]
     for name, entry in manifest["files"].items():
         assert entry["bytes"] == (bundle / name).stat().st_size and len(entry["sha256"]) == 64
     assert manifest["voice_input"]["encoder"] == "ve_conv" and manifest["face_encoder_arch"] == "rcmalli-resnet50"
