@@ -55,6 +55,11 @@ def _edit(manifest: dict, case: str) -> str:
                             "'voice_input.encoder' must be one of"),
         "bytes as text": (lambda: graph.update(bytes="12"), "'files.voice_encoder.onnx.bytes' must be an integer"),
         "encoder does not fit decoder": (lambda: graph.update(embedding_dim=4096), "does not fit the decoder"),
+        "end-to-end weights not listed": (
+            lambda: manifest["files"]["speech2face.onnx"].update(weights=["voice_encoder.onnx.data", "gone.data"]),
+            "'files.speech2face.onnx.weights' names 'gone.data'"),
+        "end-to-end weights a number": (lambda: manifest["files"]["speech2face.onnx"].update(weights=[7]),
+                                        "'files.speech2face.onnx.weights' must be a file name or a list"),
     }
     change, message = edits[case]
     change()
@@ -63,7 +68,7 @@ def _edit(manifest: dict, case: str) -> str:
 
 CASES = ["a list", "null", "entry without bytes", "entry without sha256", "entry without role", "weights not listed",
          "no voice_input", "sample_rate 0", "sample_rate text", "huge seconds", "unknown encoder", "bytes as text",
-         "encoder does not fit decoder"]
+         "encoder does not fit decoder", "end-to-end weights not listed", "end-to-end weights a number"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -93,7 +93,7 @@ def test_face_to_face_matches_pytorch(models, bundle):
 def test_tampered_bundle_is_refused(bundle, tmp_path, damage):
     copy = tmp_path / "bundle"
     shutil.copytree(bundle, copy)
-    target = copy / "face_decoder.onnx"
+    target = copy / "face_decoder.onnx.data"  # read by the end-to-end graph and the decoder graph alike
     if damage == "flip-byte":
         data = bytearray(target.read_bytes())
         data[len(data) // 2] ^= 1
@@ -140,14 +140,13 @@ def test_verified_files_are_not_hashed_again_until_written(bundle, tmp_path, mon
     shutil.copytree(bundle, copy)
     hashed, sha256 = [], bundle_module.sha256_of
     monkeypatch.setattr(bundle_module, "sha256_of", lambda path: hashed.append(path.name) or sha256(path))
-    SpeechToFace(copy, "cpu")
-    assert sorted(hashed) == ["face_decoder.onnx", "face_decoder.onnx.data", "voice_encoder.onnx",
-                              "voice_encoder.onnx.data"]
+    SpeechToFace(copy, "cpu")  # the end-to-end graph and the two weight files it reads, nothing else
+    assert sorted(hashed) == ["face_decoder.onnx.data", "speech2face.onnx", "voice_encoder.onnx.data"]
     hashed.clear()
     SpeechToFace(copy, "cpu")  # reads the record from disk, as a new process does
     assert hashed == []
     SpeechToFace(copy, "cpu", verify_cache=False)
-    assert len(hashed) == 4
+    assert len(hashed) == 3
     target = copy / "voice_encoder.onnx.data"  # same inode, same size, mtime put back: only ctime moves
     before = target.stat()
     with open(target, "r+b") as handle:
