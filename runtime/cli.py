@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="fp16: the bundle's float16 graphs (exported with --fp16), meant for GPUs")
         sub.add_argument("--rehash", action="store_true",
                          help="hash every bundle file even if it was verified before and is unchanged since")
+        sub.add_argument("--two-stage", action="store_true",
+                         help="run the encoder and decoder graphs on numpy-prepared inputs even when the bundle has "
+                              "end-to-end graphs (face2face then resizes exactly as OpenCV, and batches photos)")
 
     for name, what in (("speech2face", "voice clip(s)"), ("face2face", "face photo(s)")):
         sub = commands.add_parser(name, help=f"{what} -> decoded face PNG(s)")
@@ -77,6 +80,11 @@ def _save_png(path: Path, image) -> None:
         Image.fromarray(image).save(handle, format="PNG")
 
 
+def _end_to_end(args: argparse.Namespace) -> bool | None:
+    """None: the end-to-end graphs when the bundle has them (fp32); False with --two-stage."""
+    return False if args.two_stage else None
+
+
 def run_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -89,7 +97,7 @@ def run_convert(args: argparse.Namespace) -> int:
         raise InputError(args.input, "not found")
     model = (SpeechToFace if args.mode == "speech2face" else FaceToFace)(
         args.bundle, args.device, args.threads, prepack=not one_file, verify_cache=not args.rehash,
-        precision=args.precision)
+        precision=args.precision, end_to_end=_end_to_end(args))
     if one_file:
         _save_png(args.output, model.generate_from_file(args.input).image)
         print(f"{args.input} -> {args.output}")
@@ -117,9 +125,9 @@ def run_grid(args: argparse.Namespace) -> int:
     if len(args.faces) != len(args.voices):
         raise InputError(None, f"{len(args.faces)} faces but {len(args.voices)} voices: give one voice per face")
     face_to_face = FaceToFace(args.bundle, args.device, args.threads, prepack=False, verify_cache=not args.rehash,
-                              precision=args.precision)
+                              precision=args.precision, end_to_end=_end_to_end(args))
     speech_to_face = SpeechToFace(face_to_face.bundle, args.device, args.threads, prepack=False,
-                                  precision=args.precision)
+                                  precision=args.precision, end_to_end=_end_to_end(args))
     rows = []
     for face, voice in zip(args.faces, args.voices, strict=True):
         rows.append([original(face), face_to_face.generate_from_file(face).image,
@@ -136,7 +144,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise InputError(None, "--max-batch and --max-queue must be at least 1; --timeout-s and --max-body-mb "
                                "must be positive")
     config = ServeConfig(args.bundle, args.device, args.threads, args.precision, args.max_batch, args.max_wait_ms,
-                         args.max_body_mb, args.max_queue, args.timeout_s)
+                         args.max_body_mb, args.max_queue, args.timeout_s, end_to_end=_end_to_end(args))
     print(f"serving {args.bundle} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
     serve(config, args.host, args.port)
     return 0

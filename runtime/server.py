@@ -61,6 +61,7 @@ class ServeConfig:
     max_body_mb: float = 20.0
     max_queue: int = 64
     timeout_s: float = 30.0
+    end_to_end: bool | None = None  # None: the bundle's end-to-end graphs when it has them
     decode_threads: int = 2
 
 
@@ -91,7 +92,8 @@ class Service:
         from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 
         bundle = open_bundle(self.config.bundle, verify=True)
-        options = dict(device=self.config.device, threads=self.config.threads, precision=self.config.precision)
+        options = dict(device=self.config.device, threads=self.config.threads, precision=self.config.precision,
+                       end_to_end=self.config.end_to_end)
         self.speech = SpeechToFace(bundle, **options)
         if bundle.path_of("face_encoder") is not None:
             self.face = FaceToFace(bundle, **options)

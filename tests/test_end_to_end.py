@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import REPO, SAMPLE_FACE, small_models
+from conftest import SAMPLE_FACE, small_models
+from node_runtime import deviation, install_onnxruntime_node, run_speech2face_in_node
 from onnx import helper
 from PIL import Image
 from speechlike import speechlike
@@ -43,7 +43,6 @@ from s2f.runtime.image import load_face
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 from s2f.runtime.voice_input import VoiceInputSpec
 
-ONNXRUNTIME_NODE = "1.30.0"
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
 needs_node = pytest.mark.skipif((NODE is None or NPM is None) and not os.environ.get("CI"),
@@ -232,39 +231,21 @@ def test_bundles_without_end_to_end_graphs_still_run(bundle, tmp_path):
 
 @pytest.fixture(scope="module")
 def onnxruntime_node() -> Path:
-    """A directory with onnxruntime-node (CPU) installed from npm, reused across runs."""
     assert NODE and NPM, "node and npm are missing although CI is set: .ci/run installs them"
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "s2f-tests" / \
-        f"onnxruntime-node-{ONNXRUNTIME_NODE}"
-    if not (root / "node_modules" / "onnxruntime-node" / "package.json").is_file():
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "package.json").write_text('{"name": "s2f-node-check", "private": true}')
-        env = {**os.environ, "ONNXRUNTIME_NODE_INSTALL_CUDA": "skip"}  # its CUDA download cannot work offline
-        subprocess.run([NPM, "install", "--no-audit", "--no-fund", f"onnxruntime-node@{ONNXRUNTIME_NODE}"],
-                       cwd=root, env=env, check=True, capture_output=True, timeout=600)
-    shutil.copy(REPO / "tests" / "node" / "speech2face.mjs", root / "speech2face.mjs")
-    return root
+    return install_onnxruntime_node()
 
 
 def _node_matches_python(bundle: Path, node_dir: Path, tmp_path: Path) -> dict[str, float]:
     clip = speechlike(4.5, seed=3)  # shorter than the model's clip: the graph loops it
-    clip.tofile(tmp_path / "clip.f32")
-    subprocess.run([NODE, str(node_dir / "speech2face.mjs"), str(bundle / "speech2face.onnx"),
-                    str(tmp_path / "clip.f32"), str(tmp_path / "node")], check=True, timeout=300)
-    shapes = json.loads((tmp_path / "node.json").read_text())["shapes"]
-    assert shapes["image"] == {"dims": [1, 224, 224, 3], "type": "uint8"}
-    image = np.fromfile(tmp_path / "node.image.u8", np.uint8).reshape(224, 224, 3)
-    landmarks = np.fromfile(tmp_path / "node.landmarks.f32", np.float32).reshape(shapes["landmarks"]["dims"][1:])
-    embedding = np.fromfile(tmp_path / "node.embedding.f32", np.float32)
+    node = run_speech2face_in_node(node_dir, bundle / "speech2face.onnx", clip, tmp_path)
+    assert node["shapes"]["image"] == {"dims": [1, 224, 224, 3], "type": "uint8"}
     python = SpeechToFace(bundle, "cpu").generate(clip, 16000)  # the Python runtime, from the same samples
-    deviation = {"image_levels": float(np.abs(image.astype(int) - python.image).max()),
-                 "embedding": float(np.abs(embedding - python.embedding).max() / np.abs(python.embedding).max()),
-                 "landmarks": float(np.abs(landmarks - python.landmarks).max() / np.abs(python.landmarks).max())}
-    assert deviation["image_levels"] <= 1 and deviation["embedding"] <= 1e-4 and deviation["landmarks"] <= 1e-4
-    assert image.std() > 1  # a face, not a blank frame
-    Image.fromarray(image).save(tmp_path / "node.png")
-    print(f"Node vs Python ({bundle.name}): {deviation}")
-    return deviation
+    measured = deviation(node, python)
+    assert measured["image_levels"] <= 1 and measured["embedding"] <= 1e-4 and measured["landmarks"] <= 1e-4
+    assert node["image"].std() > 1  # a face, not a blank frame
+    Image.fromarray(node["image"]).save(tmp_path / "node.png")
+    print(f"Node vs Python ({bundle.name}): {measured}")
+    return measured
 
 
 @needs_node
