@@ -145,6 +145,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2f-e2e-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     import torch
 
     machine = {"cores": len(os.sched_getaffinity(0)), "cpu": platform.processor() or platform.machine(),

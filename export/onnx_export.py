@@ -29,6 +29,7 @@ from s2f.runtime.errors import InputError
 OPSET = 18
 RELATIVE_TOLERANCE = 1e-5
 FP16_RELATIVE_TOLERANCE = 1e-2  # float16 keeps 11 significant bits: ~5e-4 per rounding, accumulated over layers
+INT8_MIN_COSINE = 0.999  # int8 weights move values by ~1/255 of each tensor's range: judged by direction
 
 
 class _FaceEncoderOutputs(nn.Module):
@@ -84,6 +85,7 @@ class ExportReport:
     bytes: int
     fusions: dict[str, int] = field(default_factory=dict)
     fp16_max_relative_error: dict[str, float] | None = None
+    int8_min_cosine: dict[str, float] | None = None
 
     def summary(self) -> str:
         worst = ", ".join(f"{name} {error:.1e}" for name, error in self.max_relative_error.items())
@@ -91,8 +93,11 @@ class ExportReport:
         half = ("; fp16 graph: " + ", ".join(f"{name} {error:.1e}" for name, error in
                                              self.fp16_max_relative_error.items())
                 if self.fp16_max_relative_error else "")
+        quarter = ("; int8 graph, cosine to PyTorch: " + ", ".join(f"{name} {value:.5f}" for name, value in
+                                                                   self.int8_min_cosine.items())
+                   if self.int8_min_cosine else "")
         return (f"{self.path}: {self.model_type}, opset {self.opset}, {self.bytes / 1e6:.1f} MB{fused}; "
-                f"onnxruntime vs PyTorch on {self.inputs_checked} inputs, max relative error: {worst}{half}")
+                f"onnxruntime vs PyTorch on {self.inputs_checked} inputs, max relative error: {worst}{half}{quarter}")
 
 
 def _random_inputs(spec: ExportSpec, seed: int) -> list[np.ndarray]:
@@ -126,7 +131,8 @@ class ExportMismatch(Exception):
 def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray] | None = None,
                 tolerance: float = RELATIVE_TOLERANCE, seed: int = 0, external_data: bool = True,
                 portable: bool = False, fp16: bool = False,
-                fp16_tolerance: float = FP16_RELATIVE_TOLERANCE, rewrite: bool = True) -> ExportReport:
+                fp16_tolerance: float = FP16_RELATIVE_TOLERANCE, rewrite: bool = True, int8: bool = False,
+                int8_min_cosine: float = INT8_MIN_COSINE) -> ExportReport:
     """Export, check, verify, then write ``path`` (and ``path.data`` with the weights unless
     ``external_data=False``); raises ``InputError`` (nothing written) if verification fails.
 
@@ -140,7 +146,10 @@ def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray
 
     ``fp16=True`` also writes ``NAME.fp16.onnx`` (float16 weights and arithmetic, float32
     inputs and outputs) for GPUs, with its own measured error against PyTorch float32, which
-    must stay under ``fp16_tolerance``. ``rewrite=False`` exports the layers as they are
+    must stay under ``fp16_tolerance``. ``int8=True`` also writes ``NAME.int8.onnx``:
+    onnxruntime's dynamic quantisation of the MatMul/Gemm weights (its standard CPU path for
+    transformers; convolutions stay float), kept only if every output's cosine to PyTorch
+    float32 is at least ``int8_min_cosine`` on every input. ``rewrite=False`` exports the layers as they are
     (``bench/export_rewrites.py`` measures what the rewrites buy).
     """
     import onnx
@@ -173,11 +182,66 @@ def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray
         set_metadata(half, {**metadata, "precision": "fp16", "fp16_max_relative_error": half_errors})
         report.fp16_max_relative_error = half_errors
         graphs.append((half, half_path))
+    if int8:
+        quantized, quantized_path = _to_int8(proto), int8_path(path)
+        cosines = _verify_cosine(quantized, spec, inputs, int8_min_cosine, quantized_path)
+        set_metadata(quantized, {**metadata, "precision": "int8", "int8_min_cosine": cosines})
+        report.int8_min_cosine = cosines
+        graphs.append((quantized, quantized_path))
     for graph, target in graphs:  # only once every graph is verified
         written = (_write_with_external_data(graph, target) if external_data
                    else _write_inline(graph.SerializeToString(), target))
         report.bytes = report.bytes or written
     return report
+
+
+def int8_path(path: str | Path) -> Path:
+    """``ast.onnx`` -> ``ast.int8.onnx``."""
+    path = Path(path)
+    return path.with_name(path.stem + ".int8" + path.suffix)
+
+
+def _to_int8(proto):
+    """Dynamic int8 quantisation of MatMul and Gemm weights (activations quantised per run)."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as directory:
+        target = Path(directory) / "int8.onnx"
+        quantize_dynamic(proto, target, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
+                         use_external_data_format=True)
+        return onnx.load(str(target))
+
+
+def _cosines(session, spec: ExportSpec, inputs: list[np.ndarray]) -> dict[str, float]:
+    """Per output, the smallest cosine between onnxruntime's and PyTorch's value of one sample."""
+    worst = dict.fromkeys(spec.output_names, 1.0)
+    for array in inputs:
+        got = session.run(spec.output_names, {spec.input_name: array})
+        with torch.no_grad():
+            expected = spec.module(torch.from_numpy(array))
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        for name, ours, theirs in zip(spec.output_names, got, expected, strict=True):
+            a = ours.reshape(len(ours), -1).astype(np.float64)
+            b = theirs.numpy().reshape(len(ours), -1).astype(np.float64)
+            norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+            cosine = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0), 1.0)
+            worst[name] = min(worst[name], float(cosine.min()))
+    return worst
+
+
+def _verify_cosine(proto, spec: ExportSpec, inputs: list[np.ndarray], minimum: float, path: Path) -> dict[str, float]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    cosines = _cosines(session, spec, inputs)
+    bad = {name: value for name, value in cosines.items() if not value >= minimum}
+    if bad:
+        raise InputError(path, "export refused: the int8 graph's cosine to PyTorch float32 is "
+                               + ", ".join(f"{k} {v:.5f}" for k, v in bad.items()) + f" (minimum {minimum:g})")
+    return cosines
 
 
 def fp16_path(path: str | Path) -> Path:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from s2f.runtime.command_line import add_verbosity_flags, run_command
+from s2f.runtime.directory import DEFAULT_BATCH_SIZE
 from s2f.runtime.errors import InputError
 from s2f.runtime.providers import DEVICES, PRECISIONS
 
@@ -42,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=f"{what} -> decoded face PNG(s)")
         sub.add_argument("input", type=Path, help=f"a file, or a directory of {what} (mirrored into OUTPUT)")
         sub.add_argument("-o", "--output", type=Path, required=True, help="PNG file, or directory for a directory")
+        sub.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                         help=f"directory mode: files per onnxruntime run, decoded ahead in threads "
+                              f"(default {DEFAULT_BATCH_SIZE})")
+        sub.add_argument("--shard", metavar="K/N",
+                         help="directory mode: only shard K of N (K from 0) of the files, into the same OUTPUT; "
+                              "default: torchrun's RANK/WORLD_SIZE or a Slurm array's task, else all files")
         common(sub)
         sub.set_defaults(func=run_convert, mode=name, extras=("runtime",), what_runs=name)
     grid = commands.add_parser("grid", help="original | face->face | speech->face, one row per person")
@@ -89,12 +96,19 @@ def run_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from s2f.runtime.audio import AUDIO_SUFFIXES
+    from s2f.runtime.directory import run_directory
     from s2f.runtime.image import IMAGE_SUFFIXES
     from s2f.runtime.pipeline import FaceToFace, SpeechToFace
     from s2f.runtime.progress import progress_bar
+    from s2f.runtime.shards import resolve_shard
+
     one_file = args.input.is_file()  # one-shot: open fast rather than prepack for later batches
     if not one_file and not args.input.is_dir():
         raise InputError(args.input, "not found")
+    if args.batch_size < 1:
+        raise InputError(None, f"--batch-size must be at least 1, got {args.batch_size}")
+    if one_file and args.shard:
+        raise InputError(args.input, "--shard splits a directory of files; this is one file")
     model = (SpeechToFace if args.mode == "speech2face" else FaceToFace)(
         args.bundle, args.device, args.threads, prepack=not one_file, verify_cache=not args.rehash,
         precision=args.precision, end_to_end=_end_to_end(args))
@@ -106,16 +120,24 @@ def run_convert(args: argparse.Namespace) -> int:
     inputs = sorted(p for p in args.input.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
     if not inputs:
         raise InputError(args.input, f"no {'audio' if args.mode == 'speech2face' else 'image'} files found")
-    failed = 0
-    for path in progress_bar(inputs, desc=args.mode, unit="file"):
-        target = args.output / path.relative_to(args.input).with_suffix(".png")
-        try:
-            _save_png(target, model.generate_from_file(path).image)
-        except InputError as err:
-            failed += 1
-            tqdm.write(f"s2f-runtime: skipped {err}", file=sys.stderr)
-    print(f"{len(inputs) - failed} of {len(inputs)} files -> {args.output}" + (f"; {failed} failed" if failed else ""))
-    return 0 if failed < len(inputs) else 1
+    shard = resolve_shard(args.shard)
+    mine = shard.select(inputs)
+    bar = progress_bar(total=len(mine), desc=args.mode, unit="file")
+
+    def save(path: Path, face) -> None:
+        _save_png(args.output / path.relative_to(args.input).with_suffix(".png"), face.image)
+
+    def on_file(path: Path, error: str | None) -> None:
+        bar.update(1)
+        if error:
+            tqdm.write(f"s2f-runtime: skipped {error}", file=sys.stderr)
+
+    with bar:
+        run = run_directory(model, mine, save, args.batch_size, on_file=on_file)
+    where = "" if shard.whole else f" [{shard}]"
+    print(f"{run.written} of {len(mine)} files -> {args.output}{where}"
+          + (f"; {len(run.failed)} failed" if run.failed else ""))
+    return 0 if run.written or not mine else 1
 
 
 def run_grid(args: argparse.Namespace) -> int:

@@ -194,8 +194,12 @@ class FaceToFace(_Decoding):
             return [self._run_end_to_end("photo", photo)[0] for photo in inputs]
         return self._encode_and_decode("image", np.stack(inputs).astype(np.float32))
 
+    def prepare_file(self, path: str | Path) -> np.ndarray:
+        """The model input for an image file."""
+        return self.prepare(load_face(path))
+
     def generate_from_file(self, path: str | Path) -> Face:
-        return self.generate(load_face(path))
+        return self.generate_batch([self.prepare_file(path)])[0]
 
 
 def original(path: str | Path) -> np.ndarray:

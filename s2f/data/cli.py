@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from s2f.data.jobs import default_workers
@@ -89,36 +90,45 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=default_workers(), help="processes (default: all cores)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo finished files (and accept changed settings)")
+    parser.add_argument("--shard", metavar="K/N",
+                        help="do only shard K of N (K from 0) of the files, into the same OUT_DIR; default: "
+                             "torchrun's RANK/WORLD_SIZE or a Slurm array's task, else all files")
 
 
 def _finish(report, out_dir: Path, report_name: str) -> int:
-    print(report.summary(out_dir / report_name))
+    print(report.summary(out_dir / report_name) + (f" [{report.shard}]" if report.shard else ""))
     return 0 if report.written + report.already_done > 0 or report.total == 0 else 1
 
 
 def run_preprocess_audio(args: argparse.Namespace) -> int:
-    from s2f.data.layout import AUDIO_REPORT
+    from s2f.data.layout import AUDIO_REPORT, shard_report_name
     from s2f.data.preprocess_audio import preprocess_audio
+    from s2f.runtime.shards import resolve_shard
     from s2f.runtime.voice_input import VoiceInputSpec
 
     extra = {key: value for key in ("seconds", "mean", "std") if (value := getattr(args, key)) is not None}
     spec = VoiceInputSpec(encoder=args.encoder, variant=args.variant, **extra)
-    report = preprocess_audio(args.data_dir, args.out_dir, spec, args.workers, args.overwrite)
-    return _finish(report, args.out_dir, AUDIO_REPORT)
+    shard = resolve_shard(args.shard)
+    report = preprocess_audio(args.data_dir, args.out_dir, spec, args.workers, args.overwrite, shard)
+    return _finish(report, args.out_dir, shard_report_name(AUDIO_REPORT, shard))
 
 
 def run_preprocess_faces(args: argparse.Namespace) -> int:
-    from s2f.data.layout import FACE_REPORT
+    from s2f.data.layout import FACE_REPORT, shard_report_name
     from s2f.data.preprocess_faces import preprocess_faces
+    from s2f.runtime.shards import resolve_shard
 
+    shard = resolve_shard(args.shard)
     device = args.device
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process on a node
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     report = preprocess_faces(args.data_dir, args.out_dir, args.face_encoder, args.landmarks, args.workers,
-                              args.batch_size, device, args.overwrite)
-    return _finish(report, args.out_dir, FACE_REPORT)
+                              args.batch_size, device, args.overwrite, shard)
+    return _finish(report, args.out_dir, shard_report_name(FACE_REPORT, shard))
 
 
 def run_synth(args: argparse.Namespace) -> int:

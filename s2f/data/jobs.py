@@ -43,6 +43,7 @@ class RunReport:
     already_done: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    shard: str | None = None  # "shard K/N (source)" when the run did one shard of the files
 
     def fail(self, source: Path, message: str) -> None:
         self.failed.append({"file": str(source), "error": message})

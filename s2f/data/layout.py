@@ -21,6 +21,14 @@ AUDIO_REPORT = "report_audio.json"
 FACE_REPORT = "report_faces.json"
 
 
+def shard_report_name(name: str, shard) -> str:
+    """Each shard of a sharded run keeps its own report (``report_audio.shard-1-of-3.json``)."""
+    if shard is None or shard.whole:
+        return name
+    stem, suffix = name.rsplit(".", 1)
+    return f"{stem}.shard-{shard.index}-of-{shard.count}.{suffix}"
+
+
 def require_dir(path: Path) -> Path:
     if not path.exists():
         raise InputError(path, "directory not found")

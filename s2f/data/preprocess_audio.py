@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from s2f.data.jobs import FileJob, RunReport, run_jobs, save_array
-from s2f.data.layout import AUDIO_REPORT, AUDIO_SETTINGS, find_files, require_dir
+from s2f.data.layout import AUDIO_REPORT, AUDIO_SETTINGS, find_files, require_dir, shard_report_name
 from s2f.data.settings import claim_settings
 from s2f.runtime.audio import AUDIO_SUFFIXES
 from s2f.runtime.errors import InputError
+from s2f.runtime.shards import WHOLE, Shard
 from s2f.runtime.voice_input import VoiceInputSpec
 
 _spec: VoiceInputSpec | None = None
@@ -38,12 +39,13 @@ def audio_jobs(data_dir: Path, out_dir: Path) -> list[FileJob]:
 
 
 def preprocess_audio(data_dir: Path, out_dir: Path, spec: VoiceInputSpec, workers: int = 1,
-                     overwrite: bool = False) -> RunReport:
+                     overwrite: bool = False, shard: Shard = WHOLE) -> RunReport:
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     require_dir(data_dir)
     jobs = audio_jobs(data_dir, out_dir)
     if not jobs:
         raise InputError(data_dir, f"no audio files found (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
+    jobs = shard.select(jobs)
     settings = {"kind": "voice_features", **spec.to_dict(), "shape": list(spec.shape)}
     claim_settings(out_dir / AUDIO_SETTINGS, settings, overwrite)
     if overwrite:
@@ -52,5 +54,6 @@ def preprocess_audio(data_dir: Path, out_dir: Path, spec: VoiceInputSpec, worker
     report = RunReport("preprocess audio", settings)
     for _ in run_jobs(jobs, _process, report, workers, "audio", _init_worker, (spec.to_dict(),)):
         report.written += 1
-    report.save(out_dir / AUDIO_REPORT)
+    report.shard = None if shard.whole else str(shard)
+    report.save(out_dir / shard_report_name(AUDIO_REPORT, shard))
     return report

@@ -22,11 +22,13 @@ from s2f.data.layout import (
     TARGET_SUFFIX,
     find_files,
     require_dir,
+    shard_report_name,
 )
 from s2f.data.settings import claim_settings
 from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import INPUT_SIZE, decoder_target, preprocess
 from s2f.runtime.image import IMAGE_SUFFIXES, load_face
+from s2f.runtime.shards import WHOLE, Shard
 
 _worker: dict = {}
 
@@ -87,7 +89,7 @@ def face_jobs(data_dir: Path, out_dir: Path, landmarks: str) -> list[FileJob]:
 
 def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmarks: str = "dlib72",
                      workers: int = 1, batch_size: int = 32, device: str = "cpu",
-                     overwrite: bool = False) -> RunReport:
+                     overwrite: bool = False, shard: Shard = WHOLE) -> RunReport:
     import torch
 
     from s2f.models.face_encoder import load_face_encoder
@@ -101,6 +103,7 @@ def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmark
     jobs = face_jobs(data_dir, out_dir, landmarks)
     if not jobs:
         raise InputError(data_dir, f"no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    jobs = shard.select(jobs)
     model = load_face_encoder(face_encoder, device)
     arch = model.config.arch
     detector_for(landmarks)  # fail here, once, if dlib is missing
@@ -130,5 +133,6 @@ def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmark
             flush()
     if pending:
         flush()
-    report.save(out_dir / FACE_REPORT)
+    report.shard = None if shard.whole else str(shard)
+    report.save(out_dir / shard_report_name(FACE_REPORT, shard))
     return report

@@ -35,7 +35,7 @@ from s2f.models.face_encoder_config import (
     parameter_layout,
     vgg_conv_names,
 )
-from s2f.models.pretrained import WEIGHTS_NAME, Pretrained
+from s2f.models.pretrained import WEIGHTS_NAME, Pretrained, build_with_weights
 from s2f.runtime.errors import InputError
 
 
@@ -285,9 +285,8 @@ def load_face_encoder(path: str | Path, device: str | torch.device = "cpu") -> F
             state = {key: handle.get_tensor(key) for key in handle.keys()}
     except SafetensorError as err:
         raise InputError(weights, f"not a readable safetensors file ({err})") from None
-    model = build_face_encoder(config)
     check_state_dict(weights, config, state)
-    model.load_state_dict(state, strict=False)
+    model = build_with_weights(lambda: build_face_encoder(config), state, weights, lambda *_: None)
     return model.to(device).eval()
 
 

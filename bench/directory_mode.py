@@ -1,0 +1,107 @@
+"""``s2f-runtime speech2face DIR``: files per second on 64 voice clips (44.1 kHz WAV, 3-8 s),
+batched with decoding overlapped (``run_directory``, ``--batch-size 8``) against one file at a
+time as the command did before (decode, run, write, next), each way in its own process, for
+tiny and full-size models (random weights). The PNGs of both ways must be byte-identical.
+
+usage: python bench/directory_mode.py [--workdir DIR] [--clips 64] [--sizes tiny full]
+Writes bench/results/directory_mode.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+WORKER = r"""
+import json, sys, time
+from pathlib import Path
+from PIL import Image
+from s2f.runtime.directory import run_directory
+from s2f.runtime.pipeline import SpeechToFace
+bundle, clips, out, mode = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+files = sorted(clips.glob("*.wav"))
+model = SpeechToFace(bundle, "cpu")
+def save(path, face):
+    Image.fromarray(face.image).save(out / (path.stem + ".png"))
+started = time.perf_counter()
+if mode == "one-at-a-time":
+    for path in files:
+        save(path, model.generate_from_file(path))
+else:
+    run_directory(model, files, save, batch_size=int(mode))
+print(json.dumps({"seconds": time.perf_counter() - started, "files": len(files)}))
+"""
+
+
+def build(workdir: Path, size: str, clips: int) -> tuple[Path, Path]:
+    import numpy as np
+    import soundfile
+    import torch
+    from speechlike import speechlike
+
+    from s2f.export.bundle import export_bundle
+    from s2f.models.registry import MODELS
+
+    bundle = workdir / f"bundle-{size}"
+    if not (bundle / "manifest.json").is_file():
+        torch.manual_seed(0)
+        export_bundle(bundle, MODELS["ve_conv"].build(size).eval(), MODELS["face_decoder"].build(size).eval(),
+                      overwrite=True)
+    folder = workdir / "clips"
+    if not folder.is_dir():
+        folder.mkdir()
+        rng = np.random.default_rng(0)
+        for index in range(clips):
+            seconds = float(rng.uniform(3.0, 8.0))
+            soundfile.write(folder / f"clip{index:03d}.wav", speechlike(seconds, 44100, f0=100 + index, seed=index),
+                            44100)
+    return bundle, folder
+
+
+def run(bundle: Path, clips: Path, mode: str, out: Path) -> float:
+    out.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, "-c", WORKER, str(bundle), str(clips), str(out), mode],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.png"))}
+
+
+def main() -> None:
+    import onnxruntime
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--clips", type=int, default=64)
+    parser.add_argument("--sizes", nargs="+", default=["tiny", "full"])
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2f-directory-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = {"machine": {"cores": len(os.sched_getaffinity(0)), "cpu": platform.processor() or platform.machine(),
+                          "onnxruntime": onnxruntime.__version__}, "clips": args.clips, "results": {}}
+    for size in args.sizes:
+        bundle, clips = build(workdir, size, args.clips)
+        times = {mode: run(bundle, clips, mode, workdir / f"out-{size}-{mode}") for mode in ("one-at-a-time", "8")}
+        identical = digests(workdir / f"out-{size}-one-at-a-time") == digests(workdir / f"out-{size}-8")
+        row = {"one_at_a_time_files_per_s": round(args.clips / times["one-at-a-time"], 2),
+               "batched_files_per_s": round(args.clips / times["8"], 2),
+               "speedup": round(times["one-at-a-time"] / times["8"], 2), "identical_pngs": identical}
+        report["results"][size] = row
+        print(size, row, flush=True)
+    (REPO / "bench" / "results" / "directory_mode.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
