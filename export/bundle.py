@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from s2f.export.onnx_export import export_onnx, fp16_path
+from s2f.export.onnx_export import export_onnx, fp16_path, int8_path
 from s2f.runtime.atomic import replace_directory
 from s2f.runtime.bundle import sha256_of
 from s2f.runtime.errors import InputError
@@ -54,10 +54,12 @@ def _versions() -> dict[str, str]:
 
 def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: nn.Module,
                   face_encoder: nn.Module | None = None, overwrite: bool = False,
-                  portable: bool = False, fp16: bool = False, verify_with: list[Path] | None = None) -> dict[str, Any]:
+                  portable: bool = False, fp16: bool = False, verify_with: list[Path] | None = None,
+                  int8: bool = False) -> dict[str, Any]:
     """Export, verify and write the bundle; returns the manifest. ``portable``: standard ONNX
     operators only (no onnxruntime fused kernels); ``fp16``: float16 graphs beside the float32
-    ones, for GPUs (see ``export_onnx``); ``verify_with``: voice clips and face photos checked
+    ones, for GPUs (see ``export_onnx``); ``int8``: dynamically quantised int8 graphs beside
+    them, for CPUs; ``verify_with``: voice clips and face photos checked
     as well as random inputs, the decoder on the embeddings the encoders make of them."""
     from s2f.export.graph_metadata import read_metadata
 
@@ -88,10 +90,11 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
         files, reports = {}, {}
         for role, model in models.items():
             path = staging / ROLES[role]
-            report = export_onnx(model, path, real_inputs=real.get(role), portable=portable, fp16=fp16)
+            report = export_onnx(model, path, real_inputs=real.get(role), portable=portable, fp16=fp16, int8=int8)
             log.info("%s", report.summary().replace(str(staging), str(out_dir)))
             metadata = read_metadata(path)
-            graphs = [(path, "fp32")] + ([(fp16_path(path), "fp16")] if fp16 else [])
+            graphs = ([(path, "fp32")] + ([(fp16_path(path), "fp16")] if fp16 else [])
+                      + ([(int8_path(path), "int8")] if int8 else []))
             for graph, precision in graphs:
                 weights = graph.with_name(graph.name + ".data")
                 files[graph.name] = {"role": role, "precision": precision, "sha256": sha256_of(graph),
@@ -103,7 +106,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
                                        "bytes": weights.stat().st_size}
             reports[role] = {"max_relative_error": report.max_relative_error, "preprocessing":
                              metadata.get("preprocessing"), "config": metadata.get("config"),
-                             "fp16": report.fp16_max_relative_error}
+                             "fp16": report.fp16_max_relative_error, "int8": report.int8_min_cosine}
         end_to_end = _export_end_to_end(staging, files, reports["voice_encoder"]["preprocessing"], face_encoder, raw,
                                         embedding_dim=face_decoder.config.embedding_dim)
         manifest = {
@@ -117,6 +120,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             "verification": {role: r["max_relative_error"] for role, r in reports.items()},
             "verified_with": [Path(f).name for f in verify_with or []],
             "verification_fp16": {role: r["fp16"] for role, r in reports.items()} if fp16 else None,
+            "verification_int8_cosine": {role: r["int8"] for role, r in reports.items()} if int8 else None,
             "verification_end_to_end": {role: report.errors for role, report in end_to_end.items()},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -15,6 +15,9 @@ def _graph_options(parser: argparse.ArgumentParser, verify_with_help: str) -> No
     parser.add_argument("--fp16", action="store_true",
                         help="also write float16 graphs (NAME.fp16.onnx, float32 inputs and outputs) for GPUs, "
                              "each with its measured error against PyTorch float32 (refused above 1e-2)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also write int8 graphs (NAME.int8.onnx): dynamic quantisation of the MatMul/Gemm "
+                             "weights for CPUs, kept only with a cosine >= 0.999 to PyTorch float32 on every output")
     parser.add_argument("--verify-with", type=Path, nargs="+", metavar="FILE", help=verify_with_help)
 
 
@@ -67,7 +70,7 @@ def run_export_model(args: argparse.Namespace) -> int:
                                                   f"{model.model_type} (voice clips for voice encoders, photos "
                                                   "for face encoders; check a decoder with 'export bundle')")
     report = export_onnx(model, args.output, real_inputs=None if real is None else [real],
-                         tolerance=args.tolerance, portable=args.portable, fp16=args.fp16)
+                         tolerance=args.tolerance, portable=args.portable, fp16=args.fp16, int8=args.int8)
     print(report.summary())
     return 0
 
@@ -78,6 +81,6 @@ def run_export_bundle(args: argparse.Namespace) -> int:
 
     face_encoder = load_model(args.face_encoder) if args.face_encoder else None
     manifest = export_bundle(args.output, load_model(args.voice_encoder), load_model(args.decoder), face_encoder,
-                             args.overwrite, args.portable, args.fp16, args.verify_with)
+                             args.overwrite, args.portable, args.fp16, args.verify_with, args.int8)
     print(f"bundle {args.output}: {', '.join(manifest['files'])} + manifest.json")
     return 0

@@ -12,6 +12,7 @@ written (temp files + rename): the graph, and its weights beside it in ``NAME.on
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from s2f.runtime.errors import InputError
 OPSET = 18
 RELATIVE_TOLERANCE = 1e-5
 FP16_RELATIVE_TOLERANCE = 1e-2  # float16 keeps 11 significant bits: ~5e-4 per rounding, accumulated over layers
+INT8_OPERATORS = ("MatMul", "Gemm")
 INT8_MIN_COSINE = 0.999  # int8 weights move values by ~1/255 of each tensor's range: judged by direction
 
 
@@ -208,11 +210,17 @@ def _to_int8(proto):
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory() as directory:
-        target = Path(directory) / "int8.onnx"
-        quantize_dynamic(proto, target, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
-                         use_external_data_format=True)
-        return onnx.load(str(target))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process for static quantisation does not apply here
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            target = Path(directory) / "int8.onnx"
+            quantize_dynamic(proto, target, op_types_to_quantize=list(INT8_OPERATORS), weight_type=QuantType.QInt8,
+                             use_external_data_format=True)
+            return onnx.load(str(target))
+    finally:
+        root.setLevel(level)
 
 
 def _cosines(session, spec: ExportSpec, inputs: list[np.ndarray]) -> dict[str, float]:

@@ -55,7 +55,7 @@ class Bundle:
             path = self.path_of(role, precision)
             if path is None:
                 what = f"{precision} {role.replace('_', ' ')}" if precision != "fp32" else role.replace("_", " ")
-                hint = "export it with --fp16" if precision == "fp16" else "exported without it"
+                hint = f"export it with --{precision}" if precision != "fp32" else "exported without it"
                 raise InputError(self.root, f"this bundle has no {what} ({hint})")
             entry = self.manifest["files"][path.name]
             paths.append(path)

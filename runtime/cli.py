@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "choice fails if its provider cannot be created")
         sub.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
         sub.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                         help="fp16: the bundle's float16 graphs (exported with --fp16), meant for GPUs")
+                         help="fp16: the bundle's float16 graphs (exported with --fp16), meant for GPUs; int8: its "
+                              "int8 graphs (exported with --int8), meant for CPUs")
         sub.add_argument("--rehash", action="store_true",
                          help="hash every bundle file even if it was verified before and is unchanged since")
         sub.add_argument("--two-stage", action="store_true",

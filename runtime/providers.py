@@ -15,7 +15,9 @@ from pathlib import Path
 from s2f.runtime.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
-PRECISIONS = ("fp32", "fp16")  # a bundle's float32 graphs, or its float16 ones (exported with --fp16)
+# a bundle's float32 graphs, its float16 ones (exported with --fp16, for GPUs) or its int8 ones
+# (exported with --int8: dynamically quantised MatMul/Gemm weights, for CPUs)
+PRECISIONS = ("fp32", "fp16", "int8")
 _PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],

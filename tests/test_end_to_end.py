@@ -134,7 +134,7 @@ def bundle(tmp_path_factory):
     import soundfile
 
     soundfile.write(clip, speechlike(3.3, 22050, seed=5), 22050)
-    export_bundle(path, *small_models(seed=1), verify_with=[clip, SAMPLE_FACE])
+    export_bundle(path, *small_models(seed=1), verify_with=[clip, SAMPLE_FACE], int8=True)
     return path
 
 
@@ -181,6 +181,19 @@ def test_runtime_uses_end_to_end_graphs_with_the_same_results(bundle):
     a, b = fused_face.generate(photo), staged_face.generate(photo)
     assert a.embedding @ b.embedding / (np.linalg.norm(a.embedding) * np.linalg.norm(b.embedding)) >= 0.9999
     assert np.abs(a.image.astype(int) - b.image).max() <= 2 and a.image.std() > 1
+
+
+def test_int8_graphs_run_two_stage_with_a_measured_cosine(bundle):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["files"]["voice_encoder.int8.onnx"]["precision"] == "int8"
+    assert all(cosine >= 0.999 for role in manifest["verification_int8_cosine"].values() for cosine in role.values())
+    quantized, exact = SpeechToFace(bundle, "cpu", precision="int8"), SpeechToFace(bundle, "cpu")
+    assert not quantized.end_to_end and exact.end_to_end  # the end-to-end graphs are float32
+    clip = speechlike(2.5, seed=8)
+    a, b = quantized.generate(clip, 16000), exact.generate(clip, 16000)
+    assert a.embedding @ b.embedding / (np.linalg.norm(a.embedding) * np.linalg.norm(b.embedding)) >= 0.999
+    with pytest.raises(InputError, match="end-to-end graphs are float32 only"):
+        SpeechToFace(bundle, "cpu", precision="int8", end_to_end=True)
 
 
 def test_export_refuses_an_end_to_end_graph_that_disagrees(bundle, tmp_path, monkeypatch):

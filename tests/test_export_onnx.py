@@ -148,3 +148,30 @@ def test_fp16_graph_is_float16_inside_float32_outside_and_its_error_is_measured(
     with torch.no_grad():
         theirs = model(torch.from_numpy(x.astype(np.float32))).numpy()
     assert np.abs(ours - theirs).max() <= 1e-2 * np.abs(theirs).max()
+
+
+def test_int8_graph_quantises_matmuls_measures_its_cosine_and_is_refused_below_the_bar(tmp_path):
+    import onnx
+
+    from s2f.models.registry import MODELS
+
+    torch.manual_seed(0)
+    model = MODELS["ast_voice_encoder"].build("tiny").eval()
+    report = export_onnx(model, tmp_path / "ast.onnx", int8=True)
+    quantized = tmp_path / "ast.int8.onnx"
+    graph = onnx.load(str(quantized))
+    operators = {node.op_type for node in graph.graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= operators or "DynamicQuantizeMatMul" in operators
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.graph.initializer)
+    cosine = report.int8_min_cosine["embedding"]
+    assert 0.999 <= cosine < 1.0  # int8 rounding shows, and stays above the bar
+    metadata = read_metadata(quantized)
+    assert metadata["precision"] == "int8" and metadata["int8_min_cosine"] == report.int8_min_cosine
+    x = np.random.default_rng(5).standard_normal((2, 1024, 128)).astype(np.float32)
+    (ours,) = _session(quantized).run(None, {"fbank": x})
+    with torch.no_grad():
+        theirs = model(torch.from_numpy(x)).numpy()
+    assert ((ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)).min() >= 0.998
+    with pytest.raises(InputError, match="int8 graph's cosine"):
+        export_onnx(model, tmp_path / "strict.onnx", int8=True, int8_min_cosine=0.9999999)
+    assert not list(tmp_path.glob("strict*"))  # nothing written, not even the float32 graph
