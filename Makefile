@@ -35,8 +35,21 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-bench: setup
+# every figure in the README, rewritten into bench/results/ (an hour or more on 2 cores; the
+# page picture uses the bundle make demo trained; bench/gpu_check.sh runs on a GPU machine)
+bench: setup demo
 	$(PY) bench/convert_speed.py
+	$(PY) bench/parity_all.py
+	$(PY) bench/features.py
+	$(PY) bench/learning.py
+	$(PY) bench/train_throughput.py
+	$(PY) bench/onnx_runtime.py
+	$(PY) bench/export_rewrites.py
+	$(PY) bench/end_to_end.py
+	$(PY) bench/directory_mode.py
+	$(PY) bench/serve_load.py --size full --seconds 20
+	$(PY) bench/serve_load.py --size tiny --seconds 15
+	$(PY) bench/serve_page.py --demo s2f-demo
 
 clean:
 	rm -rf $(VENV) $(RUNTIME_VENV) s2f-demo

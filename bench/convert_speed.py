@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
+from machine import announce  # noqa: E402
 
 
 def measure(command: list[str]) -> tuple[float, float]:
@@ -112,6 +114,7 @@ def main() -> None:
           f"{summary['memory_ratio_vs_plain_h5py']:.3f}x its memory; s2f --help {summary['s2f_help_s']:.2f} s; "
           f"tensors identical: {identical}")
     out = REPO / "bench" / "results" / "convert_speed.json"
+    summary["machine"] = announce()
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}")
 

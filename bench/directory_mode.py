@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
+from machine import announce  # noqa: E402
+
 sys.path.insert(0, str(REPO / "tests"))
 
 WORKER = r"""
@@ -80,7 +81,6 @@ def digests(folder: Path) -> dict[str, str]:
 
 
 def main() -> None:
-    import onnxruntime
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path)
@@ -89,8 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2f-directory-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    report = {"machine": {"cores": len(os.sched_getaffinity(0)), "cpu": platform.processor() or platform.machine(),
-                          "onnxruntime": onnxruntime.__version__}, "clips": args.clips, "results": {}}
+    report = {"machine": announce(), "clips": args.clips, "results": {}}
     for size in args.sizes:
         bundle, clips = build(workdir, size, args.clips)
         times = {mode: run(bundle, clips, mode, workdir / f"out-{size}-{mode}") for mode in ("one-at-a-time", "8")}

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -29,6 +27,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
+from machine import announce  # noqa: E402
+
 sys.path.insert(0, str(REPO / "tests"))
 
 
@@ -138,7 +139,6 @@ def node(workdir: Path, repeats: int) -> dict:
 
 
 def main() -> None:
-    import onnxruntime
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path)
@@ -146,11 +146,8 @@ def main() -> None:
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2f-e2e-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    import torch
 
-    machine = {"cores": len(os.sched_getaffinity(0)), "cpu": platform.processor() or platform.machine(),
-               "onnxruntime": onnxruntime.__version__, "torch": torch.__version__}
-    report = {"machine": machine, "export": build(workdir)}
+    report = {"machine": announce(), "export": build(workdir)}
     print(json.dumps(report["export"], indent=1), flush=True)
     report["speed"] = speed(workdir, args.repeats)
     report["node"] = node(workdir, args.repeats)

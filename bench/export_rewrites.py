@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
+from machine import announce  # noqa: E402
+
 sys.path.insert(0, str(REPO))
 
 CASES = {  # model -> input shape without the batch axis, what is compared
@@ -103,6 +106,7 @@ def main() -> None:
         results[model] = row
         print(f"{model:13s} {what}: open {row['speedup_open_in_place']}x, batch 1 {row['speedup_batch1']}x, "
               f"batch 8 {row['speedup_batch8']}x", flush=True)
+    results["machine"] = announce()
     (REPO / "bench" / "results" / "export_rewrites.json").write_text(json.dumps(results, indent=2))
     if scratch:
         scratch.cleanup()

@@ -21,6 +21,9 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
+from machine import announce  # noqa: E402
+
 sys.path.insert(0, str(REPO / "tests"))
 
 
@@ -102,6 +105,7 @@ def main() -> None:
         print(f"{name:18} feature {value['feature_s'] * 1e3:7.2f} ms  model {value['model_s'] * 1e3:8.1f} ms  "
               f"feature/model {value['ratio']:.3f}")
     out = REPO / "bench" / "results" / "features.json"
+    results["machine"] = announce()
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -15,6 +15,9 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
+from machine import announce  # noqa: E402
+
 sys.path.insert(0, str(REPO))
 
 
@@ -60,8 +63,8 @@ def main() -> None:
                                            "ve_conv": voice[-1]["samples_per_s"]}
     print(json.dumps(summary, indent=2))
     out = REPO / "bench" / "results" / "learning.json"
-    out.write_text(json.dumps({"summary": summary, "config": result["config"], "decoder_curve": decoder,
-                               "voice_curve": voice}, indent=2))
+    out.write_text(json.dumps({"machine": announce(), "summary": summary, "config": result["config"],
+                               "decoder_curve": decoder, "voice_curve": voice}, indent=2))
 
 
 if __name__ == "__main__":

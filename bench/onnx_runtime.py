@@ -1,11 +1,15 @@
-"""onnxruntime (CPU) against PyTorch eager, full-size models, each measurement in its own
-process (in one process onnxruntime and torch fight over threads and the numbers lie):
+"""onnxruntime (CPU; float32 and the ``--int8`` graphs) against PyTorch eager and
+``torch.compile`` (default backend), full-size models, each measurement in its own process
+(in one process onnxruntime and torch fight over threads and the numbers lie):
 
 * latency per model (face encoder, VE_conv, AST, face decoder) and for the whole
-  speech->face pipeline (features + voice encoder + decoder), batch 1 and 8;
-* the ceiling on those ratios: each model's FLOPs and weight bytes against this machine's
-  measured peak (a large PyTorch sgemm) and memory read bandwidth, so a ratio can be read
-  against the best any runtime could do here;
+  speech->face pipeline (features + voice encoder + decoder), batch 1 and 8; torch.compile's
+  compile time (its first call) is reported apart from its steady-state latency; PyTorch
+  loads weights without initialising first (meta device, ``assign=True``);
+* the ceiling on those ratios: each model's FLOPs, and its weight plus activation bytes (every
+  layer's output written once and read once), against this machine's measured peak (a large
+  PyTorch sgemm) and memory read bandwidth, so a ratio can be read against the best any
+  runtime could do here;
 * session open time with and without onnxruntime's weight prepacking;
 * cold start, process start to PNG on disk: ``s2f-runtime speech2face`` (bundle hashed by
   this process, and hashed by an earlier one) vs the same job through PyTorch; peak RSS;
@@ -30,10 +34,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
+from machine import announce  # noqa: E402
+
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 MODELS = ("face_encoder", "voice_encoder", "ast", "face_decoder")
+BACKENDS = ("torch", "torch_compile", "onnxruntime", "onnxruntime_int8")
 
 
 def build(workdir: Path) -> dict[str, Path]:
@@ -53,23 +61,36 @@ def build(workdir: Path) -> dict[str, Path]:
         voice, decoder = MODELS["ve_conv"].build("full"), MODELS["face_decoder"].build("full")
         for name, model in (("face_encoder", face), ("voice_encoder", voice), ("face_decoder", decoder)):
             model.save_pretrained(workdir / "torch" / name)
-        manifest = export_bundle(workdir / "bundle", voice, decoder, face, overwrite=True, fp16=True)
-        errors = {role: {"fp32": manifest["verification"][role], "fp16": manifest["verification_fp16"][role]}
+        manifest = export_bundle(workdir / "bundle", voice, decoder, face, overwrite=True, fp16=True, int8=True)
+        errors = {role: {"fp32": manifest["verification"][role], "fp16": manifest["verification_fp16"][role],
+                         "int8_cosine": manifest["verification_int8_cosine"][role]}
                   for role in manifest["verification"]}
         (workdir / "verification.json").write_text(json.dumps(errors))
     if not (workdir / "ast.onnx").is_file():
         ast = MODELS["ast_voice_encoder"].build("full")
         ast.save_pretrained(workdir / "torch" / "ast")
-        report = export_onnx(ast.eval(), workdir / "ast.onnx", fp16=True)
+        report = export_onnx(ast.eval(), workdir / "ast.onnx", fp16=True, int8=True)
         (workdir / "verification_ast.json").write_text(json.dumps({"fp32": report.max_relative_error,
-                                                                   "fp16": report.fp16_max_relative_error}))
+                                                                   "fp16": report.fp16_max_relative_error,
+                                                                   "int8_cosine": report.int8_min_cosine}))
     for name in MODELS:
         paths[name] = _graph(workdir, name)
     return paths
 
 
-def _graph(workdir: Path, model: str) -> Path:
-    return workdir / "bundle" / f"{model}.onnx" if model != "ast" else workdir / "ast.onnx"
+def _graph(workdir: Path, model: str, precision: str = "fp32") -> Path:
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return workdir / "bundle" / f"{model}{suffix}.onnx" if model != "ast" else workdir / f"ast{suffix}.onnx"
+
+
+def _bytes(output) -> int:
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output.numel() * output.element_size()
+    if isinstance(output, (tuple, list)):
+        return sum(_bytes(item) for item in output)
+    return 0
 
 
 def roofline(workdir: Path) -> dict:
@@ -89,10 +110,16 @@ def roofline(workdir: Path) -> dict:
     for name in MODELS:
         model = load_model(workdir / "torch" / name).eval()
         x = torch.from_numpy(_inputs(name, 1))
+        written = []
+        hooks = [m.register_forward_hook(lambda _m, _i, out, sink=written: sink.append(_bytes(out)))
+                 for m in model.modules() if not list(m.children())]
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
             model(x)
+        for hook in hooks:
+            hook.remove()
         models[name] = {"gflop": counter.get_total_flops() / 1e9,
-                        "weight_mb": sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6}
+                        "weight_mb": sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6,
+                        "activation_mb": 2 * sum(written) / 1e6}  # each layer output written, then read
 
     def best_rate(run, work: float) -> float:
         run()
@@ -147,6 +174,7 @@ def worker(args: argparse.Namespace) -> None:
 
     workdir = Path(args.workdir)
     started = time.perf_counter()
+    extra: dict = {}
     if args.worker == "roofline":
         return print(json.dumps({**roofline(workdir), "peak_rss_mb": peak_rss_mb()}))
     if args.worker == "session":
@@ -165,10 +193,11 @@ def worker(args: argparse.Namespace) -> None:
                                  "peak_rss_mb": peak_rss_mb()}))
     elif args.worker == "latency":
         x = _inputs(args.model, args.batch)
-        if args.backend == "onnxruntime":
+        if args.backend.startswith("onnxruntime"):
             from s2f.runtime.providers import create_session
 
-            session = create_session(_graph(workdir, args.model), "cpu")
+            precision = "int8" if args.backend == "onnxruntime_int8" else "fp32"
+            session = create_session(_graph(workdir, args.model, precision), "cpu")
             name = session.get_inputs()[0].name
 
             def run():
@@ -180,19 +209,23 @@ def worker(args: argparse.Namespace) -> None:
 
             model = load_model(workdir / "torch" / args.model)
             tensor = torch.from_numpy(x)
+            if args.backend == "torch_compile":
+                model = torch.compile(model)
 
             def run():
                 with torch.inference_mode():
                     return model(tensor)
+        extra["compile_s"] = _first_call(run) if args.backend == "torch_compile" else None
         times = _time(run, args.repeats)
     elif args.worker == "pipeline":
         from speechlike import speechlike
 
         voice = speechlike(6.0)
-        if args.backend == "onnxruntime":
+        if args.backend.startswith("onnxruntime"):
             from s2f.runtime.pipeline import SpeechToFace
 
-            model = SpeechToFace(workdir / "bundle", "cpu")
+            precision = "int8" if args.backend == "onnxruntime_int8" else "fp32"
+            model = SpeechToFace(workdir / "bundle", "cpu", precision=precision)
 
             def run():
                 return model.generate_batch([model.prepare(voice, 16000)] * args.batch)
@@ -204,12 +237,15 @@ def worker(args: argparse.Namespace) -> None:
 
             encoder, decoder = load_model(workdir / "torch" / "voice_encoder"), load_model(workdir / "torch" /
                                                                                           "face_decoder")
+            if args.backend == "torch_compile":
+                encoder, decoder = torch.compile(encoder), torch.compile(decoder)
             spec = VoiceInputSpec("ve_conv", "paper")
 
             def run():
                 features = torch.from_numpy(np.stack([spec.features(voice)] * args.batch))
                 with torch.inference_mode():
                     return decoder(encoder(features))
+            extra["compile_s"] = _first_call(run) if args.backend == "torch_compile" else None
         times = _time(run, args.repeats)
     else:  # cold: torch path from process start to PNG (the runtime path is the s2f-runtime command)
         import torch
@@ -226,7 +262,14 @@ def worker(args: argparse.Namespace) -> None:
         image = (texture[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
         Image.fromarray(image).save(workdir / "torch.png")
         times = [time.perf_counter() - started]
-    print(json.dumps({"median_s": statistics.median(times), "times": times, "peak_rss_mb": peak_rss_mb()}))
+    print(json.dumps({"median_s": statistics.median(times), "times": times, "peak_rss_mb": peak_rss_mb(), **extra}))
+
+
+def _first_call(run) -> float:
+    """torch.compile compiles on its first call: that call's time is the compile time."""
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
 
 
 def _time(run, repeats: int) -> list[float]:
@@ -274,7 +317,7 @@ def main() -> None:
     parser.add_argument("--worker", choices=("latency", "pipeline", "cold", "roofline", "session"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--prepack", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--backend", choices=("onnxruntime", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--backend", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -291,23 +334,33 @@ def main() -> None:
     results_verification = {**json.loads((workdir / "verification.json").read_text()),
                             "ast": json.loads((workdir / "verification_ast.json").read_text())}
     me = [sys.executable, str(Path(__file__).resolve()), "--workdir", str(workdir), "--repeats", str(args.repeats)]
-    results: dict = {"verification_max_relative_error": results_verification, "latency": {}, "pipeline": {}}
+    results: dict = {"machine": announce(), "verification_max_relative_error": results_verification, "latency": {},
+                     "pipeline": {}}
     for model in MODELS:
         for batch in (1, 8):
             row = {}
-            for backend in ("torch", "onnxruntime"):
+            for backend in BACKENDS:
                 out, _, rss = measure([*me, "--worker", "latency", "--backend", backend, "--model", model,
                                        "--batch", str(batch)])
                 row[backend] = {"median_s": round(out["median_s"], 4), "peak_rss_mb": round(rss)}
-            row["speedup"] = round(row["torch"]["median_s"] / row["onnxruntime"]["median_s"], 2)
+                if out.get("compile_s") is not None:
+                    row[backend]["compile_s"] = round(out["compile_s"], 1)
+            for backend in BACKENDS[1:]:
+                row[f"{backend}_speedup"] = round(row["torch"]["median_s"] / row[backend]["median_s"], 2)
+            row["speedup"] = row["onnxruntime_speedup"]
             results["latency"][f"{model} batch {batch}"] = row
-            print(f"{model:14s} batch {batch}: torch {row['torch']['median_s']:.3f} s, onnxruntime "
-                  f"{row['onnxruntime']['median_s']:.3f} s -> {row['speedup']}x", flush=True)
+            print(f"{model:14s} batch {batch}: torch {row['torch']['median_s']:.3f} s; "
+                  + ", ".join(f"{b} {row[b]['median_s']:.3f} s ({row[b + '_speedup']}x)" for b in BACKENDS[1:]),
+                  flush=True)
     results["roofline"] = roof = measure([*me, "--worker", "roofline"])[0]
     for key, row in results["latency"].items():
         model, batch = key.split()[0], int(key.split()[-1])
         cost = roof["models"][model]
-        best = max(cost["gflop"] * batch / roof["peak_gflops"], cost["weight_mb"] / 1e3 / roof["read_gb_s"])
+        compute_s = cost["gflop"] * batch / roof["peak_gflops"]
+        memory_s = (cost["weight_mb"] + cost["activation_mb"] * batch) / 1e3 / roof["read_gb_s"]
+        best = max(compute_s, memory_s)
+        row["bound_by"] = "compute" if compute_s >= memory_s else "memory"
+        row["onnxruntime_share_of_ceiling"] = round(best / row["onnxruntime"]["median_s"], 2)
         row["ceiling_speedup"] = round(row["torch"]["median_s"] / best, 2)
         row["torch_gflops"] = round(cost["gflop"] * batch / row["torch"]["median_s"])
         row["onnxruntime_gflops"] = round(cost["gflop"] * batch / row["onnxruntime"]["median_s"])
@@ -327,12 +380,17 @@ def main() -> None:
     print(f"session open: {json.dumps(results['session_open'])}", flush=True)
     for batch in (1, 8):
         row = {}
-        for backend in ("torch", "onnxruntime"):
+        for backend in BACKENDS:
             out, _, rss = measure([*me, "--worker", "pipeline", "--backend", backend, "--batch", str(batch)])
             row[backend] = {"median_s": round(out["median_s"], 4), "peak_rss_mb": round(rss)}
-        row["speedup"] = round(row["torch"]["median_s"] / row["onnxruntime"]["median_s"], 2)
+            if out.get("compile_s") is not None:
+                row[backend]["compile_s"] = round(out["compile_s"], 1)
+        for backend in BACKENDS[1:]:
+            row[f"{backend}_speedup"] = round(row["torch"]["median_s"] / row[backend]["median_s"], 2)
+        row["speedup"] = row["onnxruntime_speedup"]
         results["pipeline"][f"speech->face batch {batch}"] = row
-        print(f"speech->face   batch {batch}: {row['speedup']}x", flush=True)
+        print(f"speech->face   batch {batch}: " + ", ".join(f"{b} {row[b + '_speedup']}x" for b in BACKENDS[1:]),
+              flush=True)
     import soundfile
     from speechlike import speechlike
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
+from machine import announce  # noqa: E402
 
 
 def main() -> None:
@@ -48,7 +51,7 @@ def main() -> None:
                   f"  {'PASS' if report.passed else 'FAIL'}")
             source.unlink()
     out = REPO / "bench" / "results" / "parity.json"
-    out.write_text(json.dumps(rows, indent=2) + "\n")
+    out.write_text(json.dumps({"machine": announce(), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}")
 
 

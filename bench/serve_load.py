@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import platform
 import signal
 import socket
 import statistics
@@ -29,6 +27,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
+from machine import announce  # noqa: E402
 
 
 def build_bundle(directory: Path, size: str) -> Path:
@@ -166,11 +166,8 @@ def main() -> None:
             max(results[f"{clients} clients unbatched"]["requests_per_s"], 1e-9)
         results[f"{clients} clients batched"]["speedup_vs_unbatched"] = round(ratio, 2)
         print(f"    batching: {ratio:.2f}x the unbatched throughput", flush=True)
-    import onnxruntime
 
-    summary = {"size": args.size, "seconds": args.seconds, "machine": {
-        "cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
-        "onnxruntime": onnxruntime.__version__}, "results": results}
+    summary = {"size": args.size, "seconds": args.seconds, "machine": announce(), "results": results}
     out = REPO / "bench" / "results" / f"serve_load_{args.size}.json"
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out}")

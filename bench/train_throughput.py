@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
+from machine import announce  # noqa: E402
+
 sys.path.insert(0, str(REPO))
 
 
@@ -87,7 +90,8 @@ def main() -> None:
     results["trainer_overhead"] = trainer_overhead(args.steps)
     print(f"Trainer vs bare loop (tiny decoder): {results['trainer_overhead']['ratio']:.3f}x the bare loop's time")
     out = REPO / "bench" / "results" / "train_throughput.json"
-    out.write_text(json.dumps({"torch_threads": torch.get_num_threads(), "models": results}, indent=2))
+    out.write_text(json.dumps({"machine": announce(), "torch_threads": torch.get_num_threads(), "models": results},
+                              indent=2))
 
 
 def trainer_overhead(steps: int) -> dict:
