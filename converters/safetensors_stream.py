@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from s2f.converters.phase_clock import add, phase
 from s2f.runtime.atomic import atomic_output
 
 SAFETENSORS_DTYPES = {
@@ -107,11 +109,18 @@ class BandWriter:
 
 
 def _write_rows(fd: int, data: np.ndarray, offset: int, row_stride: int) -> None:
-    if not row_stride:
-        pwrite_all(fd, data, offset)
-        return
-    for row in range(data.shape[0]):
-        pwrite_all(fd, data[row], offset + row * row_stride)
+    with phase("write"):
+        if not row_stride:
+            pwrite_all(fd, data, offset)
+            return
+        for row in range(data.shape[0]):
+            pwrite_all(fd, data[row], offset + row * row_stride)
+
+
+def _writeback(fd: int, offset: int, length: int) -> None:
+    """Start this range's writeback to disk now, so the final fsync has little left."""
+    with phase("writeback"):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 def write_safetensors(
@@ -130,6 +139,7 @@ def write_safetensors(
     """
     prefix, offsets = build_header(entries, metadata)
     total = len(prefix) + sum(entry.nbytes for entry in entries)
+    started = time.perf_counter()
     with atomic_output(path) as handle:
         fd = handle.fileno()
         os.pwrite(fd, prefix, 0)
@@ -140,13 +150,16 @@ def write_safetensors(
                 fill(writer, entry, offsets[entry.name])
                 # once written, start this tensor's writeback to disk while the next one is
                 # prepared, so the final fsync has little left to wait for
-                writer.after(os.posix_fadvise, fd, offsets[entry.name], entry.nbytes, os.POSIX_FADV_DONTNEED)
+                writer.after(_writeback, fd, offsets[entry.name], entry.nbytes)
             writer.finish()
         if late_metadata is not None:
             final, _ = build_header(entries, {**metadata, **late_metadata()})
             if len(final) != len(prefix):
                 raise ValueError("late metadata changed the header length")
             os.pwrite(fd, final, 0)
+        closing = time.perf_counter()
+    add("fsync and rename", time.perf_counter() - closing)  # atomic_output's exit
+    add("writing the file, wall", time.perf_counter() - started)
     return total
 
 

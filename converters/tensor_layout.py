@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from s2f.converters.keras_h5 import KerasWeight
+from s2f.converters.phase_clock import phase
 from s2f.converters.safetensors_stream import BandWriter, reusable
 from s2f.runtime.errors import InputError
 
@@ -62,6 +63,10 @@ class SourceRows:
 
     def read(self, start: int, out: np.ndarray) -> None:
         """Fill ``out`` (rows x O, source dtype) from row ``start`` on."""
+        with phase("read"):
+            self._read(start, out)
+
+    def _read(self, start: int, out: np.ndarray) -> None:
         if self._fd >= 0:
             self._preadv([memoryview(out).cast("B")], start)
         else:
@@ -71,6 +76,10 @@ class SourceRows:
         """Fill ``out`` (width, HW, O) with rows ``h * channels + c0 + c``: the band in
         (C, HW) order, which is PyTorch's order, gathered by scatter-reads (one ``preadv``
         per HW position) so no reordering pass is needed afterwards."""
+        with phase("read"):
+            self._read_band(c0, channels, out)
+
+    def _read_band(self, c0: int, channels: int, out: np.ndarray) -> None:
         width, hw, _ = out.shape
         if self._fd < 0:
             rows = self._all_rows().reshape(hw, channels, -1)
@@ -147,12 +156,13 @@ def write_permuted(writer: BandWriter, offset: int, source: SourceRows, dims: tu
         block = _scratch("block", (width, hw, outputs), src_dtype)
         source.read_band(c0, channels, block)
         pieces = writer.buffer((outputs, width * hw), out_dtype)
-        if src_dtype == out_dtype:
-            _tile_transpose(block.reshape(width * hw, outputs), pieces)
-        else:
-            flipped = _scratch("flipped", (outputs, width * hw), src_dtype)
-            _tile_transpose(block.reshape(width * hw, outputs), flipped)
-            pieces[...] = flipped
+        with phase("transpose"):
+            if src_dtype == out_dtype:
+                _tile_transpose(block.reshape(width * hw, outputs), pieces)
+            else:
+                flipped = _scratch("flipped", (outputs, width * hw), src_dtype)
+                _tile_transpose(block.reshape(width * hw, outputs), flipped)
+                pieces[...] = flipped
         if width == channels:  # one band holds whole output rows: a single write
             writer.write(pieces, offset)
         else:  # each output row's piece of this band, in place

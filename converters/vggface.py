@@ -18,6 +18,7 @@ import numpy as np
 
 from s2f import __version__
 from s2f.converters.keras_h5 import KerasWeight, KerasWeightsFile
+from s2f.converters.phase_clock import phase
 from s2f.converters.safetensors_stream import BandWriter, TensorEntry, write_safetensors
 from s2f.converters.tensor_layout import SourceRows, permutation_dims, release_scratch, write_permuted
 from s2f.models.face_encoder_config import (
@@ -128,7 +129,7 @@ class Sha256InBackground:
 
     def _run(self, path: Path) -> None:
         try:
-            with open(path, "rb") as handle:
+            with phase("hash"), open(path, "rb") as handle:
                 self.digest = hashlib.file_digest(handle, "sha256").hexdigest()
         except OSError as err:
             self.error = err

@@ -34,6 +34,7 @@ class PipelineConfig:
     images: int = 1
     seconds: float = 3.0
     size: str = "tiny"
+    encoder: str = "ve_conv"  # the voice encoder: ve_conv (the paper's) or ast
     decoder_epochs: int = 30
     voice_epochs: int = 8
     batch_size: int = 8
@@ -105,7 +106,7 @@ def run_pipeline(workdir: str | Path, config: PipelineConfig | None = None, face
                               config.workers)
     pre, runs = workdir / "preprocessed", workdir / "runs"
     with step("preprocess audio"):
-        _require_files(preprocess_audio(corpus, pre, VoiceInputSpec(encoder="ve_conv"), config.workers, False),
+        _require_files(preprocess_audio(corpus, pre, VoiceInputSpec(encoder=config.encoder), config.workers, False),
                        "preprocess audio", pre)
     with step("preprocess faces"):
         _require_files(preprocess_faces(corpus, pre, face_encoder, landmarks, config.workers, 32, "cpu", False),
@@ -120,7 +121,7 @@ def run_pipeline(workdir: str | Path, config: PipelineConfig | None = None, face
                                       train=train_config({**loop, "epochs": config.decoder_epochs}), **common))
     with step("train voice encoder"):
         train_voice(VoiceTraining(out=runs / "voice", train=train_config({**loop, "epochs": config.voice_epochs}),
-                                  encoder="ve_conv", decoder=runs / "decoder", face_encoder=face_encoder,
+                                  encoder=config.encoder, decoder=runs / "decoder", face_encoder=face_encoder,
                                   w_distance=config.w_distance, **common))
     report = workdir / "evaluation.json"
     with step("evaluate"):
