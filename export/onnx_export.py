@@ -110,8 +110,8 @@ def _random_inputs(spec: ExportSpec, seed: int) -> list[np.ndarray]:
     return [rng.standard_normal((batch, *spec.input_shape)).astype(np.float32) for batch in (1, 3)]
 
 
-def _compare(session, spec: ExportSpec, inputs: list[np.ndarray]) -> dict[str, float]:
-    worst = dict.fromkeys(spec.output_names, 0.0)
+def _output_pairs(session, spec: ExportSpec, inputs: list[np.ndarray]):
+    """(output name, onnxruntime's value, PyTorch's value) for every input and output."""
     for array in inputs:
         got = session.run(spec.output_names, {spec.input_name: array})
         with torch.no_grad():
@@ -121,8 +121,14 @@ def _compare(session, spec: ExportSpec, inputs: list[np.ndarray]) -> dict[str, f
             theirs = theirs.numpy()
             if ours.shape != theirs.shape:
                 raise ExportMismatch(f"{name}: onnxruntime gives shape {ours.shape}, PyTorch {theirs.shape}")
-            scale = float(np.max(np.abs(theirs))) or 1.0
-            worst[name] = max(worst[name], float(np.max(np.abs(ours - theirs))) / scale)
+            yield name, ours, theirs
+
+
+def _compare(session, spec: ExportSpec, inputs: list[np.ndarray]) -> dict[str, float]:
+    worst = dict.fromkeys(spec.output_names, 0.0)
+    for name, ours, theirs in _output_pairs(session, spec, inputs):
+        scale = float(np.max(np.abs(theirs))) or 1.0
+        worst[name] = max(worst[name], float(np.max(np.abs(ours - theirs))) / scale)
     return worst
 
 
@@ -229,17 +235,12 @@ def _to_int8(proto):
 def _cosines(session, spec: ExportSpec, inputs: list[np.ndarray]) -> dict[str, float]:
     """Per output, the smallest cosine between onnxruntime's and PyTorch's value of one sample."""
     worst = dict.fromkeys(spec.output_names, 1.0)
-    for array in inputs:
-        got = session.run(spec.output_names, {spec.input_name: array})
-        with torch.no_grad():
-            expected = spec.module(torch.from_numpy(array))
-        expected = expected if isinstance(expected, tuple) else (expected,)
-        for name, ours, theirs in zip(spec.output_names, got, expected, strict=True):
-            a = ours.reshape(len(ours), -1).astype(np.float64)
-            b = theirs.numpy().reshape(len(ours), -1).astype(np.float64)
-            norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-            cosine = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0), 1.0)
-            worst[name] = min(worst[name], float(cosine.min()))
+    for name, ours, theirs in _output_pairs(session, spec, inputs):
+        a = ours.reshape(len(ours), -1).astype(np.float64)
+        b = theirs.reshape(len(ours), -1).astype(np.float64)
+        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+        cosine = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0), 1.0)
+        worst[name] = min(worst[name], float(cosine.min()))
     return worst
 
 
@@ -247,7 +248,10 @@ def _verify_cosine(proto, spec: ExportSpec, inputs: list[np.ndarray], minimum: f
     import onnxruntime as ort
 
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    cosines = _cosines(session, spec, inputs)
+    try:
+        cosines = _cosines(session, spec, inputs)
+    except ExportMismatch as err:
+        raise InputError(path, f"export refused: {err}") from None
     bad = {name: value for name, value in cosines.items() if not value >= minimum}
     if bad:
         raise InputError(path, "export refused: the int8 graph's cosine to PyTorch float32 is "
