@@ -45,7 +45,7 @@ class _Decoding:
     preprocessing in numpy.
 
     ``prepack=False`` skips onnxruntime's weight prepacking: the speech -> face sessions open
-    in 0.23 s instead of 1.65 s, and batch-8 runs take up to 1.16x longer (bench/onnx_runtime.py,
+    in 0.20 s instead of 1.73 s, and batch-8 runs take up to 1.16x longer (bench/onnx_runtime.py,
     session_open), the right trade for a one-shot command. ``verify_cache=False`` rehashes every file.
     ``precision="fp16"`` uses the bundle's float16 graphs (``s2f export bundle --fp16``),
     meant for GPUs; inputs and outputs stay float32. ``end_to_end``: None uses the end-to-end

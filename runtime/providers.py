@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def session_options(threads: int | None = None, prepack: bool = True):
     """``prepack=False``: use the weights in place (memory-mapped from ``.onnx.data``)
-    instead of copying them into GEMM-blocked layouts: opens 3.4-11.7x faster, runs large
+    instead of copying them into GEMM-blocked layouts: opens 4.3-18x faster, runs large
     batches up to 1.16x slower (bench/onnx_runtime.py, session_open)."""
     import onnxruntime as ort
 
