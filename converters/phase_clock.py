@@ -1,6 +1,7 @@
-"""Where a conversion's time goes: seconds per phase (read, transpose, write, writeback, hash),
-summed over the threads that run them. Phases on different threads overlap, so their sum can
-exceed the wall time; ``bench/convert_speed.py`` prints them next to it."""
+"""Where a conversion's time goes: per phase (read, transpose, write, writeback, hash), the CPU
+seconds (user and system) and the wall seconds, each summed over the threads that run it. A
+phase whose wall time exceeds its CPU time was waiting: for the disk, a core or a lock.
+``bench/convert_speed.py`` prints them next to the conversion's wall time."""
 
 from __future__ import annotations
 
@@ -16,16 +17,18 @@ _lock = threading.Lock()
 
 @contextmanager
 def phase(name: str) -> Iterator[None]:
-    started = time.perf_counter()
+    cpu, wall = time.thread_time(), time.perf_counter()  # a phase begins and ends on one thread
     try:
         yield
     finally:
-        elapsed = time.perf_counter() - started
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
         with _lock:
-            _totals[name] += elapsed
+            _totals[name] += cpu
+            _totals[name + ", wall"] += wall  # wall minus CPU: time the thread waited (for disk, a core, a lock)
 
 
 def add(name: str, seconds: float) -> None:
+    """Record a measured duration (used for wall times, named as such)."""
     with _lock:
         _totals[name] += seconds
 

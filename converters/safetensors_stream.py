@@ -158,7 +158,7 @@ def write_safetensors(
                 raise ValueError("late metadata changed the header length")
             os.pwrite(fd, final, 0)
         closing = time.perf_counter()
-    add("fsync and rename", time.perf_counter() - closing)  # atomic_output's exit
+    add("fsync and rename, wall", time.perf_counter() - closing)  # atomic_output's exit
     add("writing the file, wall", time.perf_counter() - started)
     return total
 

@@ -9,6 +9,7 @@ as Keras itself loads them.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -118,6 +119,31 @@ class ConversionResult:
     notes: tuple[str, ...] = ()
 
 
+HASH_CHUNK = 8 << 20
+
+
+def _sha256_mapped(handle) -> str:
+    """sha256 of an open file, read through a memory map in place (no copy into a buffer, as
+    ``hashlib.file_digest`` makes); each chunk's pages are unmapped once hashed, so the
+    process's resident memory stays at one chunk."""
+    import mmap
+
+    size = os.fstat(handle.fileno()).st_size
+    if size == 0:
+        return hashlib.sha256().hexdigest()
+    digest = hashlib.sha256()
+    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        view = memoryview(mapped)
+        try:
+            for offset in range(0, size, HASH_CHUNK):
+                length = min(HASH_CHUNK, size - offset)
+                digest.update(view[offset:offset + length])
+                mapped.madvise(mmap.MADV_DONTNEED, offset, length)
+        finally:
+            view.release()
+    return digest.hexdigest()
+
+
 class Sha256InBackground:
     """Hash the source on the second core while the first converts (hashlib drops the GIL)."""
 
@@ -130,7 +156,7 @@ class Sha256InBackground:
     def _run(self, path: Path) -> None:
         try:
             with phase("hash"), open(path, "rb") as handle:
-                self.digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                self.digest = _sha256_mapped(handle)
         except OSError as err:
             self.error = err
 
