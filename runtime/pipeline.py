@@ -48,7 +48,8 @@ class _Decoding:
     in 0.20 s instead of 1.73 s, and batch-8 runs take up to 1.16x longer (bench/onnx_runtime.py,
     session_open), the right trade for a one-shot command. ``verify_cache=False`` rehashes every file.
     ``precision="fp16"`` uses the bundle's float16 graphs (``s2f export bundle --fp16``),
-    meant for GPUs; inputs and outputs stay float32. ``end_to_end``: None uses the end-to-end
+    meant for GPUs; ``"int8"`` its int8 graphs (``--int8``), meant for CPUs; inputs and
+    outputs stay float32 either way. ``end_to_end``: None uses the end-to-end
     graph when the bundle has one (fp32 only), False never, True insists on it.
     """
 
