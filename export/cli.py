@@ -43,8 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "bundle", help="voice encoder + decoder (+ face encoder) -> a verified pipeline bundle",
         description="Export the speech->face pipeline (voice encoder + face decoder) and, with "
                     "--face-encoder, face->face, into one directory with a manifest.json holding versions, "
-                    "sha256 of every file, preprocessing and shapes. Every graph is verified against "
-                    "PyTorch first; the directory appears only when complete.")
+                    "sha256 of every file, preprocessing and shapes, plus the end-to-end graphs "
+                    "speech2face.onnx (raw 16 kHz waveform -> uint8 face) and face2face.onnx (uint8 photo -> "
+                    "uint8 face) that any ONNX runtime can run, reading the same weight files. Every graph is "
+                    "verified (against PyTorch, the end-to-end ones against the two-stage path) first; the "
+                    "directory appears only when complete.")
     bundle.add_argument("-o", "--output", type=Path, required=True, help="bundle directory to create")
     bundle.add_argument("--voice-encoder", type=Path, required=True, help="checkpoint or training run directory")
     bundle.add_argument("--decoder", type=Path, required=True, help="checkpoint or training run directory")
