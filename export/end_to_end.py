@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,33 +139,28 @@ def compose_pipeline(name: str, preprocessing: GraphBuilder, features: str, grap
     return model
 
 
-def _external_files(model: onnx.ModelProto) -> list[str]:
-    """The weight files the graph's initializers point into."""
-    names = set()
-    for tensor in model.graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            names.update(entry.value for entry in tensor.external_data if entry.key == "location")
-    return sorted(names)
-
-
-def _write_beside_weights(model: onnx.ModelProto, path: Path) -> Path:
-    """Write under a hidden temporary name next to the weight files it points into (so
-    onnxruntime can open it for verification); ``os.replace`` it once verified."""
+@contextmanager
+def _kept_if_verified(model: onnx.ModelProto, path: Path) -> Iterator[Path]:
+    """Write ``model`` under a hidden temporary name next to the weight files it points into
+    (so onnxruntime can open it), yield that path for verification, and rename it to ``path``
+    only if the block finishes; otherwise (a refusal, any error) nothing is left behind."""
     staged = path.with_name(f".{path.name}.unverified")
-    staged.write_bytes(model.SerializeToString())
-    os.chmod(staged, 0o644)
     try:
+        staged.write_bytes(model.SerializeToString())
+        os.chmod(staged, 0o644)
         onnx.checker.check_model(str(staged), full_check=True)
-    except Exception:
+        yield staged
+        os.replace(staged, path)
+    finally:
         staged.unlink(missing_ok=True)
-        raise
-    return staged
 
 
-def _session(path: Path):
+def _session(graph: Path | onnx.ModelProto):
+    """A CPU session on a graph file (weights beside it) or an in-memory graph."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    source = graph.SerializeToString() if isinstance(graph, onnx.ModelProto) else str(graph)
+    return ort.InferenceSession(source, providers=["CPUExecutionProvider"])
 
 
 def _relative(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -222,7 +219,6 @@ def export_speech_to_face(bundle_dir: Path, voice_encoder: str, face_decoder: st
                           real_clips: list[np.ndarray] | None = None) -> EndToEndReport:
     """Write ``bundle_dir/speech2face.onnx`` once verified; the bundle's voice encoder and
     decoder graphs (file names given) must already be there."""
-    import onnxruntime as ort
 
     path = bundle_dir / SPEECH2FACE
     g = GraphBuilder("speech2face/preprocessing")
@@ -232,12 +228,10 @@ def export_speech_to_face(bundle_dir: Path, voice_encoder: str, face_decoder: st
                 "components": [voice_encoder, face_decoder]}
     model = compose_pipeline("speech2face", g, features, tensor_info("waveform", FLOAT, ["batch", "samples"]),
                              bundle_dir / voice_encoder, bundle_dir / face_decoder, metadata)
-    staged = _write_beside_weights(model, path)
-    try:
-        report = EndToEndReport(str(path))
+    report = EndToEndReport(str(path))
+    with _kept_if_verified(model, path) as staged:
         end_to_end = _session(staged)
-        feature_graph = ort.InferenceSession(features_model(spec).SerializeToString(),
-                                             providers=["CPUExecutionProvider"])
+        feature_graph = _session(features_model(spec))
         encoder, decoder = _session(bundle_dir / voice_encoder), _session(bundle_dir / face_decoder)
         encoder_input = encoder.get_inputs()[0].name
         clips = speech_verification_clips(spec) + list(real_clips or [])
@@ -255,9 +249,6 @@ def export_speech_to_face(bundle_dir: Path, voice_encoder: str, face_decoder: st
             levels = np.abs(image.astype(np.int16) - np.stack([texture_to_image(t) for t in texture])).max()
             _check(report, path, "image_levels", float(levels), IMAGE_LEVELS)
             report.inputs_checked += len(batch)
-        os.replace(staged, path)
-    finally:
-        staged.unlink(missing_ok=True)
     return report
 
 
@@ -285,9 +276,8 @@ def export_face_to_face(bundle_dir: Path, face_encoder: str, face_decoder: str, 
                 "preprocessing": asdict(spec), "opset": 18, "components": [face_encoder, face_decoder]}
     model = compose_pipeline("face2face", g, features, tensor_info("photo", UINT8, ["height", "width", 3]),
                              bundle_dir / face_encoder, bundle_dir / face_decoder, metadata)
-    staged = _write_beside_weights(model, path)
-    try:
-        report = EndToEndReport(str(path))
+    report = EndToEndReport(str(path))
+    with _kept_if_verified(model, path) as staged:
         end_to_end = _session(staged)
         encoder, decoder = _session(bundle_dir / face_encoder), _session(bundle_dir / face_decoder)
         for photo in face_verification_images() + list(real_photos or []):
@@ -299,13 +289,13 @@ def export_face_to_face(bundle_dir: Path, face_encoder: str, face_decoder: str, 
             _check(report, path, "embedding_cosine", cosine, FACE_COSINE, above=False)
             report.worst("image_levels", float(np.abs(image[0].astype(np.int16) - texture_to_image(texture[0])).max()))
             report.inputs_checked += 1
-        os.replace(staged, path)
-    finally:
-        staged.unlink(missing_ok=True)
     return report
 
 
 def external_weight_files(path: Path) -> list[str]:
     """The ``.onnx.data`` files an end-to-end graph reads its weights from."""
-    return _external_files(onnx.load(str(path), load_external_data=False))
+    model = onnx.load(str(path), load_external_data=False)
+    return sorted({entry.value for tensor in model.graph.initializer
+                   if tensor.data_location == onnx.TensorProto.EXTERNAL
+                   for entry in tensor.external_data if entry.key == "location"})
 
