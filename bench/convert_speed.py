@@ -11,7 +11,8 @@ rotating runs, and the ratios (a)/(c) and (b)/(c). Each run writes a new output 
 previous one is deleted untimed), so no side pays for freeing an old 580 MB file. Also checks
 that all three produce identical tensors, times ``s2f --help`` (the CLI's start-up), and
 prints where ``s2f convert``'s time goes: process start, imports, and per phase of the
-conversion (read, transpose, write, writeback, hash, fsync) summed over its threads.
+conversion (read: mapping the source; transpose: permuting it into the output's staging
+buffer; write: the writer thread; hash: the source's sha256; fsync) summed over its threads.
 
 usage: python bench/convert_speed.py [--repeats 5] [--workdir DIR]
 Writes bench/results/convert_speed.json.
