@@ -23,7 +23,7 @@ from torch import nn
 
 from s2f.export.dense_convolutions import with_dense_convolutions
 from s2f.export.graph_metadata import set_metadata
-from s2f.export.subpixel import with_subpixel_convolutions
+from s2f.export.subpixel import defer_final_shuffle, with_subpixel_convolutions
 from s2f.runtime.atomic import atomic_output
 from s2f.runtime.errors import InputError
 
@@ -301,8 +301,10 @@ def _rewrite_for_onnxruntime(module: nn.Module, example: torch.Tensor) -> tuple[
     """The module as exported: same arithmetic, layers onnxruntime runs badly replaced by
     equivalents it runs well (a copy; ``module`` is untouched); how many of each."""
     module, subpixel = with_subpixel_convolutions(module)
+    module, deferred = defer_final_shuffle(module) if subpixel else (module, 0)
     module, dense = with_dense_convolutions(module, example)
-    return module, {"transposed_convolution_as_subpixel": subpixel, "convolution_as_gemm": dense}
+    return module, {"transposed_convolution_as_subpixel": subpixel, "depth_to_space_after_rgb": deferred,
+                    "convolution_as_gemm": dense}
 
 
 def _int8_source(proto, portable: bool):

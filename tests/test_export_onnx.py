@@ -58,6 +58,11 @@ def test_models_export_and_match(name, tmp_path):
         ops = {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
         assert "ConvTranspose" not in ops and "DepthToSpace" in ops
         assert metadata["rewrites"]["transposed_convolution_as_subpixel"] == len(model.texture_deconvs)
+        assert metadata["rewrites"]["depth_to_space_after_rgb"] == 1
+        graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+        shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in graph.value_info}
+        last = [node for node in graph.node if node.op_type == "DepthToSpace"][-1]
+        assert shapes[last.input[0]][1] == 3 * 4  # the last shuffle moves the RGB phases only
     if name == "ast":  # attention runs as onnxruntime's fused kernel, not MatMul/Softmax/IsNaN
         import onnx
 

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from s2f.export.subpixel import SubPixelConvTranspose2d, rewritable, with_subpixel_convolutions
+from s2f.export.subpixel import (
+    PhaseConv1x1,
+    SubPixelConvTranspose2d,
+    defer_final_shuffle,
+    rewritable,
+    with_subpixel_convolutions,
+)
 
 
 @pytest.mark.parametrize("kernel,stride,padding,extra", [(5, 2, 2, 1), (3, 2, 1, 1), (4, 2, 1, 0), (2, 2, 0, 0),
@@ -34,6 +41,35 @@ def test_only_exact_upsamplers_are_rewritten():
     assert isinstance(rewritten[2], nn.ConvTranspose2d) and isinstance(model[0], nn.ConvTranspose2d)  # a copy
     plain = nn.Sequential(nn.Conv2d(3, 3, 3))
     assert with_subpixel_convolutions(plain) == (plain, 0)
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+def test_pointwise_convolution_commutes_with_the_shuffle(stride):
+    torch.manual_seed(stride)
+    layer = nn.Conv2d(5, 3, 1)
+    x = torch.randn(2, 5 * stride * stride, 6, 7)
+    with torch.no_grad():
+        expected = layer(torch.relu(F.pixel_shuffle(x, stride)))
+        got = PhaseConv1x1(layer, stride)(torch.relu(x))
+    assert got.shape == expected.shape == (2, 3, 6 * stride, 7 * stride)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
+def test_the_decoder_shuffles_after_its_rgb_convolution():
+    from s2f.models.face_decoder import FaceDecoder, FaceDecoderConfig
+
+    torch.manual_seed(0)
+    model = FaceDecoder(FaceDecoderConfig(embedding_dim=16, shared_dims=[24, 20], landmark_dims=[12],
+                                          texture_channels=[8, 6, 4], texture_size=5)).eval()
+    rewritten, count = with_subpixel_convolutions(model)
+    rewritten, deferred = defer_final_shuffle(rewritten)
+    assert (count, deferred) == (2, 1) and isinstance(rewritten.texture_rgb, PhaseConv1x1)
+    assert isinstance(model.texture_rgb, nn.Conv2d)  # the original is untouched
+    x = torch.randn(3, 16)
+    with torch.no_grad():
+        for got, expected in zip(rewritten(x), model(x), strict=True):
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    assert defer_final_shuffle(model) == (model, 0)  # nothing to defer before the sub-pixel rewrite
 
 
 def test_whole_input_convolutions_become_matrix_products():
