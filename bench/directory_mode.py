@@ -2,6 +2,9 @@
 batched with decoding overlapped (``run_directory``, ``--batch-size 8``) against one file at a
 time as the command did before (decode, run, write, next), each way in its own process, for
 tiny and full-size models (random weights). The PNGs of both ways must be byte-identical.
+Also what a real batch could save: the time per clip of the longest clip (the model's clip
+length) run alone and as a batch of 8, and how many of the clips share a length (only those
+can share a run of the waveform graph).
 
 usage: python bench/directory_mode.py [--workdir DIR] [--clips 64] [--sizes tiny full]
 Writes bench/results/directory_mode.json.
@@ -34,6 +37,19 @@ files = sorted(clips.glob("*.wav"))
 model = SpeechToFace(bundle, "cpu")
 def save(path, face):
     Image.fromarray(face.image).save(out / (path.stem + ".png"))
+if mode == "batch-cost":  # what a real batch saves: equal-length clips, batch 1 against batch 8
+    arrays = [model.prepare_file(path) for path in files]
+    longest = max(arrays, key=len)
+    costs = {"equal_length": sum(len(a) == len(longest) for a in arrays),
+             "distinct_lengths": len({len(a) for a in arrays})}
+    for size in (1, 8):
+        model.generate_batch([longest] * size)  # warm-up: onnxruntime plans memory per shape
+        started = time.perf_counter()
+        for _ in range(3):
+            model.generate_batch([longest] * size)
+        costs[f"batch{size}_ms_per_clip"] = (time.perf_counter() - started) / 3 / size * 1e3
+    print(json.dumps(costs))
+    sys.exit()
 started = time.perf_counter()
 if mode == "one-at-a-time":
     for path in files:
@@ -69,11 +85,11 @@ def build(workdir: Path, size: str, clips: int) -> tuple[Path, Path]:
     return bundle, folder
 
 
-def run(bundle: Path, clips: Path, mode: str, out: Path) -> float:
+def run(bundle: Path, clips: Path, mode: str, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     done = subprocess.run([sys.executable, "-c", WORKER, str(bundle), str(clips), str(out), mode],
                           capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -92,11 +108,17 @@ def main() -> None:
     report = {"machine": announce(), "clips": args.clips, "results": {}}
     for size in args.sizes:
         bundle, clips = build(workdir, size, args.clips)
-        times = {mode: run(bundle, clips, mode, workdir / f"out-{size}-{mode}") for mode in ("one-at-a-time", "8")}
+        times = {mode: run(bundle, clips, mode, workdir / f"out-{size}-{mode}")["seconds"]
+                 for mode in ("one-at-a-time", "8")}
         identical = digests(workdir / f"out-{size}-one-at-a-time") == digests(workdir / f"out-{size}-8")
         row = {"one_at_a_time_files_per_s": round(args.clips / times["one-at-a-time"], 2),
                "batched_files_per_s": round(args.clips / times["8"], 2),
                "speedup": round(times["one-at-a-time"] / times["8"], 2), "identical_pngs": identical}
+        cost = run(bundle, clips, "batch-cost", workdir / f"out-{size}-cost")
+        row["clips_of_equal_length"] = cost["equal_length"]
+        row["distinct_lengths"] = cost["distinct_lengths"]
+        for key in ("batch1_ms_per_clip", "batch8_ms_per_clip"):
+            row[key] = round(cost[key], 1)
         report["results"][size] = row
         print(size, row, flush=True)
     (REPO / "bench" / "results" / "directory_mode.json").write_text(json.dumps(report, indent=2))

@@ -17,6 +17,7 @@ chunked or compressed datasets, which have no single file offset, go through h5p
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 from collections.abc import Iterator
@@ -98,7 +99,9 @@ class KerasArrays:
 
     def close(self) -> None:
         if self._map is not None:
-            self._map.close()
+            # a view still referenced (by a traceback) keeps the map; it is unmapped when freed
+            with contextlib.suppress(BufferError):
+                self._map.close()
 
     def __enter__(self) -> KerasArrays:
         return self

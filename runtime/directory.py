@@ -1,9 +1,10 @@
 """Directory mode: every file under a directory through a pipeline, in batches, with the next
 batch decoded while the current one runs.
 
-Decoding (audio codecs, resampling, JPEG) is Python and C work that releases the GIL, and
-onnxruntime releases it while it runs, so a small thread pool keeps up to two batches of
-inputs decoded ahead of inference. Batches go through the same ``generate_batch`` the HTTP
+Decoding (audio codecs, resampling, JPEG) and PNG encoding are C work that releases the GIL,
+and onnxruntime releases it while it runs, so a small thread pool keeps up to two batches of
+inputs decoded ahead of inference, and one more thread writes a batch's images while the next
+batch runs. Batches go through the same ``generate_batch`` the HTTP
 server's micro-batcher calls, so both paths give the same faces. A file that cannot be read
 is reported and skipped; the others are written (PNG, atomically) in input order.
 """
@@ -55,23 +56,33 @@ def run_directory(model: Any, files: list[Path], save: Callable[[Path, Any], Non
                   batch_size: int = DEFAULT_BATCH_SIZE, decode_threads: int = 2,
                   on_file: Callable[[Path, str | None], None] | None = None) -> DirectoryRun:
     """``model.prepare_file`` every file (ahead, in threads), ``model.generate_batch`` them
-    ``batch_size`` at a time, and ``save(file, face)`` each result. ``on_file(file, error)``
-    is called once per file (for progress bars and skip messages)."""
+    ``batch_size`` at a time, and ``save(file, face)`` each result (on a writer thread, in
+    input order). ``on_file(file, error)`` is called once per file, on the calling thread
+    (for progress bars and skip messages)."""
     if batch_size < 1:
         raise InputError(None, f"--batch-size must be at least 1, got {batch_size}")
     run = DirectoryRun()
     batch: list[tuple[Path, np.ndarray]] = []
+    saving: deque[tuple[Path, Future]] = deque()
+
+    def settle(keep: int) -> None:
+        """Report finished saves in input order; wait while more than ``keep`` are pending."""
+        while saving and (len(saving) > keep or saving[0][1].done()):
+            path, future = saving.popleft()
+            future.result()
+            run.written += 1
+            if on_file:
+                on_file(path, None)
 
     def flush() -> None:
         faces = model.generate_batch([array for _, array in batch])
         for (path, _), face in zip(batch, faces, strict=True):
-            save(path, face)
-            run.written += 1
-            if on_file:
-                on_file(path, None)
+            saving.append((path, writer.submit(save, path, face)))
         batch.clear()
+        settle(keep=2 * batch_size)
 
-    with ThreadPoolExecutor(max(1, decode_threads), thread_name_prefix="decode") as pool:
+    with ThreadPoolExecutor(max(1, decode_threads), thread_name_prefix="decode") as pool, \
+            ThreadPoolExecutor(1, thread_name_prefix="save") as writer:
         for path, future in _decoded(files, model.prepare_file, pool, lookahead=2 * batch_size):
             try:
                 batch.append((path, future.result()))
@@ -84,4 +95,5 @@ def run_directory(model: Any, files: list[Path], save: Callable[[Path, Any], Non
                 flush()
         if batch:
             flush()
+        settle(keep=0)
     return run
