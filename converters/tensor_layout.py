@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -34,7 +35,11 @@ from s2f.runtime.errors import InputError
 # apart, which share L1 cache sets: 8 runs the 7x7 fc6 kernel at 1.5 GB/s, 12 at 0.74 GB/s.
 TILE_CHANNELS_2D = 64
 TILE_CHANNELS = 8
-MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux >= 5.14; Python's mmap does not name it
+# madvise advice where the platform has it (None: skip); Python's mmap does not name
+# MADV_POPULATE_READ (Linux >= 5.14, 22), and Windows has no madvise at all
+MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22 if sys.platform.startswith("linux") else None)
+MADV_WILLNEED = getattr(mmap, "MADV_WILLNEED", None)
+MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 
 def permutation_dims(layout: str, keras_shape: tuple[int, ...], flatten_channels: int) -> tuple[int, int, int]:
@@ -84,15 +89,15 @@ class KerasArrays:
         try:
             self._advise(weight, MADV_POPULATE_READ)
         except OSError:
-            self._advise(weight, mmap.MADV_WILLNEED)
+            self._advise(weight, MADV_WILLNEED)
 
     def release(self, weight: KerasWeight) -> None:
         """Unmap a finished array's pages from this process (they stay in the page cache),
         so resident memory holds at most one source array at a time."""
-        self._advise(weight, mmap.MADV_DONTNEED)
+        self._advise(weight, MADV_DONTNEED)
 
-    def _advise(self, weight: KerasWeight, advice: int) -> None:
-        if weight.offset is None or self._map is None:
+    def _advise(self, weight: KerasWeight, advice: int | None) -> None:
+        if advice is None or weight.offset is None or self._map is None or not hasattr(self._map, "madvise"):
             return
         start = weight.offset - weight.offset % mmap.PAGESIZE
         self._map.madvise(advice, start, min(len(self._map), weight.offset + weight.nbytes) - start)

@@ -115,3 +115,17 @@ def test_a_producer_that_writes_the_wrong_amount_fails_and_leaves_nothing(tmp_pa
     with pytest.raises(ValueError, match="12 bytes written, 16 expected"):
         write_safetensors(out, entries, {"format": "pt"}, fill)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("advice", [12345, None], ids=["refused-by-the-kernel", "no-madvise"])
+def test_arrays_read_without_populate(tmp_path, monkeypatch, advice):
+    """Kernels before Linux 5.14 refuse MADV_POPULATE_READ, other systems have no madvise:
+    the arrays must read the same."""
+    monkeypatch.setattr(layout, "MADV_POPULATE_READ", advice)
+    kernel = np.random.default_rng(2).standard_normal((3, 3, 4, 5)).astype(np.float32)
+    source = tmp_path / "w.h5"
+    _keras_file(source, {"conv": kernel}, None)
+    with KerasWeightsFile(source) as kfile, layout.KerasArrays(source) as arrays:
+        weight = kfile.layer("conv").weight("kernel")
+        np.testing.assert_array_equal(arrays.array(weight), kernel)
+        arrays.release(weight)
