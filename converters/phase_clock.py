@@ -1,4 +1,4 @@
-"""Where a conversion's time goes: per phase (read, transpose, write, writeback, hash), the CPU
+"""Where a conversion's time goes: per phase (read, transpose, write, hash), the CPU
 seconds (user and system) and the wall seconds, each summed over the threads that run it. A
 phase whose wall time exceeds its CPU time was waiting: for the disk, a core or a lock.
 ``bench/convert_speed.py`` prints them next to the conversion's wall time."""
