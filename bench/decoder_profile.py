@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
 from machine import announce  # noqa: E402
+from workdir import bench_workdir  # noqa: E402
 
 
 def _shapes(entries: list[dict]) -> list[list[int]]:
@@ -50,8 +50,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2f-decoder-profile-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = bench_workdir(args.workdir, "s2f-decoder-profile-")
     graph = workdir / "face_decoder.onnx"
     if not graph.is_file():
         torch.manual_seed(0)

@@ -17,12 +17,12 @@ import hashlib
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
 from machine import announce  # noqa: E402
+from workdir import bench_workdir  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -103,8 +103,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--sizes", nargs="+", default=["tiny", "full"])
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2f-directory-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = bench_workdir(args.workdir, "s2f-directory-bench-")
     report = {"machine": announce(), "clips": args.clips, "results": {}}
     for size in args.sizes:
         bundle, clips = build(workdir, size, args.clips)

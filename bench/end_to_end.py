@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
 from machine import announce  # noqa: E402
+from workdir import bench_workdir  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -144,8 +145,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2f-e2e-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = bench_workdir(args.workdir, "s2f-e2e-bench-")
 
     report = {"machine": announce(), "export": build(workdir)}
     print(json.dumps(report["export"], indent=1), flush=True)

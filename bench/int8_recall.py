@@ -15,12 +15,12 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
 from machine import announce  # noqa: E402
+from workdir import bench_workdir  # noqa: E402
 
 
 def onnx_encoder(path: Path):
@@ -68,8 +68,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     configure_logging(logging.WARNING)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="s2f-int8-recall-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = bench_workdir(args.workdir, "s2f-int8-recall-")
     seeds = {}
     for seed in args.seeds:
         seeds[seed] = one_seed(workdir, seed)
