@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from s2f.models.face_encoder_config import ARCHITECTURES
+from s2f.models.original import add_original_decoder_flag
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     convert = subparsers.add_parser(
-        "convert", help="convert Keras VGGFace .h5 (or a known PyTorch port) to safetensors",
+        "convert", help="convert Keras VGGFace .h5, a known PyTorch port, or an original Speech-to-Face checkpoint",
         description="Convert Keras VGGFace weights (deepface vgg_face_weights.h5, keras-vggface "
                     "rcmalli_vggface_tf_*.h5, save_weights or whole-model files) or an existing "
                     "PyTorch port (deepface vgg_face_weights.pth, the original Speech-to-Face "
                     "state dicts) into a speech2face .safetensors file. Reads HDF5 with h5py: "
                     "TensorFlow is not needed. The architecture is detected from the file's "
-                    "layers unless --arch is given.",
+                    "layers unless --arch is given. A checkpoint of the original Speech-to-Face "
+                    "project's VE_conv, AST or FaceDecoder (its torch.save files, read with "
+                    "weights_only=True) becomes a save_pretrained directory (config.json + "
+                    "model.safetensors) carrying the preprocessing the original used.",
     )
-    convert.add_argument("input", type=Path, help="Keras .h5 or PyTorch .pth file")
-    convert.add_argument("-o", "--output", type=Path, required=True, help="output .safetensors path")
+    convert.add_argument("input", type=Path, help="Keras .h5, PyTorch .pth, or an original Speech-to-Face .pt")
+    convert.add_argument("-o", "--output", type=Path, required=True,
+                         help="output .safetensors path (face encoders) or directory (original VE_conv, AST, decoder)")
     convert.add_argument("--arch", choices=ARCHITECTURES, help="expected architecture (checked against the file)")
+    add_original_decoder_flag(convert)
+    convert.add_argument("--ast-mean", type=float, help="original AST: fbank mean instead of the original's -5.460994")
+    convert.add_argument("--ast-std", type=float, help="original AST: fbank std instead of the original's 3.1129124")
+    convert.add_argument("--variant", choices=("paper", "original"),
+                         help="original VE_conv: spectrogram variant instead of 'original' (the one it was trained on)")
     convert.set_defaults(func=run_convert, extras=("convert",), what_runs="convert")
 
     parity = subparsers.add_parser(
@@ -47,8 +58,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_convert(args: argparse.Namespace) -> int:
     from s2f.converters.convert import convert
+    from s2f.models.original import OriginalImport, OriginalOptions
 
-    result = convert(args.input, args.output, args.arch)
+    original = OriginalOptions(args.original_decoder_output, args.ast_mean, args.ast_std, args.variant)
+    result = convert(args.input, args.output, args.arch, original)
+    if isinstance(result, OriginalImport):
+        print(f"found: the original Speech-to-Face project's {result.model_type}: {result.layout}")
+        print(f"preprocessing: {json.dumps(result.preprocessing(), sort_keys=True)}")
+        parameters = sum(p.numel() for p in result.model.parameters())
+        print(f"wrote {args.output}/: config.json + model.safetensors, {parameters:,} parameters "
+              f"(source sha256 {result.source['sha256'][:16]}...)")
+        return 0
     how = "given" if args.arch else f"detected from {result.detected.evidence}"
     print(f"architecture: {result.arch} ({'with' if result.include_top else 'without'} top; {how})")
     for note in result.notes:

@@ -1,4 +1,6 @@
-"""``s2f convert``: one entry point for Keras ``.h5`` files and existing PyTorch ports."""
+"""``s2f convert``: one entry point for Keras ``.h5`` files, existing PyTorch ports of the face
+encoders, and the original Speech-to-Face project's own checkpoints (VE_conv, AST, decoder),
+which become ``save_pretrained`` directories."""
 
 from __future__ import annotations
 
@@ -8,15 +10,17 @@ from pathlib import Path
 from s2f import __version__
 from s2f.converters.keras_h5 import HDF5_SIGNATURE, read_head
 from s2f.converters.vggface import ConversionResult, Detection, Sha256InBackground, convert_keras_file
+from s2f.models.checkpoints import TORCH_SIGNATURES
 from s2f.models.face_encoder_config import ARCHITECTURES
+from s2f.models.original import OriginalImport, OriginalOptions
 from s2f.runtime.atomic import atomic_output
 from s2f.runtime.errors import InputError
 
-TORCH_SIGNATURES = (b"PK\x03\x04", b"\x80")  # torch.save zip archive, legacy pickle
 
-
-def convert(source: str | Path, output: str | Path, arch: str | None = None) -> ConversionResult:
-    """Convert ``source`` (Keras HDF5 or a known PyTorch port) to speech2face safetensors."""
+def convert(source: str | Path, output: str | Path, arch: str | None = None,
+            original: OriginalOptions | None = None) -> ConversionResult | OriginalImport:
+    """Convert ``source`` (Keras HDF5 or a known PyTorch port) to speech2face safetensors, or
+    an original Speech-to-Face model checkpoint to a ``save_pretrained`` directory."""
     source, output = Path(source), Path(output)
     if arch is not None and arch not in ARCHITECTURES:
         raise InputError(None, f"unknown --arch {arch!r}; choose from {', '.join(ARCHITECTURES)}")
@@ -26,13 +30,23 @@ def convert(source: str | Path, output: str | Path, arch: str | None = None) -> 
     if head == HDF5_SIGNATURE:
         return convert_keras_file(source, output, arch)
     if head.startswith(TORCH_SIGNATURES):
-        return convert_torch_port(source, output, arch)
+        from s2f.models.checkpoints import load_torch_state_dict
+        from s2f.models.original import convert_original, import_state
+
+        state = load_torch_state_dict(source)
+        imported = import_state(state, source, original)
+        if imported is None:
+            return convert_torch_port(source, output, arch, state)
+        if arch is not None:
+            raise InputError(source, f"--arch names a face encoder; this file is the original's {imported.model_type}")
+        convert_original(imported, output)
+        return imported
     if not head:
         raise InputError(source, "file is empty")
     raise InputError(source, "neither HDF5 (Keras .h5) nor a PyTorch checkpoint (.pth)")
 
 
-def convert_torch_port(source: Path, output: Path, arch: str | None = None) -> ConversionResult:
+def convert_torch_port(source: Path, output: Path, arch: str | None = None, state: dict | None = None) -> ConversionResult:
     from safetensors.torch import save
 
     from s2f.converters.torch_ports import import_torch_port
@@ -40,7 +54,7 @@ def convert_torch_port(source: Path, output: Path, arch: str | None = None) -> C
 
     started = time.perf_counter()
     hasher = Sha256InBackground(source)
-    imported = import_torch_port(source, expected_arch=arch)
+    imported = import_torch_port(source, expected_arch=arch, state=state)
     config = imported.config
     metadata = {
         **metadata_for(config),

@@ -41,14 +41,15 @@ def _original_key_map(fc_as_conv: bool) -> dict[str, str]:
     return mapping
 
 
-def import_torch_port(path: str | Path, expected_arch: str | None = None) -> TorchImport:
-    """Recognise a known PyTorch port and return its state dict in our layout."""
+def import_torch_port(path: str | Path, expected_arch: str | None = None, state: dict | None = None) -> TorchImport:
+    """Recognise a known PyTorch port and return its state dict in our layout (``state``: the
+    file's tensors, when the caller has read them already)."""
     import torch
 
     from s2f.models.face_encoder import check_state_dict
 
     path = Path(path)
-    state = load_torch_state_dict(path)
+    state = load_torch_state_dict(path) if state is None else state
     notes: list[str] = []
     if "conv1_1.weight" in state:
         config = FaceEncoderConfig.for_arch("serengil", include_top="fc8.weight" in state)
@@ -75,7 +76,8 @@ def import_torch_port(path: str | Path, expected_arch: str | None = None) -> Tor
     else:
         sample = ", ".join(list(state)[:3])
         raise InputError(path, f"unrecognised PyTorch state dict (first keys: {sample}); "
-                               "known: deepface vgg_face_weights.pth, the original Speech-to-Face ports")
+                               "known: deepface vgg_face_weights.pth, the original Speech-to-Face "
+                               "project's VGG-Face ports and its VE_conv, AST and FaceDecoder checkpoints")
     if expected_arch is not None and expected_arch != config.arch:
         raise InputError(path, f"--arch {expected_arch} does not match the file, which is a "
                                f"{config.arch} port ({source_format})")

@@ -122,6 +122,8 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             "verification_fp16": {role: r["fp16"] for role, r in reports.items()} if fp16 else None,
             "verification_int8_cosine": {role: r["int8"] for role, r in reports.items()} if int8 else None,
             "verification_end_to_end": {role: report.errors for role, report in end_to_end.items()},
+            # where each model's weights came from when they were not trained with speech2face
+            "sources": {role: dict(model.source) for role, model in models.items() if getattr(model, "source", None)},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         os.chmod(staging, 0o755)

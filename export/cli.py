@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from s2f.models.original import add_original_decoder_flag
+
 
 def _graph_options(parser: argparse.ArgumentParser, verify_with_help: str) -> None:
     """What both export commands offer about the graphs they write."""
@@ -31,7 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "(opset 18, dynamic batch, names and preprocessing in the metadata). The graph is "
                     "checked with onnx.checker and must match PyTorch in onnxruntime within float32 "
                     "rounding before the file is written.")
-    model.add_argument("model", type=Path)
+    model.add_argument("model", type=Path, help="save_pretrained directory, training run, .safetensors face encoder, "
+                                                "or an original Speech-to-Face checkpoint (.pt)")
+    add_original_decoder_flag(model)
     model.add_argument("-o", "--output", type=Path, required=True, help="output .onnx file")
     model.add_argument("--tolerance", type=float, default=1e-5,
                        help="max |difference| / max |reference| per output (default 1e-5)")
@@ -49,8 +53,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "verified (against PyTorch, the end-to-end ones against the two-stage path) first; the "
                     "directory appears only when complete.")
     bundle.add_argument("-o", "--output", type=Path, required=True, help="bundle directory to create")
-    bundle.add_argument("--voice-encoder", type=Path, required=True, help="checkpoint or training run directory")
-    bundle.add_argument("--decoder", type=Path, required=True, help="checkpoint or training run directory")
+    bundle.add_argument("--voice-encoder", type=Path, required=True,
+                        help="checkpoint, training run directory, or an original Speech-to-Face VE_conv/AST .pt")
+    bundle.add_argument("--decoder", type=Path, required=True,
+                        help="checkpoint, training run directory, or an original Speech-to-Face decoder .pt")
+    add_original_decoder_flag(bundle)
     bundle.add_argument("--face-encoder", type=Path, help="converted face encoder (.safetensors or directory)")
     bundle.add_argument("--overwrite", action="store_true")
     _graph_options(bundle, "voice clips (and face photos, with --face-encoder) to verify on besides random "
@@ -62,9 +69,10 @@ def run_export_model(args: argparse.Namespace) -> int:
     from s2f.export.onnx_export import export_onnx
     from s2f.export.real_inputs import encoder_inputs
     from s2f.models.loading import load_model
+    from s2f.models.original import OriginalOptions
     from s2f.runtime.errors import InputError
 
-    model = load_model(args.model)
+    model = load_model(args.model, original=OriginalOptions(args.original_decoder_output))
     real = None
     if args.verify_with:
         real = encoder_inputs(model, args.verify_with)
@@ -80,10 +88,15 @@ def run_export_model(args: argparse.Namespace) -> int:
 
 def run_export_bundle(args: argparse.Namespace) -> int:
     from s2f.export.bundle import export_bundle
-    from s2f.models.loading import load_model
+    from s2f.models.loading import load_model_for
+    from s2f.models.original import OriginalOptions
 
-    face_encoder = load_model(args.face_encoder) if args.face_encoder else None
-    manifest = export_bundle(args.output, load_model(args.voice_encoder), load_model(args.decoder), face_encoder,
+    original = OriginalOptions(args.original_decoder_output)
+    face_encoder = load_model_for("face_encoder", args.face_encoder, flag="--face-encoder") if args.face_encoder \
+        else None
+    voice_encoder = load_model_for("voice_encoder", args.voice_encoder, flag="--voice-encoder")
+    decoder = load_model_for("face_decoder", args.decoder, original=original, flag="--decoder")
+    manifest = export_bundle(args.output, voice_encoder, decoder, face_encoder,
                              args.overwrite, args.portable, args.fp16, args.verify_with, args.int8)
     print(f"bundle {args.output}: {', '.join(manifest['files'])} + manifest.json")
     return 0

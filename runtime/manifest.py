@@ -138,6 +138,11 @@ def validate_manifest(path: Path, manifest: Any) -> dict[str, Any]:
             FacePreprocessing(**{**face.values, "mean": tuple(mean)})
         except TypeError as err:
             raise InputError(path, f"field 'face_input': {err}") from None
+    sources = top.child("sources", required=False)  # bundles before format 2's provenance have none
+    for role in (sources.values if sources is not None else ()):
+        source = sources.child(role)
+        for key in source.values:
+            source.text(key)
     return manifest
 
 

@@ -1,8 +1,8 @@
 """Audio Spectrogram Transformer voice encoder: transformers' AST with a 4096-D head.
 
 The model is ``ASTForAudioClassification`` with ``num_labels = 4096`` (its head: LayerNorm
-+ Linear on the pooled [CLS]/[DIST] tokens), exactly the original project's layout, so the
-original's published checkpoints load as they are. It is built from an ``ASTConfig`` (the
++ Linear on the pooled [CLS]/[DIST] tokens), the original project's layout; its checkpoints
+load through ``import_original_ast`` (both of its head layouts). It is built from an ``ASTConfig`` (the
 AudioSet base model's by default; tiny ones in tests). Pretrained AST weights come only from
 a local directory (``ASTForAudioClassification.save_pretrained`` layout): nothing is
 downloaded at run time. Input: ``s2f.runtime.features.ast_fbank`` (1024 x 128).
@@ -32,7 +32,8 @@ class ASTVoiceEncoderConfig:
         ast: ``ASTConfig`` keyword arguments (``num_labels`` is set from ``embedding_dim``).
         embedding_dim: output size (4096, the face encoder's fc7 width).
         output_relu: apply a ReLU to the head's output (the target, fc7 after ReLU, is
-            non-negative); the original's published model has none.
+            non-negative); the original's AST has one since 2024-04-08 (its published
+            model too), none before.
         train_mode: ``head`` (only the head learns), ``full``, or ``top`` (the head and the
             top ``train_top_layers`` transformer layers) — the original trained the head
             first, then everything.
@@ -116,44 +117,103 @@ class ASTVoiceEncoder(nn.Module, Pretrained):
         return torch.relu(out) if self.config.output_relu else out
 
 
-_V4_TO_V5 = (  # transformers 4 AST parameter names -> transformers 5
-    (r"\.encoder\.layer\.", ".layers."),
-    (r"\.attention\.attention\.query\.", ".attention.q_proj."),
-    (r"\.attention\.attention\.key\.", ".attention.k_proj."),
-    (r"\.attention\.attention\.value\.", ".attention.v_proj."),
-    (r"\.attention\.output\.dense\.", ".attention.o_proj."),
-    (r"\.intermediate\.dense\.", ".mlp.fc1."),
-    (r"\.output\.dense\.", ".mlp.fc2."),
+_V4_TO_V5 = (  # transformers 4 AST parameter names -> transformers 5 (in this order)
+    (".encoder.layer.", ".layers."),
+    (".attention.attention.query.", ".attention.q_proj."),
+    (".attention.attention.key.", ".attention.k_proj."),
+    (".attention.attention.value.", ".attention.v_proj."),
+    (".attention.output.dense.", ".attention.o_proj."),
+    (".intermediate.dense.", ".mlp.fc1."),
+    (".output.dense.", ".mlp.fc2."),
 )
 
 
+def transformers5_name(key: str) -> str:
+    for old, new in _V4_TO_V5:
+        key = key.replace(old, new)
+    return key
+
+
+def transformers4_name(key: str) -> str:
+    for old, new in reversed(_V4_TO_V5):
+        key = key.replace(new, old)
+    return key
+
+
 def adapt_ast_state_dict(state: dict, model: nn.Module) -> dict:
-    """Checkpoints saved with transformers 4 (the original project's) use other parameter
-    names than transformers 5; rename them when the installed version needs it."""
-    import re
-
-    if not any(".layers." in key for key in model.state_dict()):
-        return state
-    renamed = {}
-    for key, value in state.items():
-        for pattern, replacement in _V4_TO_V5:
-            key = re.sub(pattern, replacement, key)
-        renamed[key] = value
-    return renamed
+    """Checkpoints saved with one major version of transformers load into the other: the
+    parameter names are spelled the way the installed ``model`` spells them."""
+    installed_v5 = any(".layers." in key for key in model.state_dict())
+    rename = transformers5_name if installed_v5 else transformers4_name
+    return {rename(key): value for key, value in state.items()}
 
 
-def load_original_ast(path: str | Path, ast: dict | None = None) -> ASTVoiceEncoder:
-    """The original project's published AST checkpoint (``model_state_dict`` of an
-    ``ASTForAudioClassification`` with 4096 labels; no output ReLU; re-estimated stats)."""
-    from s2f.models.checkpoints import load_torch_state_dict
+ORIGINAL_MEAN, ORIGINAL_STD = -5.460994, 3.1129124  # re-estimated by the original on its training set
+_BACKBONE = "audio_spectrogram_transformer."
 
-    path = Path(path)
-    state = load_torch_state_dict(path)
-    head = state.get("classifier.dense.weight")
-    if head is None:
-        raise InputError(path, "no 'classifier.dense.weight': not an ASTForAudioClassification state dict")
-    config = ASTVoiceEncoderConfig(ast=dict(ast or AUDIOSET_BASE), embedding_dim=int(head.shape[0]),
-                                   output_relu=False, feature_mean=-5.460994, feature_std=3.1129124)
-    model = ASTVoiceEncoder(config)
-    load_state_strict(model.ast, adapt_ast_state_dict(state, model.ast), path)
-    return model.eval()
+
+def _ast_config_from(state: dict, source, what: str) -> dict:
+    """The ``ASTConfig`` sizes of a checkpoint, read off its tensors. Heads cannot be read
+    (they only split the hidden size): 12 for the AudioSet model's width, else 64 wide."""
+    embeddings = _BACKBONE + "embeddings."
+    for key in (embeddings + "cls_token", embeddings + "position_embeddings",
+                embeddings + "patch_embeddings.projection.weight"):
+        if key not in state:
+            raise InputError(source, f"missing tensor {key!r} for {what}")
+    hidden = int(state[embeddings + "cls_token"].shape[-1])
+    layers = {int(key.split(".")[2]) for key in state
+              if key.startswith((_BACKBONE + "layers.", _BACKBONE + "encoder.layer.")) and key.split(".")[2].isdigit()}
+    layers |= {int(key.split(".")[3]) for key in state
+               if key.startswith(_BACKBONE + "encoder.layer.") and key.split(".")[3].isdigit()}
+    count = max(layers) + 1 if layers else 0
+    intermediate = next((int(value.shape[0]) for key, value in state.items()
+                         if key.endswith((".intermediate.dense.weight", ".mlp.fc1.weight"))), 4 * hidden)
+    patch = int(state[embeddings + "patch_embeddings.projection.weight"].shape[-1])
+    config = {**AUDIOSET_BASE, "hidden_size": hidden, "num_hidden_layers": count, "intermediate_size": intermediate,
+              "num_attention_heads": AUDIOSET_BASE["num_attention_heads"] if hidden == 768 else max(1, hidden // 64),
+              "patch_size": patch}
+    frequency = (config["num_mel_bins"] - patch) // config["frequency_stride"] + 1
+    time = (config["max_length"] - patch) // config["time_stride"] + 1
+    positions = int(state[embeddings + "position_embeddings"].shape[1])
+    if positions != frequency * time + 2:
+        raise InputError(source, f"tensor {embeddings + 'position_embeddings'!r} has {positions} positions; the "
+                                 f"original's input (1024 x 128 fbank, strides 10) gives {frequency * time + 2}")
+    return config
+
+
+def import_original_ast(state: dict, source, options=None) -> tuple[ASTVoiceEncoder, str]:
+    """The original project's AST (``ASTForAudioClassification`` with a 4096-wide head).
+
+    Two head layouts exist: since 2024-04-08 the head is ``nn.Sequential(head, nn.ReLU())``
+    (``classifier.0.layernorm`` / ``classifier.0.dense``, a ReLU on the output); before, the
+    plain ``classifier.layernorm`` / ``classifier.dense`` without one. Parameter names of
+    transformers 4 (the original's) and 5 both load, whichever is installed. Its features:
+    Kaldi fbank on 10.26 s, normalised with the original's re-estimated mean and std.
+    """
+    from s2f.models.pretrained import build_from_foreign_state
+
+    what = "the original AST"
+    if "classifier.0.dense.weight" in state or "classifier.0.layernorm.weight" in state:
+        head, relu = "classifier.0.", True
+    elif "classifier.dense.weight" in state or "classifier.layernorm.weight" in state:
+        head, relu = "classifier.", False
+    else:
+        raise InputError(source, f"missing tensor 'classifier.0.dense.weight' (or 'classifier.dense.weight') for {what}")
+    if head + "dense.weight" not in state:
+        raise InputError(source, f"missing tensor {head + 'dense.weight'!r} for {what}")
+    v4_names = any(".encoder.layer." in key for key in state)
+    config = ASTVoiceEncoderConfig(ast=_ast_config_from(state, source, what),
+                                   embedding_dim=int(state[head + "dense.weight"].shape[0]), output_relu=relu,
+                                   feature_mean=ORIGINAL_MEAN, feature_std=ORIGINAL_STD)
+    with torch.device("meta"):
+        ours = list(ASTVoiceEncoder(config).state_dict())
+    mapping = {}
+    for key in ours:
+        name = key[len("ast."):]
+        name = transformers4_name(name) if v4_names else transformers5_name(name)
+        mapping[head + name[len("classifier."):] if name.startswith("classifier.") else name] = key
+    model = build_from_foreign_state(lambda: ASTVoiceEncoder(config), state, mapping, source, what)
+    layout = (f"ASTForAudioClassification ({config.ast['num_hidden_layers']} layers, hidden "
+              f"{config.ast['hidden_size']}), head {head}* {'with' if relu else 'without'} ReLU, transformers "
+              f"{4 if v4_names else 5} names; fbank 1024x128 on 10.26 s, mean {ORIGINAL_MEAN}, std {ORIGINAL_STD}")
+    return model.eval(), layout

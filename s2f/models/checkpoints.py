@@ -9,6 +9,17 @@ from pathlib import Path
 
 from s2f.runtime.errors import InputError
 
+TORCH_SIGNATURES = (b"PK\x03\x04", b"\x80")  # torch.save zip archive, legacy pickle
+
+
+def is_torch_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a file that starts like a ``torch.save`` output (read, not trusted)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        return handle.read(4).startswith(TORCH_SIGNATURES)
+
 
 def load_torch_state_dict(path: str | Path) -> dict:
     import torch

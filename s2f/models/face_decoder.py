@@ -10,12 +10,11 @@ landmarks. ``shared_features`` is the decoder's "first layer" of the Speech2Face
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from s2f.models.pretrained import Pretrained, load_state_strict
+from s2f.models.pretrained import Pretrained
 from s2f.runtime.errors import InputError
 
 
@@ -130,18 +129,54 @@ def _original_key_map(config: FaceDecoderConfig) -> dict[str, str]:
     return mapping
 
 
-def load_original_face_decoder(path: str | Path) -> FaceDecoder:
-    """The original project's published decoder checkpoint (``{"model_state_dict", ...}``
-    saved with ``torch.save``), read with ``weights_only=True``."""
-    from s2f.models.checkpoints import load_torch_state_dict
+DECODER_OUTPUTS = ("sigmoid", "linear")
 
-    path = Path(path)
-    state = load_torch_state_dict(path)
-    config = FaceDecoderConfig(output_activation="none", landmark_units="pixels")
-    mapping = _original_key_map(config)
-    unknown = sorted(set(state) - set(mapping))
-    if unknown:
-        raise InputError(path, f"unexpected tensor {unknown[0]!r} for the original FaceDecoder")
-    model = FaceDecoder(config)
-    load_state_strict(model, {mapping[k]: v for k, v in state.items()}, path)
-    return model.eval()
+
+def _count(state: dict, prefix: str, suffix: str) -> int:
+    index = 0
+    while f"{prefix}.{index}.{suffix}" in state:
+        index += 1
+    return index
+
+
+def import_original_face_decoder(state: dict, source, options=None) -> tuple[FaceDecoder, str]:
+    """The original project's ``FaceDecoder`` (``pre_layers / landmark_layers / texture_layers``).
+
+    Sizes are read off the tensors. What its texture ends in cannot be: the original ends in
+    a sigmoid since 2023-12-21 (before its AST work and its published weights), earlier files
+    at the plain 1x1 convolution; ``options.decoder_output`` says which (``sigmoid``, the
+    default, or ``linear``). Landmarks are its plain linear output, pixels at 224x224.
+    """
+    from s2f.models.pretrained import build_from_foreign_state
+
+    output = getattr(options, "decoder_output", "sigmoid")
+    if output not in DECODER_OUTPUTS:
+        raise InputError(None, f"unknown original decoder output {output!r}; one of {', '.join(DECODER_OUTPUTS)}")
+    what = "the original FaceDecoder"
+    shared = _count(state, "pre_layers", "0.weight")
+    landmark_hidden = _count(state, "landmark_layers", "1.weight")  # the blocks with a BatchNorm
+    indices = {int(key.split(".")[1]) for key in state
+               if key.startswith("texture_layers.") and key.split(".")[1].isdigit()}
+    last = max(indices, default=0)  # the 1x1 RGB convolution; 1 ... last-1 are the transposed convolutions
+    deconvs = [f"texture_layers.{i}.{1 if i == 1 else 0}.weight" for i in range(1, last)]
+    for key in ("pre_layers.0.0.weight", f"landmark_layers.{landmark_hidden}.0.weight", "texture_layers.0.0.weight",
+                *(deconvs or ["texture_layers.1.1.weight"]), f"texture_layers.{last}.0.weight"):
+        if key not in state:
+            raise InputError(source, f"missing tensor {key!r} for {what}")
+        if key.startswith("texture_layers.") and not key.startswith("texture_layers.0.") and \
+                getattr(state[key], "ndim", None) != 4:
+            raise InputError(source, f"tensor {key!r} has shape {tuple(getattr(state[key], 'shape', ()))}, "
+                                     f"{what} needs a convolution weight there")
+    channels = [int(state[deconvs[0]].shape[0])] + [int(state[key].shape[1]) for key in deconvs]
+    fc_out = int(state["texture_layers.0.0.weight"].shape[0])
+    size = int(round((fc_out / channels[0]) ** 0.5))
+    config = FaceDecoderConfig(
+        embedding_dim=int(state["pre_layers.0.0.weight"].shape[1]),
+        shared_dims=[int(state[f"pre_layers.{i}.0.weight"].shape[0]) for i in range(shared)],
+        landmark_dims=[int(state[f"landmark_layers.{i}.0.weight"].shape[0]) for i in range(landmark_hidden)],
+        num_landmarks=int(state[f"landmark_layers.{landmark_hidden}.0.weight"].shape[0]) // 2,
+        texture_channels=channels, texture_size=size,
+        output_activation="sigmoid" if output == "sigmoid" else "none", landmark_units="pixels")
+    model = build_from_foreign_state(lambda: FaceDecoder(config), state, _original_key_map(config), source, what)
+    return model.eval(), (f"FaceDecoder pre/landmark/texture layers, {config.num_landmarks} landmarks in pixels, "
+                          f"texture {'ending in a sigmoid' if output == 'sigmoid' else 'linear (before 2023-12-21)'}")

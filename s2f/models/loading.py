@@ -1,6 +1,7 @@
 """Load any speech2face model from what users pass around: a ``save_pretrained`` directory
 (its config.json names the model type), a training run directory (its best checkpoint),
-or a face encoder ``.safetensors`` file from ``s2f convert``."""
+a face encoder ``.safetensors`` file from ``s2f convert``, or a checkpoint of the original
+Speech-to-Face project (its ``torch.save`` files, ``s2f.models.original``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from torch import nn
 
+from s2f.models.original import OriginalOptions
 from s2f.models.registry import MODELS
 from s2f.runtime.errors import InputError
 
@@ -25,15 +27,28 @@ def checkpoint_dir(path: Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
+KNOWN_FORMS = ("a save_pretrained directory, a training run directory, a face encoder .safetensors file or a "
+               "checkpoint of the original Speech-to-Face project")
+
+
+def load_model(path: str | Path, device: str = "cpu", original: OriginalOptions | None = None) -> nn.Module:
+    """``original``: what to assume where an original checkpoint cannot say (its decoder's output)."""
+    from s2f.models.checkpoints import is_torch_checkpoint
+
     path = checkpoint_dir(Path(path))
     if path.is_file() and path.suffix == ".safetensors":
         from s2f.models.face_encoder import load_face_encoder
 
         return load_face_encoder(path, device)
+    if is_torch_checkpoint(path):
+        from s2f.models.original import import_original
+
+        return import_original(path, original).model.to(device)
     config = path / "config.json"
     if not path.exists():
         raise InputError(path, "not found")
+    if not path.is_dir():
+        raise InputError(path, f"not a speech2face model: expected {KNOWN_FORMS}")
     try:
         model_type = json.loads(config.read_text()).get("model_type")
     except (OSError, ValueError, AttributeError) as err:
@@ -45,3 +60,15 @@ def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
 
         return load_face_encoder(path, device)
     return MODELS[model_type].module_class.from_pretrained(path, device)
+
+
+def load_model_for(role: str, path: str | Path, device: str = "cpu", original: OriginalOptions | None = None,
+                   flag: str | None = None) -> nn.Module:
+    """``load_model``, refusing a model of another role (a decoder given as the voice encoder)."""
+    model = load_model(path, device, original)
+    entry = MODELS.get(getattr(model, "model_type", None))
+    if entry is None or entry.role != role:
+        found = entry.role.replace("_", " ") if entry else getattr(model, "model_type", "?")
+        where = f"{flag}: " if flag else ""
+        raise InputError(path, f"{where}holds a {found}, not a {role.replace('_', ' ')}")
+    return model

@@ -22,9 +22,15 @@ class Pretrained:
     config_class: ClassVar[type]
     model_type: ClassVar[str]
     config: Any
+    # where the weights came from when they were not trained here (``s2f.models.original``):
+    # text fields, kept in the safetensors metadata and copied into bundle manifests
+    source: dict[str, str] | None = None
 
     def safetensors_metadata(self) -> dict[str, str]:
-        return {"format": "pt", "model_type": self.model_type}
+        metadata = {"format": "pt", "model_type": self.model_type}
+        if self.source:
+            metadata["source"] = json.dumps(self.source, sort_keys=True)
+        return metadata
 
     def save_pretrained(self, directory: str | Path) -> Path:
         from safetensors.torch import save
@@ -69,7 +75,25 @@ class Pretrained:
             raise InputError(weights, "file not found")
         state = load_file(str(weights))
         model = build_with_weights(lambda: cls(config), state, weights, check_state_strict)
+        model.source = read_source(weights)
         return model.to(device).eval()
+
+
+def read_source(weights: Path) -> dict[str, str] | None:
+    """The ``source`` a ``save_pretrained`` file records, checked: a JSON object of texts."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), "pt") as handle:
+        text = (handle.metadata() or {}).get("source")
+    if text is None:
+        return None
+    try:
+        source = json.loads(text)
+    except ValueError:
+        source = None
+    if not isinstance(source, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in source.items()):
+        raise InputError(weights, "metadata field 'source' must be a JSON object of texts")
+    return source
 
 
 def build_with_weights(build, state: dict, source: str | Path, check) -> Any:
@@ -116,3 +140,36 @@ def check_state_strict(model, state: dict, source: str | Path) -> None:
     extra = sorted(set(state) - set(expected) - {k for k in state if k.endswith("num_batches_tracked")})
     if extra:
         raise InputError(source, f"unexpected tensor {extra[0]!r}")
+
+
+def build_from_foreign_state(build, state: dict, mapping: dict[str, str], source: str | Path, what: str) -> Any:
+    """``build()`` with the weights of a checkpoint whose tensors have other names.
+
+    ``mapping`` takes each of the checkpoint's names to ours. The first tensor that does not
+    fit is named as the checkpoint names it (missing, unexpected, not a tensor, wrong
+    shape), so a user can find it in their file. BatchNorm's step counters are ignored.
+    """
+    import torch
+
+    def counter(key: str) -> bool:
+        return key.endswith("num_batches_tracked")
+
+    for theirs in mapping:
+        if theirs not in state and not counter(theirs):
+            raise InputError(source, f"missing tensor {theirs!r} for {what}")
+    for theirs in state:
+        if theirs not in mapping and not counter(theirs):
+            raise InputError(source, f"unexpected tensor {theirs!r} for {what}")
+    with torch.device("meta"):
+        expected = {key: tuple(value.shape) for key, value in build().state_dict().items()}
+    renamed = {}
+    for theirs, ours in mapping.items():
+        if counter(theirs) or counter(ours):
+            continue
+        value = state[theirs]
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise InputError(source, f"tensor {theirs!r} is not a floating-point tensor")
+        if tuple(value.shape) != expected[ours]:
+            raise InputError(source, f"tensor {theirs!r} has shape {tuple(value.shape)}, {what} needs {expected[ours]}")
+        renamed[ours] = value.detach().to(torch.float32).contiguous()
+    return build_with_weights(build, renamed, source, check_state_strict)

@@ -51,8 +51,14 @@ class ModelEntry:
         config: ``"package.module:Class"`` of its config dataclass.
         presets: named config keyword sets; ``full`` is the paper's model, ``tiny`` a CPU-test size.
         export: the graph's interface.
-        original_loader: ``"package.module:function"`` reading the original Speech-to-Face
-            project's ``torch.save`` checkpoints (``weights_only``), if it published any.
+        original_import: ``"package.module:function"`` turning a state dict of the original
+            Speech-to-Face project's module of this type into ours: ``(state, source, options)
+            -> (model, layout)``, sizes read off the tensors.
+        original_marker: tensor-name prefixes of which that module's checkpoints hold at least
+            one, and
+        original_excludes: prefixes they never hold: how a file is told apart, even a partial
+            one (``s2f.models.original``; the original's VGG-Face ports also have ``layer10.1``,
+            but go on to ``layer16``).
         role: what it does in the pipeline: ``voice_encoder``, ``face_decoder`` or ``face_encoder``.
     """
 
@@ -62,7 +68,14 @@ class ModelEntry:
     role: str
     export: ExportInfo
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    original_loader: str | None = None
+    original_import: str | None = None
+    original_marker: tuple[str, ...] = ()
+    original_excludes: tuple[str, ...] = ()
+
+    def is_original_checkpoint(self, state: dict) -> bool:
+        if not self.original_marker or not any(key.startswith(self.original_marker) for key in state):
+            return False
+        return not any(key.startswith(self.original_excludes) for key in state) if self.original_excludes else True
 
     @property
     def module_class(self) -> type:
@@ -80,10 +93,10 @@ class ModelEntry:
     def build(self, size: str = "full", **overrides: Any) -> Any:
         return self.module_class(self.config_for(size, **overrides))
 
-    def load_original(self, path: Any) -> Any:
-        if self.original_loader is None:
-            raise ValueError(f"the original project published no {self.model_type} checkpoints to load")
-        return _resolve(self.original_loader)(path)
+    def import_original(self, state: dict, source: Any, options: Any = None) -> tuple[Any, str]:
+        if self.original_import is None:
+            raise ValueError(f"the original project has no {self.model_type} checkpoints to import")
+        return _resolve(self.original_import)(state, source, options)
 
 
 def _voice_preprocessing(config: Any) -> dict[str, Any]:
@@ -123,21 +136,25 @@ MODELS: dict[str, ModelEntry] = {entry.model_type: entry for entry in (
             # first three convolutions instead of the four time pools
             "tiny": {"channels": [16, 16, 32, 32, 32, 64, 64, 64, 64], "stride2_convs": [1, 2, 3, 8, 9],
                      "time_pool_after": [], "hidden_dim": 256},
-        }),
+        },
+        original_import="s2f.models.voice_encoder:import_original_ve_conv", original_marker=("layer1.2.", "layer9.3.", "layer10.1.", "layer11.0."),
+        original_excludes=("layer12.",)),
     ModelEntry(
         "ast_voice_encoder", "s2f.models.ast_encoder:ASTVoiceEncoder", "s2f.models.ast_encoder:ASTVoiceEncoderConfig",
         "voice_encoder",
         ExportInfo("fbank", lambda c: ["embedding"],
                    lambda c: (c.ast.get("max_length", 1024), c.ast.get("num_mel_bins", 128)), _voice_preprocessing),
         presets={"full": {}, "tiny": {"ast": TINY_AST}},  # merged over AudioSet's base by the config
-        original_loader="s2f.models.ast_encoder:load_original_ast"),
+        original_import="s2f.models.ast_encoder:import_original_ast",
+        original_marker=("audio_spectrogram_transformer.",)),
     ModelEntry(
         "face_decoder", "s2f.models.face_decoder:FaceDecoder", "s2f.models.face_decoder:FaceDecoderConfig",
         "face_decoder",
         ExportInfo("embedding", lambda c: ["landmarks", "texture"], lambda c: (c.embedding_dim,), _texture),
         presets={"full": {}, "tiny": {"shared_dims": [256, 128], "landmark_dims": [64],
                                       "texture_channels": [64, 32, 16, 16, 8]}},
-        original_loader="s2f.models.face_decoder:load_original_face_decoder"),
+        original_import="s2f.models.face_decoder:import_original_face_decoder",
+        original_marker=("pre_layers.", "landmark_layers.", "texture_layers.")),
     ModelEntry(
         "face_encoder", "s2f.models.face_encoder:build_face_encoder",
         "s2f.models.face_encoder_config:FaceEncoderConfig", "face_encoder",

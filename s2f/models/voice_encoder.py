@@ -30,6 +30,10 @@ class VEConvConfig:
         embedding_dim: output size (the face encoder's fc7 width, 4096).
         output_relu: end with a ReLU, as the original did: the target (fc7 after ReLU) is
             non-negative.
+        average_before_last_activation: average conv9's output over time before its ReLU and
+            BatchNorm, as the original project's ``layer9`` does (conv, pool, ReLU, BN). The
+            paper's order (ReLU, BN, then the average) is the default; the two differ because
+            the ReLU does not commute with the average.
     """
 
     variant: str = "paper"
@@ -39,6 +43,7 @@ class VEConvConfig:
     embedding_dim: int = 4096
     hidden_dim: int = 4096
     output_relu: bool = True
+    average_before_last_activation: bool = False
 
     @property
     def time_frames(self) -> int:
@@ -74,11 +79,58 @@ class VEConv(nn.Module, Pretrained):
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """N x 2 x 257 x T -> N x embedding_dim."""
         x = spectrogram
-        for index in range(1, len(self.config.channels) + 1):
-            x = self._modules[f"bn{index}"](torch.relu(self._modules[f"conv{index}"](x)))
+        last = len(self.config.channels)
+        for index in range(1, last + 1):
+            x = self._modules[f"conv{index}"](x)
+            if index == last and self.config.average_before_last_activation:
+                x = x.mean(dim=3, keepdim=True)
+            x = self._modules[f"bn{index}"](torch.relu(x))
             if index in self.config.time_pool_after:
                 x = self.pool(x)
-        x = x.mean(dim=3)  # average over the remaining time steps
+        x = x.mean(dim=3)  # average over the remaining time steps (already one step in the original's order)
         x = torch.relu(self.fc1(torch.flatten(x, 1)))
         x = self.fc2(x)
         return torch.relu(x) if self.config.output_relu else x
+
+
+ORIGINAL_CONVS = 9  # the original's layer1 ... layer9; layer10 and layer11 are the two FC layers
+
+
+def import_original_ve_conv(state: dict, source, options=None) -> tuple[VEConv, str]:
+    """The original project's ``VE_conv`` (``layer1`` ... ``layer11`` Sequentials) as ours.
+
+    Its blocks are conv, ReLU, BatchNorm (``layerN.0`` and ``layerN.2``), max-pools after
+    conv3-conv6, stride 2 in conv8 and conv9, and ``layer9`` averages over time right after
+    its convolution, before the ReLU and BatchNorm (``layer9.3``; ``average_before_last_activation``).
+    Widths are read off the tensors, so thinner models of the same layout load too. Its
+    input is the ``original`` spectrogram of 6 s (2 x 257 x 601).
+    """
+    from s2f.models.pretrained import build_from_foreign_state
+    from s2f.runtime.errors import InputError
+
+    what = "the original VE_conv"
+    needed = {f"layer{i}.0.weight": 4 for i in range(1, ORIGINAL_CONVS + 1)}
+    needed.update({"layer10.1.weight": 2, "layer11.0.weight": 2})
+    for key, rank in needed.items():
+        if key not in state:
+            raise InputError(source, f"missing tensor {key!r} for {what}")
+        if getattr(state[key], "ndim", None) != rank:
+            raise InputError(source, f"tensor {key!r} has shape {tuple(getattr(state[key], 'shape', ()))}, "
+                                     f"{what} needs a {'convolution' if rank == 4 else 'linear'} weight there")
+    channels = [int(state[f"layer{i}.0.weight"].shape[0]) for i in range(1, ORIGINAL_CONVS + 1)]
+    config = VEConvConfig(variant="original", channels=channels, hidden_dim=int(state["layer10.1.weight"].shape[0]),
+                          embedding_dim=int(state["layer11.0.weight"].shape[0]), output_relu=True,
+                          average_before_last_activation=True)
+    mapping = {}
+    for index in range(1, ORIGINAL_CONVS + 1):
+        for part in ("weight", "bias"):
+            mapping[f"layer{index}.0.{part}"] = f"conv{index}.{part}"
+        batchnorm = 3 if index == ORIGINAL_CONVS else 2  # layer9: conv, pool, ReLU, BN
+        for part in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            mapping[f"layer{index}.{batchnorm}.{part}"] = f"bn{index}.{part}"
+    for part in ("weight", "bias"):
+        mapping[f"layer10.1.{part}"] = f"fc1.{part}"
+        mapping[f"layer11.0.{part}"] = f"fc2.{part}"
+    model = build_from_foreign_state(lambda: VEConv(config), state, mapping, source, what)
+    width = "full width" if channels == VEConvConfig().channels else f"channels {channels}"
+    return model.eval(), f"VE_conv layer1-layer11 ({width}), input 2x257x601 (original spectrogram, 6 s)"

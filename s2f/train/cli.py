@@ -6,6 +6,7 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
+from s2f.models.original import add_original_decoder_flag
 from s2f.models.registry import SIZES
 from s2f.train.options import OPTIMIZERS, SCHEDULES
 
@@ -58,6 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="AST: train only the head for this many epochs first, then --epochs more with --ast-then")
     voice.add_argument("--ast-then", choices=("full", "top"), default="full")
     voice.add_argument("--ast-top-layers", type=int, default=2)
+    add_original_decoder_flag(voice)
     voice.set_defaults(func=run_train_voice, extras=("train",), what_runs="train")
 
     evaluate = subparsers.add_parser(
@@ -65,7 +67,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Rank N candidate faces per held-out voice clip by cosine between the voice "
                     "embedding and the face embeddings; report recall@1/5/10, chance, cosine and L1 "
                     "to the true face as JSON and a PNG.")
-    evaluate.add_argument("voice_encoder", type=Path, help="save_pretrained directory (a run's checkpoint)")
+    evaluate.add_argument("voice_encoder", type=Path,
+                          help="save_pretrained directory, training run, or an original Speech-to-Face checkpoint")
     evaluate.add_argument("data", type=Path)
     evaluate.add_argument("--split", type=Path)
     evaluate.add_argument("--part", default="test", help="which part of the split (default test)")
@@ -75,6 +78,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                           help="trained decoder (a run directory or checkpoint): adds reconstruction L1 vs the "
                                "mean training face, and the result grid original | face->face | speech->face")
     evaluate.add_argument("--device", default="auto")
+    add_original_decoder_flag(evaluate)
     evaluate.set_defaults(func=run_evaluate, extras=("train",), what_runs="evaluate")
 
 

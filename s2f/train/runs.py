@@ -71,6 +71,7 @@ class VoiceTraining(RunSettings):
     ast_head_epochs: int = 0
     ast_then: str = "full"
     ast_top_layers: int = 2
+    original_decoder_output: str = "sigmoid"
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Evaluation:
     candidates: int = 10
     decoder: Path | None = None
     device: str = "auto"
+    original_decoder_output: str = "sigmoid"
 
 
 def train_config(values: dict[str, Any]) -> TrainConfig:
@@ -190,8 +192,8 @@ def train_voice(run: VoiceTraining) -> Path:
     from dataclasses import replace
 
     from s2f.data.pairs import VoiceFacePairs
-    from s2f.models.face_decoder import FaceDecoder
-    from s2f.models.loading import checkpoint_dir
+    from s2f.models.loading import load_model_for
+    from s2f.models.original import OriginalOptions
     from s2f.train.losses import VoiceLossWeights
     from s2f.train.tasks import FaceHead, VoiceTask
     from s2f.train.trainer import Trainer, shutdown_distributed
@@ -201,7 +203,8 @@ def train_voice(run: VoiceTraining) -> Path:
     val = VoiceFacePairs(run.data, "all_to_one", split["val"]) if split and split["val"] else None
     torch.manual_seed(run.train.seed)
     model = voice_model(run, embedding_dim(run.data))
-    decoder = FaceDecoder.from_pretrained(checkpoint_dir(run.decoder)) if run.decoder else None
+    decoder = load_model_for("face_decoder", run.decoder, original=OriginalOptions(run.original_decoder_output),
+                             flag="--decoder") if run.decoder else None
     face_head = None
     if run.face_encoder:
         from s2f.models.face_encoder import load_face_encoder
@@ -230,25 +233,16 @@ def train_voice(run: VoiceTraining) -> Path:
     return Path(run.out)
 
 
-def load_voice_encoder(directory: Path, device: str = "cpu") -> torch.nn.Module:
-    from s2f.models.loading import load_model
-
-    model = load_model(directory, device)
-    if MODELS.get(getattr(model, "model_type", None)) is None or \
-            MODELS[model.model_type].role != "voice_encoder":
-        raise InputError(directory, f"holds a {getattr(model, 'model_type', '?')!r} model, not a voice encoder")
-    return model
-
-
 def evaluate(run: Evaluation) -> dict[str, Any]:
     """Write the JSON report (and its PNG plot, and with a decoder the result grid); return it."""
-    from s2f.models.loading import checkpoint_dir
+    from s2f.models.loading import checkpoint_dir, load_model_for
+    from s2f.models.original import OriginalOptions
     from s2f.train.evaluate import evaluate_voice_encoder, plot_recall
     from s2f.train.trainer import pick_device
 
     directory = checkpoint_dir(run.voice_encoder)
     device = pick_device(run.device)
-    model = load_voice_encoder(directory, str(device))
+    model = load_model_for("voice_encoder", directory, str(device))
     split = read_split(run.split)
     identities = split[run.part] if split else None
     result = evaluate_voice_encoder(model, run.data, identities, run.candidates, device=device)
@@ -256,11 +250,11 @@ def evaluate(run: Evaluation) -> dict[str, Any]:
     output = Path(run.output)
     if run.decoder:
         from s2f.data.pairs import DecoderFaces, VoiceFacePairs
-        from s2f.models.face_decoder import FaceDecoder
         from s2f.train.evaluate import decoder_reconstruction, mean_face, result_grid
 
         decoder_dir = checkpoint_dir(run.decoder)
-        decoder = FaceDecoder.from_pretrained(decoder_dir, str(device))
+        decoder = load_model_for("face_decoder", decoder_dir, str(device),
+                                 OriginalOptions(run.original_decoder_output), flag="--decoder")
         baseline = mean_face(DecoderFaces(run.data, split["train"] if split else None))
         result.update(decoder_reconstruction(decoder, DecoderFaces(run.data, identities), baseline, device))
         result["decoder_checkpoint"] = str(decoder_dir)
