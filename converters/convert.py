@@ -46,7 +46,8 @@ def convert(source: str | Path, output: str | Path, arch: str | None = None,
     raise InputError(source, "neither HDF5 (Keras .h5) nor a PyTorch checkpoint (.pth)")
 
 
-def convert_torch_port(source: Path, output: Path, arch: str | None = None, state: dict | None = None) -> ConversionResult:
+def convert_torch_port(source: Path, output: Path, arch: str | None = None,
+                       state: dict | None = None) -> ConversionResult:
     from safetensors.torch import save
 
     from s2f.converters.torch_ports import import_torch_port

@@ -3,6 +3,7 @@
 The same steps as ``VoiceInputSpec.features`` (``s2f.runtime.voice_input``), with the same
 constants (``s2f.runtime.features``), written as standard ONNX operators:
 
+* with ``pcm16``, 16-bit PCM rounding before and after the loudness step;
 * RMS loudness to ``target_dbfs`` per clip: silence (RMS below -120 dBFS) untouched, the gain
   lowered so the peak never exceeds full scale;
 * loop or crop to the model's clip length: one ``Gather`` with ``arange(T) % samples``;
@@ -23,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from s2f.export.onnx_builder import DOUBLE, FLOAT, GraphBuilder
-from s2f.runtime.audio import SILENCE_RMS
+from s2f.runtime.audio import PCM16_SCALE, SILENCE_RMS
 from s2f.runtime.features import (
     FLOAT32_EPS,
     POWER_LAW,
@@ -46,7 +47,11 @@ def clip_samples(spec: VoiceInputSpec) -> int:
 def speech_features(g: GraphBuilder, waveform: str, spec: VoiceInputSpec) -> str:
     """``waveform`` (float32 [batch, samples]) -> the encoder's float32 input, as ``spec.features``."""
     samples = clip_samples(spec)
-    clip = fit_duration(g, normalize_loudness(g, waveform, spec.target_dbfs), samples)
+    if spec.pcm16:
+        waveform = to_pcm16(g, normalize_loudness(g, to_pcm16(g, waveform), spec.target_dbfs))
+    else:
+        waveform = normalize_loudness(g, waveform, spec.target_dbfs)
+    clip = fit_duration(g, waveform, samples)
     signal = g.op("Cast", clip, to=DOUBLE)
     if spec.encoder == "ast":
         features = ast_fbank(g, signal, samples, spec.mean, spec.std)
@@ -66,6 +71,13 @@ def normalize_loudness(g: GraphBuilder, waveform: str, target_dbfs: float) -> st
     gain = g.op("Min", g.op("Div", g.scalar(10.0 ** (target_dbfs / 20.0)), rms), g.op("Div", g.scalar(1.0), peak))
     gain = g.op("Where", g.op("Less", rms, g.scalar(SILENCE_RMS)), g.scalar(1.0), gain)
     return g.op("Mul", waveform, g.op("Cast", gain, to=FLOAT))
+
+
+def to_pcm16(g: GraphBuilder, waveform: str) -> str:
+    """``s2f.runtime.audio.to_pcm16``: ``Round`` is half to even, as ``np.rint``."""
+    steps = g.op("Round", g.op("Mul", waveform, g.scalar(PCM16_SCALE, np.float32)))
+    steps = g.op("Min", g.op("Max", steps, g.scalar(-32768.0, np.float32)), g.scalar(32767.0, np.float32))
+    return g.op("Div", steps, g.scalar(PCM16_SCALE, np.float32))
 
 
 def fit_duration(g: GraphBuilder, waveform: str, samples: int) -> str:

@@ -156,6 +156,16 @@ def normalize_loudness(waveform: np.ndarray, target_dbfs: float = -23.0) -> np.n
     return (waveform * np.float32(gain)).astype(np.float32)
 
 
+PCM16_SCALE = 32768.0
+
+
+def to_pcm16(waveform: np.ndarray) -> np.ndarray:
+    """The waveform as a 16-bit PCM file holds it, read back as float (FFmpeg's conversion:
+    round half to even of ``x * 32768``, clipped to the int16 range)."""
+    steps = np.clip(np.rint(np.asarray(waveform, np.float32) * np.float32(PCM16_SCALE)), -32768, 32767)
+    return (steps / np.float32(PCM16_SCALE)).astype(np.float32)
+
+
 def fit_duration(waveform: np.ndarray, sample_rate: int, seconds: float) -> np.ndarray:
     """Exactly ``seconds`` long: loop a short clip (as the paper does), crop a long one."""
     target = int(round(seconds * sample_rate))

@@ -119,6 +119,8 @@ def validate_manifest(path: Path, manifest: Any) -> dict[str, Any]:
     voice.number("target_dbfs", -120, 0)
     voice.number("mean", -1e6, 1e6)
     voice.number("std", 0, 1e6, low_open=True)
+    if not isinstance(voice.values.get("pcm16", False), bool):
+        raise voice.fail("pcm16", f"must be true or false, got {_kind(voice.values['pcm16'])}")
     try:
         VoiceInputSpec.from_dict(voice.values)
     except (TypeError, ValueError) as err:

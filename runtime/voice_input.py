@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from s2f.runtime.audio import SILENCE_RMS, fit_duration, load_audio, normalize_loudness
+from s2f.runtime.audio import SILENCE_RMS, fit_duration, load_audio, normalize_loudness, to_pcm16
 from s2f.runtime.errors import InputError
 from s2f.runtime.features import AUDIOSET_MEAN, AUDIOSET_STD, ast_fbank, ve_spectrogram
 
@@ -34,6 +34,10 @@ class VoiceInputSpec:
         target_dbfs: RMS loudness the clip is normalised to (the original used -23).
         mean, std: AST fbank normalisation; AudioSet's by default (the original project
             re-estimated -5.460994 / 3.1129124 on its data).
+        pcm16: round the clip to 16-bit PCM before and after the loudness normalisation, as
+            the original project's preprocessing did (ffmpeg wrote a PCM16 WAV, ffmpeg-normalize
+            another). Its models learned from those steps: in the phase channel of quiet STFT
+            bins the rounding is the signal, so serving them without it changes their input.
     """
 
     encoder: str = "ve_conv"
@@ -43,6 +47,7 @@ class VoiceInputSpec:
     target_dbfs: float = -23.0
     mean: float = AUDIOSET_MEAN
     std: float = AUDIOSET_STD
+    pcm16: bool = False
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -69,7 +74,12 @@ class VoiceInputSpec:
 
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """A waveform at ``sample_rate`` -> the encoder's input (loudness and length fixed here)."""
-        waveform = normalize_loudness(np.asarray(waveform, np.float32), self.target_dbfs)
+        waveform = np.asarray(waveform, np.float32)
+        if self.pcm16:
+            waveform = normalize_loudness(to_pcm16(waveform), self.target_dbfs)
+            waveform = to_pcm16(waveform)
+        else:
+            waveform = normalize_loudness(waveform, self.target_dbfs)
         waveform = fit_duration(waveform, self.sample_rate, self.seconds)
         if self.encoder == "ve_conv":
             return ve_spectrogram(waveform, self.sample_rate, self.variant)

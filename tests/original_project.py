@@ -102,17 +102,24 @@ def original_ast(hidden: int = 768, layers: int = 12, heads: int = 12, intermedi
     return model
 
 
-def randomise_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random running statistics and affine parameters, so a swapped or skipped BatchNorm shows."""
+def randomise_batchnorm(model: nn.Module, example: torch.Tensor, seed: int = 0) -> nn.Module:
+    """BatchNorm statistics measured on ``example`` (as training would leave them: without
+    them a deep random net forgets its input), then random affine parameters and a small
+    random shift of the statistics, so a swapped or skipped BatchNorm shows."""
     generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
-            count = module.num_features
-            module.running_mean.copy_(0.1 * torch.randn(count, generator=generator))
-            module.running_var.copy_(0.5 + torch.rand(count, generator=generator))
-            module.weight.data.copy_(1 + 0.2 * torch.randn(count, generator=generator))
-            module.bias.data.copy_(0.1 * torch.randn(count, generator=generator))
-            module.num_batches_tracked.fill_(100)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)]
+    for module in norms:
+        module.reset_running_stats()
+        module.momentum = None  # a cumulative average over the calibration pass
+    model.train()
+    with torch.no_grad():
+        model(example)
+    for module in norms:
+        count = module.num_features
+        module.momentum = 0.1
+        module.running_mean.add_(0.1 * module.running_var.sqrt() * torch.randn(count, generator=generator))
+        module.weight.data.copy_(1 + 0.2 * torch.randn(count, generator=generator))
+        module.bias.data.copy_(0.1 * torch.randn(count, generator=generator))
     return model.eval()
 
 
@@ -132,16 +139,22 @@ def save_like_model_saver(model: nn.Module, path: Path, state_names=None) -> Pat
 
 
 def original_waveform(waveform: np.ndarray, seconds: float) -> np.ndarray:
-    """The original's audio path for 16 kHz input: PCM16 (ffmpeg), RMS to -23 dB
-    (ffmpeg-normalize, PCM16 again), then ``stretch_audio``: loop, crop to ``seconds``."""
-    pcm = np.clip(np.round(waveform * 32768), -32768, 32767) / 32768.0
-    gain = 10 ** (-23 / 20) / np.sqrt(np.mean(pcm ** 2))
-    pcm = np.clip(np.round(pcm * gain * 32768), -32768, 32767) / 32768.0
+    """The original's audio path for 16 kHz input, in FFmpeg's arithmetic: PCM16 (ffmpeg:
+    ``lrintf(x * 32768)`` in float32), RMS to -23 dB (ffmpeg-normalize: the gain applied by
+    FFmpeg's ``volume`` filter in float32, written as PCM16 again; the gain here is the exact
+    RMS one, where ffmpeg-normalize reads volumedetect's 0.1 dB figure), read back as
+    ``librosa.load`` does (int16 / 32768), then ``stretch_audio``: loop, crop to ``seconds``."""
+    def pcm16(x: np.ndarray) -> np.ndarray:
+        return (np.clip(np.rint(x.astype(np.float32) * np.float32(32768)), -32768, 32767) / 32768).astype(np.float32)
+
+    pcm = pcm16(waveform)
+    gain = 10 ** (-23 / 20) / np.sqrt(np.mean(pcm.astype(np.float64) ** 2))
+    pcm = pcm16(pcm * np.float32(gain))
     target = int(seconds * 16000)
     looped = pcm
     while looped.shape[0] < target:
         looped = np.concatenate([looped, pcm[:target - looped.shape[0]]])
-    return looped[:target].astype(np.float32)
+    return looped[:target]
 
 
 def original_ve_features(waveform: np.ndarray) -> np.ndarray:

@@ -69,6 +69,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--workers", type=int, default=default_workers())
     synth.set_defaults(func=run_synth, extras=("audio",), what_runs="data synth")
 
+    imported = actions.add_parser(
+        "import-original", help="the original Speech-to-Face project's preprocessed datasets -> a speech2face tree",
+        description="Turn the original project's voice-encoder dataset (Person/audios/*.npy spectrograms or "
+                    "fbanks, Person/images/*.npy embeddings) and its decoder dataset (Person/x.jpg with "
+                    "x_embedding.npy and x_landmarks.npy) into a tree 's2f train' and 's2f evaluate' read. Arrays "
+                    "are hard-linked (symbolic links across file systems), not copied; each decoder photo gets its "
+                    "224x224 target. The features (VE_conv 'original' 2x257x601 or AST 1x1024x128) are read from "
+                    "the arrays' shapes; mixed or unknown shapes are refused. Rerunning completes an import.")
+    imported.add_argument("data_dir", type=Path, help="the original dataset's root (one folder per person)")
+    imported.add_argument("-o", "--output", type=Path, required=True, help="speech2face tree to write")
+    imported.set_defaults(func=run_import_original, what_runs="data import-original")
+
     split = actions.add_parser(
         "split", help="deterministic train/val/test split by identity",
         description="Assign every identity folder of DATA_DIR to train, val or test by a hash of the "
@@ -139,6 +151,14 @@ def run_synth(args: argparse.Namespace) -> int:
     csv_path = synthesize_corpus(args.out_dir, config, args.workers)
     print(f"wrote {config.identities} identities x ({config.clips} clips, {config.images} images) to "
           f"{args.out_dir} (traits in {csv_path})")
+    return 0
+
+
+def run_import_original(args: argparse.Namespace) -> int:
+    from s2f.data.import_original import import_original_dataset
+
+    report = import_original_dataset(args.data_dir, args.output)
+    print(f"imported {args.data_dir} -> {args.output}: {report.summary()}")
     return 0
 
 

@@ -85,6 +85,7 @@ class VoiceFacePairs:
         if not self.identities:
             raise InputError(self.root, "no identity has both voice features (audios/*.npy) and face "
                                         "embeddings (images/*_embedding.npy); run 's2f preprocess' first")
+        self.clip_shape = _model_input_shape(self.root)
         self.clip_count = np.array(clip_counts, np.int64)
         self.face_count = np.array(face_counts, np.int64)
         self.clip_start = np.concatenate([[0], np.cumsum(self.clip_count)[:-1]])
@@ -125,9 +126,16 @@ class VoiceFacePairs:
         face += int(self.face_start[identity])
         return Pair(self.clips[clip], self.faces[face], identity)
 
+    def load_clip(self, path: Path) -> np.ndarray:
+        """A clip's features in the shape the voice encoder takes."""
+        clip = _load(path)
+        if self.clip_shape is not None and clip.shape != self.clip_shape and clip.size == np.prod(self.clip_shape):
+            clip = clip.reshape(self.clip_shape)  # the original's AST fbanks are stored 1 x 1024 x 128
+        return clip
+
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
         pair = self.pair(index)
-        return _load(pair.clip), _load(pair.face), pair.identity
+        return self.load_clip(pair.clip), _load(pair.face), pair.identity
 
 
 class DecoderFaces:
@@ -162,8 +170,23 @@ class DecoderFaces:
         base = self.bases[index]
         target = _load(Path(base + TARGET_SUFFIX))
         image = np.ascontiguousarray(target.transpose(2, 0, 1), dtype=np.float32) / np.float32(255)
-        return image, _load(Path(base + EMBEDDING_SUFFIX)), _load(Path(base + LANDMARKS_SUFFIX)), \
-            int(self.face_identity[index])
+        landmarks = _load(Path(base + LANDMARKS_SUFFIX)).astype(np.float32)  # the original's are integers
+        return image, _load(Path(base + EMBEDDING_SUFFIX)), landmarks, int(self.face_identity[index])
+
+
+def _model_input_shape(root: Path) -> tuple[int, ...] | None:
+    """The shape the voice encoder takes, where the tree's settings say its arrays are stored
+    in another (``s2f data import-original``)."""
+    from s2f.data.layout import AUDIO_SETTINGS
+    from s2f.data.settings import read_settings
+
+    settings = read_settings(root / AUDIO_SETTINGS) or {}
+    shape = settings.get("shape")
+    if settings.get("stored_shape") is None or shape is None:
+        return None
+    if not (isinstance(shape, list) and shape and all(isinstance(n, int) and n > 0 for n in shape)):
+        raise InputError(root / AUDIO_SETTINGS, f"field 'shape' must be a list of positive integers, got {shape!r}")
+    return tuple(shape)
 
 
 def _load(path: Path) -> np.ndarray:

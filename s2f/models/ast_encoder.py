@@ -39,6 +39,8 @@ class ASTVoiceEncoderConfig:
             first, then everything.
         feature_mean, feature_std: normalisation of the fbank features the model was trained
             with (AudioSet's by default; the original re-estimated -5.460994 / 3.1129124).
+        pcm16_audio: the model learned from clips rounded to 16-bit PCM around the loudness
+            step (the original project's preprocessing); serving does the same.
     """
 
     ast: dict = field(default_factory=lambda: dict(AUDIOSET_BASE))
@@ -48,6 +50,7 @@ class ASTVoiceEncoderConfig:
     train_top_layers: int = 2
     feature_mean: float = -4.2677393
     feature_std: float = 4.5689974
+    pcm16_audio: bool = False
 
     def __post_init__(self) -> None:
         self.ast = {**AUDIOSET_BASE, **self.ast}  # a partial dict (a size preset) changes only what it names
@@ -129,21 +132,23 @@ _V4_TO_V5 = (  # transformers 4 AST parameter names -> transformers 5 (in this o
 
 
 def transformers5_name(key: str) -> str:
+    key = "." + key  # the patterns match whole name parts, also at the start of a backbone's own names
     for old, new in _V4_TO_V5:
         key = key.replace(old, new)
-    return key
+    return key[1:]
 
 
 def transformers4_name(key: str) -> str:
+    key = "." + key
     for old, new in reversed(_V4_TO_V5):
         key = key.replace(new, old)
-    return key
+    return key[1:]
 
 
 def adapt_ast_state_dict(state: dict, model: nn.Module) -> dict:
     """Checkpoints saved with one major version of transformers load into the other: the
     parameter names are spelled the way the installed ``model`` spells them."""
-    installed_v5 = any(".layers." in key for key in model.state_dict())
+    installed_v5 = any(f".{key}".find(".layers.") >= 0 for key in model.state_dict())
     rename = transformers5_name if installed_v5 else transformers4_name
     return {rename(key): value for key, value in state.items()}
 
@@ -198,13 +203,14 @@ def import_original_ast(state: dict, source, options=None) -> tuple[ASTVoiceEnco
     elif "classifier.dense.weight" in state or "classifier.layernorm.weight" in state:
         head, relu = "classifier.", False
     else:
-        raise InputError(source, f"missing tensor 'classifier.0.dense.weight' (or 'classifier.dense.weight') for {what}")
+        raise InputError(source, f"missing tensor 'classifier.0.dense.weight' (or 'classifier.dense.weight') "
+                                 f"for {what}")
     if head + "dense.weight" not in state:
         raise InputError(source, f"missing tensor {head + 'dense.weight'!r} for {what}")
     v4_names = any(".encoder.layer." in key for key in state)
     config = ASTVoiceEncoderConfig(ast=_ast_config_from(state, source, what),
                                    embedding_dim=int(state[head + "dense.weight"].shape[0]), output_relu=relu,
-                                   feature_mean=ORIGINAL_MEAN, feature_std=ORIGINAL_STD)
+                                   feature_mean=ORIGINAL_MEAN, feature_std=ORIGINAL_STD, pcm16_audio=True)
     with torch.device("meta"):
         ours = list(ASTVoiceEncoder(config).state_dict())
     mapping = {}

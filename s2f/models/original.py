@@ -99,13 +99,15 @@ def _apply_overrides(model: Any, options: OriginalOptions) -> Any:
 
     config = model.config
     if model.model_type == "ast_voice_encoder":
-        model.config = replace(config, feature_mean=config.feature_mean if options.ast_mean is None else options.ast_mean,
-                               feature_std=config.feature_std if options.ast_std is None else options.ast_std)
+        mean = config.feature_mean if options.ast_mean is None else options.ast_mean
+        std = config.feature_std if options.ast_std is None else options.ast_std
+        model.config = replace(config, feature_mean=mean, feature_std=std)
         if not model.config.feature_std > 0:
             raise InputError(None, f"--ast-std must be positive, got {model.config.feature_std}")
     elif model.model_type == "ve_conv" and options.ve_variant is not None:
         if options.ve_variant not in VE_VARIANTS:
-            raise InputError(None, f"unknown spectrogram variant {options.ve_variant!r}; one of {', '.join(VE_VARIANTS)}")
+            raise InputError(None, f"unknown spectrogram variant {options.ve_variant!r}; "
+                                   f"one of {', '.join(VE_VARIANTS)}")
         model.config = replace(config, variant=options.ve_variant)
     return model
 

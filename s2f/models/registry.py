@@ -102,9 +102,10 @@ class ModelEntry:
 def _voice_preprocessing(config: Any) -> dict[str, Any]:
     from s2f.runtime.voice_input import VoiceInputSpec
 
+    pcm16 = getattr(config, "pcm16_audio", False)
     if hasattr(config, "variant"):
-        return VoiceInputSpec("ve_conv", config.variant).to_dict()
-    return VoiceInputSpec("ast", mean=config.feature_mean, std=config.feature_std).to_dict()
+        return VoiceInputSpec("ve_conv", config.variant, pcm16=pcm16).to_dict()
+    return VoiceInputSpec("ast", mean=config.feature_mean, std=config.feature_std, pcm16=pcm16).to_dict()
 
 
 def _face_preprocessing(config: Any) -> dict[str, Any]:
@@ -137,7 +138,8 @@ MODELS: dict[str, ModelEntry] = {entry.model_type: entry for entry in (
             "tiny": {"channels": [16, 16, 32, 32, 32, 64, 64, 64, 64], "stride2_convs": [1, 2, 3, 8, 9],
                      "time_pool_after": [], "hidden_dim": 256},
         },
-        original_import="s2f.models.voice_encoder:import_original_ve_conv", original_marker=("layer1.2.", "layer9.3.", "layer10.1.", "layer11.0."),
+        original_import="s2f.models.voice_encoder:import_original_ve_conv",
+        original_marker=("layer1.2.", "layer9.3.", "layer10.1.", "layer11.0."),
         original_excludes=("layer12.",)),
     ModelEntry(
         "ast_voice_encoder", "s2f.models.ast_encoder:ASTVoiceEncoder", "s2f.models.ast_encoder:ASTVoiceEncoderConfig",

@@ -52,7 +52,7 @@ def voice_embeddings(model: torch.nn.Module, pairs: VoiceFacePairs, batch_size: 
     model.eval().to(device)
     outputs = []
     for start in range(0, len(pairs.clips), batch_size):
-        batch = np.stack([np.load(path) for path in pairs.clips[start:start + batch_size]])
+        batch = np.stack([pairs.load_clip(path) for path in pairs.clips[start:start + batch_size]])
         outputs.append(model(torch.from_numpy(batch).float().to(device)).float().cpu().numpy())
     return np.concatenate(outputs), pairs.clip_identity.copy()
 
@@ -123,7 +123,10 @@ def mean_face(faces) -> np.ndarray:
 @torch.no_grad()
 def result_grid(voice_encoder: torch.nn.Module, decoder: torch.nn.Module, pairs: VoiceFacePairs, path: str | Path,
                 rows: int = 8, device: str | torch.device = "cpu") -> Path:
-    """original | face->face | speech->face for one clip of each of the first ``rows`` identities."""
+    """original | face->face | speech->face for one clip of each of the first ``rows`` identities.
+
+    A face with only its embedding (the original project's voice datasets kept no photos)
+    shows a mid-grey tile as its original."""
     from s2f.data.layout import EMBEDDING_SUFFIX, TARGET_SUFFIX
     from s2f.runtime.grid import save_face_grid
 
@@ -132,8 +135,10 @@ def result_grid(voice_encoder: torch.nn.Module, decoder: torch.nn.Module, pairs:
     images = []
     for identity in range(min(rows, len(pairs.identities))):
         clip, face = pairs.clips[pairs.clip_start[identity]], pairs.faces[pairs.face_start[identity]]
-        target = np.load(str(face)[: -len(EMBEDDING_SUFFIX)] + TARGET_SUFFIX)
-        voice = voice_encoder(torch.from_numpy(np.load(clip))[None].float().to(device))
+        target_path = Path(str(face)[: -len(EMBEDDING_SUFFIX)] + TARGET_SUFFIX)
+        target = np.load(target_path) if target_path.is_file() else np.full((decoder.config.image_size,) * 2 + (3,),
+                                                                             128, np.uint8)
+        voice = voice_encoder(torch.from_numpy(pairs.load_clip(clip))[None].float().to(device))
         _, from_voice = decoder(voice)
         _, from_face = decoder(torch.from_numpy(np.load(face))[None].float().to(device))
         images.append([target, from_face[0].float().cpu().numpy(), from_voice[0].float().cpu().numpy()])
