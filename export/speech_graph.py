@@ -3,7 +3,7 @@
 The same steps as ``VoiceInputSpec.features`` (``s2f.runtime.voice_input``), with the same
 constants (``s2f.runtime.features``), written as standard ONNX operators:
 
-* with ``pcm16``, 16-bit PCM rounding before and after the loudness step;
+* with the original's ``audio_steps``, 16-bit PCM rounding before and after the loudness step;
 * RMS loudness to ``target_dbfs`` per clip: silence (RMS below -120 dBFS) untouched, the gain
   lowered so the peak never exceeds full scale;
 * loop or crop to the model's clip length: one ``Gather`` with ``arange(T) % samples``;
@@ -47,7 +47,7 @@ def clip_samples(spec: VoiceInputSpec) -> int:
 def speech_features(g: GraphBuilder, waveform: str, spec: VoiceInputSpec) -> str:
     """``waveform`` (float32 [batch, samples]) -> the encoder's float32 input, as ``spec.features``."""
     samples = clip_samples(spec)
-    if spec.pcm16:
+    if spec.audio_steps == "original":
         waveform = to_pcm16(g, normalize_loudness(g, to_pcm16(g, waveform), spec.target_dbfs))
     else:
         waveform = normalize_loudness(g, waveform, spec.target_dbfs)

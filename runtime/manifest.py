@@ -77,7 +77,7 @@ def _kind(value: Any) -> str:
 def validate_manifest(path: Path, manifest: Any) -> dict[str, Any]:
     """The manifest, checked; raises ``InputError`` naming the first bad field."""
     from s2f.runtime.face_preprocess import FacePreprocessing
-    from s2f.runtime.voice_input import ENCODERS, VE_VARIANTS, VoiceInputSpec
+    from s2f.runtime.voice_input import AUDIO_STEPS, ENCODERS, VE_VARIANTS, VoiceInputSpec
 
     top = _Fields(path, manifest, "")
     if top.get("format") not in SUPPORTED_FORMATS:
@@ -119,8 +119,7 @@ def validate_manifest(path: Path, manifest: Any) -> dict[str, Any]:
     voice.number("target_dbfs", -120, 0)
     voice.number("mean", -1e6, 1e6)
     voice.number("std", 0, 1e6, low_open=True)
-    if not isinstance(voice.values.get("pcm16", False), bool):
-        raise voice.fail("pcm16", f"must be true or false, got {_kind(voice.values['pcm16'])}")
+    voice.text("audio_steps", AUDIO_STEPS, required=False)
     try:
         VoiceInputSpec.from_dict(voice.values)
     except (TypeError, ValueError) as err:

@@ -19,6 +19,7 @@ from s2f.runtime.errors import InputError
 from s2f.runtime.features import AUDIOSET_MEAN, AUDIOSET_STD, ast_fbank, ve_spectrogram
 
 ENCODERS = ("ve_conv", "ast")
+AUDIO_STEPS = ("speech2face", "original")
 VE_VARIANTS = ("paper", "original")
 # clip lengths that give the models' native input sizes: 598/601 STFT frames, 1024 fbank frames
 DEFAULT_SECONDS = {"ve_conv": 6.0, "ast": 10.26}
@@ -34,10 +35,13 @@ class VoiceInputSpec:
         target_dbfs: RMS loudness the clip is normalised to (the original used -23).
         mean, std: AST fbank normalisation; AudioSet's by default (the original project
             re-estimated -5.460994 / 3.1129124 on its data).
-        pcm16: round the clip to 16-bit PCM before and after the loudness normalisation, as
-            the original project's preprocessing did (ffmpeg wrote a PCM16 WAV, ffmpeg-normalize
-            another). Its models learned from those steps: in the phase channel of quiet STFT
-            bins the rounding is the signal, so serving them without it changes their input.
+        audio_steps: ``speech2face`` (loudness measured on the clip the model sees) or
+            ``original``: the original project's steps, for the models it trained. There ffmpeg
+            wrote a 16-bit PCM WAV, ffmpeg-normalize measured the RMS over the whole file and
+            wrote another PCM16 WAV at -23 dB, and only then was the clip cut. Its models learned
+            from those roundings: in the phase channel of quiet STFT bins the rounding is the
+            signal, so serving them without it changes their input visibly. The whole file is
+            then decoded (one hour of audio is 230 MB at 16 kHz).
     """
 
     encoder: str = "ve_conv"
@@ -47,13 +51,15 @@ class VoiceInputSpec:
     target_dbfs: float = -23.0
     mean: float = AUDIOSET_MEAN
     std: float = AUDIOSET_STD
-    pcm16: bool = False
+    audio_steps: str = "speech2face"
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown voice encoder {self.encoder!r}; expected one of {ENCODERS}")
         if self.variant not in VE_VARIANTS:
             raise ValueError(f"unknown spectrogram variant {self.variant!r}; expected one of {VE_VARIANTS}")
+        if self.audio_steps not in AUDIO_STEPS:
+            raise ValueError(f"unknown audio steps {self.audio_steps!r}; expected one of {AUDIO_STEPS}")
         if self.seconds is None:
             object.__setattr__(self, "seconds", DEFAULT_SECONDS[self.encoder])
         if not self.seconds > 0:
@@ -75,7 +81,7 @@ class VoiceInputSpec:
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """A waveform at ``sample_rate`` -> the encoder's input (loudness and length fixed here)."""
         waveform = np.asarray(waveform, np.float32)
-        if self.pcm16:
+        if self.audio_steps == "original":
             waveform = normalize_loudness(to_pcm16(waveform), self.target_dbfs)
             waveform = to_pcm16(waveform)
         else:
@@ -86,9 +92,10 @@ class VoiceInputSpec:
         return ast_fbank(waveform, self.sample_rate, mean=self.mean, std=self.std)
 
     def waveform_from_file(self, path: str | Path) -> np.ndarray:
-        """Only the first ``seconds`` of ``path``, decoded at ``sample_rate``; silent clips are
-        refused (no voice to encode)."""
-        waveform = load_audio(path, self.sample_rate, max_seconds=self.seconds)
+        """The first ``seconds`` of ``path`` (the whole file with the original's audio steps),
+        decoded at ``sample_rate``; silent clips are refused (no voice to encode)."""
+        whole_file = self.audio_steps == "original"  # its loudness is measured over the whole file
+        waveform = load_audio(path, self.sample_rate, max_seconds=None if whole_file else self.seconds)
         peak = float(np.max(np.abs(waveform)))
         if peak < SILENCE_RMS:
             raise InputError(path, "audio is silent (peak below -120 dBFS): no voice to encode")

@@ -191,29 +191,33 @@ def test_original_files_to_bundle_to_runtime_match_the_originals_inference(tmp_p
         assert (voice_input["encoder"], voice_input["variant"], voice_input["seconds"]) == ("ve_conv", "original", 6.0)
     else:
         assert (voice_input["mean"], voice_input["std"], voice_input["seconds"]) == (-5.460994, 3.1129124, 10.26)
-
-    clip, waveform = _clip(tmp_path, 4.2, seed=3)  # shorter than both clip lengths: looped
-    features = original_ve_features(waveform) if encoder == "ve_conv" else original_ast_features(waveform)
-    image, landmarks, embedding = original_inference(voice, decoder, features.astype(np.float32),
-                                                     ast=encoder == "ast")
-    assert image.std() > 20  # a face with contrast, not a flat grey
-    png = tmp_path / "face.png"
-    done = subprocess.run([sys.executable, "-m", "s2f.runtime.cli", "speech2face", str(clip), "--bundle", str(bundle),
-                           "-o", str(png)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr[-3000:]
-    ours = np.asarray(Image.open(png).convert("RGB"))
-    assert ours.shape == image.shape
-    difference = np.abs(ours.astype(int) - image.astype(int))
-    print(f"{encoder}: image max |diff| {difference.max()} levels, mean {difference.mean():.4f}")
-    assert difference.max() <= 2
+    assert voice_input["audio_steps"] == "original"
 
     from s2f.runtime.pipeline import SpeechToFace
 
-    face = SpeechToFace(bundle).generate_from_file(clip)
-    relative = np.abs(face.embedding - embedding).max() / np.abs(embedding).max()
-    print(f"{encoder}: embedding max relative error {relative:.2e}")
-    assert relative <= 1e-3
-    np.testing.assert_allclose(face.landmarks, landmarks, atol=1e-2 * np.abs(landmarks).max())
+    runtime = SpeechToFace(bundle)
+    for seconds, seed in ((4.2, 3), (12.5, 4)):  # looped; cropped after the whole file's loudness step
+        clip, waveform = _clip(tmp_path, seconds, seed=seed)
+        features = original_ve_features(waveform) if encoder == "ve_conv" else original_ast_features(waveform)
+        image, landmarks, embedding = original_inference(voice, decoder, features.astype(np.float32),
+                                                         ast=encoder == "ast")
+        assert image.std() > 20  # a face with contrast, not a flat grey
+        png = tmp_path / f"face{seed}.png"
+        done = subprocess.run([sys.executable, "-m", "s2f.runtime.cli", "speech2face", str(clip), "--bundle",
+                               str(bundle), "-o", str(png)], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, done.stderr[-3000:]
+        ours = np.asarray(Image.open(png).convert("RGB"))
+        assert ours.shape == image.shape
+        difference = np.abs(ours.astype(int) - image.astype(int))
+        print(f"{encoder} {seconds} s: image max |diff| {difference.max()} levels, mean {difference.mean():.4f}")
+        assert difference.max() <= 2
+
+        face = runtime.generate_from_file(clip)
+        relative = np.abs(face.embedding - embedding).max() / np.abs(embedding).max()
+        print(f"{encoder} {seconds} s: embedding max relative error {relative:.2e}")
+        assert relative <= 1e-3
+        np.testing.assert_allclose(face.landmarks, landmarks, atol=1e-2 * np.abs(landmarks).max())
 
 
 def _original_voice_dataset(root, identities: int = 6, shape=(2, 257, 601), dim: int = 32):

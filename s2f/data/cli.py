@@ -11,7 +11,7 @@ from s2f.data.jobs import default_workers
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from s2f.data.landmarks import LANDMARK_MODES
-    from s2f.runtime.voice_input import ENCODERS, VE_VARIANTS
+    from s2f.runtime.voice_input import AUDIO_STEPS, ENCODERS, VE_VARIANTS
 
     pre = subparsers.add_parser("preprocess", help="raw audio / face photos -> model inputs and targets")
     kinds = pre.add_subparsers(dest="kind", metavar="KIND", required=True)
@@ -30,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     audio.add_argument("--seconds", type=float, help="clip length (default 6 for ve_conv, 10.26 for ast)")
     audio.add_argument("--mean", type=float, help="AST fbank mean (default AudioSet's -4.2677393)")
     audio.add_argument("--std", type=float, help="AST fbank std (default AudioSet's 4.5689974)")
+    audio.add_argument("--audio-steps", choices=AUDIO_STEPS, default="speech2face",
+                       help="original: the original project's PCM16 rounding around a loudness step measured over "
+                            "the whole file, for data meant for its models (default: loudness of the clip used)")
     _common(audio)
     audio.set_defaults(func=run_preprocess_audio, extras=("audio",), what_runs="preprocess audio")
 
@@ -119,7 +122,7 @@ def run_preprocess_audio(args: argparse.Namespace) -> int:
     from s2f.runtime.voice_input import VoiceInputSpec
 
     extra = {key: value for key in ("seconds", "mean", "std") if (value := getattr(args, key)) is not None}
-    spec = VoiceInputSpec(encoder=args.encoder, variant=args.variant, **extra)
+    spec = VoiceInputSpec(encoder=args.encoder, variant=args.variant, audio_steps=args.audio_steps, **extra)
     shard = resolve_shard(args.shard)
     report = preprocess_audio(args.data_dir, args.out_dir, spec, args.workers, args.overwrite, shard)
     return _finish(report, args.out_dir, shard_report_name(AUDIO_REPORT, shard))

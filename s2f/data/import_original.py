@@ -51,9 +51,9 @@ ORIGINAL = "speech-to-face-original"
 ORIGINAL_LANDMARKS = 144  # face_recognition's 72 points (dlib's 68, four lip points repeated)
 # the model input an array's shape implies, and the features that input was made with
 FEATURE_SHAPES: dict[tuple[int, ...], VoiceInputSpec] = {
-    (2, 257, 601): VoiceInputSpec("ve_conv", "original", seconds=6.0, pcm16=True),
-    (1, 1024, 128): VoiceInputSpec("ast", mean=-5.460994, std=3.1129124, seconds=10.26, pcm16=True),
-    (1024, 128): VoiceInputSpec("ast", mean=-5.460994, std=3.1129124, seconds=10.26, pcm16=True),
+    (2, 257, 601): VoiceInputSpec("ve_conv", "original", seconds=6.0, audio_steps="original"),
+    (1, 1024, 128): VoiceInputSpec("ast", mean=-5.460994, std=3.1129124, seconds=10.26, audio_steps="original"),
+    (1024, 128): VoiceInputSpec("ast", mean=-5.460994, std=3.1129124, seconds=10.26, audio_steps="original"),
 }
 
 

@@ -39,8 +39,9 @@ class ASTVoiceEncoderConfig:
             first, then everything.
         feature_mean, feature_std: normalisation of the fbank features the model was trained
             with (AudioSet's by default; the original re-estimated -5.460994 / 3.1129124).
-        pcm16_audio: the model learned from clips rounded to 16-bit PCM around the loudness
-            step (the original project's preprocessing); serving does the same.
+        audio_steps: how the clips it learned from were made (``VoiceInputSpec.audio_steps``):
+            ``original`` for the original project's models, PCM16 around a whole-file loudness
+            step; serving repeats what the model learned from.
     """
 
     ast: dict = field(default_factory=lambda: dict(AUDIOSET_BASE))
@@ -50,7 +51,7 @@ class ASTVoiceEncoderConfig:
     train_top_layers: int = 2
     feature_mean: float = -4.2677393
     feature_std: float = 4.5689974
-    pcm16_audio: bool = False
+    audio_steps: str = "speech2face"
 
     def __post_init__(self) -> None:
         self.ast = {**AUDIOSET_BASE, **self.ast}  # a partial dict (a size preset) changes only what it names
@@ -210,7 +211,7 @@ def import_original_ast(state: dict, source, options=None) -> tuple[ASTVoiceEnco
     v4_names = any(".encoder.layer." in key for key in state)
     config = ASTVoiceEncoderConfig(ast=_ast_config_from(state, source, what),
                                    embedding_dim=int(state[head + "dense.weight"].shape[0]), output_relu=relu,
-                                   feature_mean=ORIGINAL_MEAN, feature_std=ORIGINAL_STD, pcm16_audio=True)
+                                   feature_mean=ORIGINAL_MEAN, feature_std=ORIGINAL_STD, audio_steps="original")
     with torch.device("meta"):
         ours = list(ASTVoiceEncoder(config).state_dict())
     mapping = {}

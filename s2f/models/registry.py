@@ -102,10 +102,10 @@ class ModelEntry:
 def _voice_preprocessing(config: Any) -> dict[str, Any]:
     from s2f.runtime.voice_input import VoiceInputSpec
 
-    pcm16 = getattr(config, "pcm16_audio", False)
+    steps = getattr(config, "audio_steps", "speech2face")
     if hasattr(config, "variant"):
-        return VoiceInputSpec("ve_conv", config.variant, pcm16=pcm16).to_dict()
-    return VoiceInputSpec("ast", mean=config.feature_mean, std=config.feature_std, pcm16=pcm16).to_dict()
+        return VoiceInputSpec("ve_conv", config.variant, audio_steps=steps).to_dict()
+    return VoiceInputSpec("ast", mean=config.feature_mean, std=config.feature_std, audio_steps=steps).to_dict()
 
 
 def _face_preprocessing(config: Any) -> dict[str, Any]:

@@ -34,9 +34,9 @@ class VEConvConfig:
             BatchNorm, as the original project's ``layer9`` does (conv, pool, ReLU, BN). The
             paper's order (ReLU, BN, then the average) is the default; the two differ because
             the ReLU does not commute with the average.
-        pcm16_audio: the model learned from clips rounded to 16-bit PCM around the loudness
-            step (the original project's preprocessing); serving does the same
-            (``VoiceInputSpec.pcm16``).
+        audio_steps: how the clips it learned from were made (``VoiceInputSpec.audio_steps``):
+            ``original`` for the original project's models, PCM16 around a whole-file loudness
+            step; serving repeats what the model learned from.
     """
 
     variant: str = "paper"
@@ -47,7 +47,7 @@ class VEConvConfig:
     hidden_dim: int = 4096
     output_relu: bool = True
     average_before_last_activation: bool = False
-    pcm16_audio: bool = False
+    audio_steps: str = "speech2face"
 
     @property
     def time_frames(self) -> int:
@@ -124,7 +124,7 @@ def import_original_ve_conv(state: dict, source, options=None) -> tuple[VEConv, 
     channels = [int(state[f"layer{i}.0.weight"].shape[0]) for i in range(1, ORIGINAL_CONVS + 1)]
     config = VEConvConfig(variant="original", channels=channels, hidden_dim=int(state["layer10.1.weight"].shape[0]),
                           embedding_dim=int(state["layer11.0.weight"].shape[0]), output_relu=True,
-                          average_before_last_activation=True, pcm16_audio=True)
+                          average_before_last_activation=True, audio_steps="original")
     mapping = {}
     for index in range(1, ORIGINAL_CONVS + 1):
         for part in ("weight", "bias"):

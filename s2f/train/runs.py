@@ -176,14 +176,14 @@ def voice_model(run: VoiceTraining, dim: int) -> torch.nn.Module:
         raise InputError(run.data, f"holds {settings.get('encoder')} features; --encoder {run.encoder} needs "
                                    f"'s2f preprocess audio --encoder {run.encoder}'")
     entry = MODELS[VOICE_ENCODERS[run.encoder]]
-    pcm16 = bool(settings.get("pcm16", False))  # the original's datasets (s2f data import-original)
+    steps = settings.get("audio_steps", "speech2face")  # "original" for s2f data import-original trees
     if run.encoder == "ve_conv":
-        return entry.build(run.size, variant=settings.get("variant", "paper"), embedding_dim=dim, pcm16_audio=pcm16)
+        return entry.build(run.size, variant=settings.get("variant", "paper"), embedding_dim=dim, audio_steps=steps)
     base = entry.config_for(run.size)
     config = entry.config_for(run.size, embedding_dim=dim,
                               feature_mean=settings.get("mean", base.feature_mean),
                               feature_std=settings.get("std", base.feature_std),
-                              train_mode="head" if run.ast_head_epochs else "full", pcm16_audio=pcm16,
+                              train_mode="head" if run.ast_head_epochs else "full", audio_steps=steps,
                               train_top_layers=run.ast_top_layers)
     return entry.module_class(config, pretrained_ast=run.ast_pretrained)
 
