@@ -48,6 +48,7 @@ bench: setup demo
 	$(PY) bench/decoder_profile.py
 	$(PY) bench/export_rewrites.py
 	$(PY) bench/end_to_end.py
+	$(PY) bench/original_models.py
 	$(PY) bench/directory_mode.py
 	$(PY) bench/serve_load.py --size full --seconds 20
 	$(PY) bench/serve_load.py --size tiny --seconds 15

@@ -9,7 +9,11 @@ exported from the original's own checkpoint files, full-size models with random 
   here: no ffmpeg binary), the models, ``(texture * 255).to(uint8)``. Its AST comes from
   ``AutoModelForAudioClassification.from_pretrained`` on the hub there; here from an
   ``ASTConfig`` (nothing can be downloaded), which skips a second copy of the weights.
-* runtime: ``SpeechToFace(bundle).generate_from_file`` (speech2face.onnx, onnxruntime).
+* runtime: ``SpeechToFace(bundle).generate_from_file`` (onnxruntime), three ways: float32 as
+  ``s2f-runtime`` runs a one-shot command (speech2face.onnx, weights not prepacked: the
+  session opens faster), float32 prepacked (as ``serve`` and directory mode run), and the
+  bundle's int8 graphs (``--int8`` at export, ``--precision int8``: encoder and decoder graphs
+  on numpy features).
 
 Each side runs in its own process: cold start (process start to the first face, imports and
 model loading included) and the median time per clip over the rest. The faces and embeddings
@@ -73,8 +77,8 @@ started = time.perf_counter()
 import json
 import numpy as np
 from s2f.runtime.pipeline import SpeechToFace
-bundle, out, clips = sys.argv[1], sys.argv[2], sys.argv[3:]
-model = SpeechToFace(bundle, "cpu", prepack=False)
+bundle, out, precision, prepack, clips = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", sys.argv[5:]
+model = SpeechToFace(bundle, "cpu", prepack=prepack, precision=precision)
 times, images, embeddings = [], [], []
 for path in clips:
     begin = time.perf_counter()
@@ -111,7 +115,7 @@ def write_models(workdir: Path) -> dict[str, Path]:
     save_like_model_saver(original_ast().eval(), paths["ast"])
     decoder = OriginalFaceDecoder()
     with torch.no_grad():  # a face with contrast, so levels are a real test
-        decoder.texture_layers[-1][0].weight.mul_(20)
+        decoder.texture_layers[-1][0].weight.mul_(200)
     save_like_model_saver(randomise_batchnorm(decoder, torch.rand(64, 4096)), paths["decoder"])
     return paths
 
@@ -145,6 +149,15 @@ def compare(original: Path, runtime: Path) -> dict:
             "image_std_levels": float(a["images"].std())}
 
 
+RUNTIMES = (("runtime_fp32_one_shot", "fp32", False), ("runtime_fp32_prepacked", "fp32", True),
+            ("runtime_int8", "int8", True))
+
+
+def summary(measured: dict) -> dict:
+    return {"cold_start_s": round(measured["cold_start_s"], 3),
+            "per_clip_s": round(float(np.median(measured["per_clip_s"][1:])), 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path)
@@ -161,23 +174,23 @@ def main() -> None:
         if not (bundle / "manifest.json").is_file():
             done = subprocess.run([sys.executable, "-m", "s2f", "-q", "export", "bundle", "-o", str(bundle),
                                    "--voice-encoder", str(paths[kind]), "--decoder", str(paths["decoder"]),
-                                   "--overwrite"], capture_output=True, text=True, cwd=REPO)
+                                   "--int8", "--overwrite"], capture_output=True, text=True, cwd=REPO)
             if done.returncode != 0:
                 raise SystemExit(done.stderr[-3000:])
         export_s = time.perf_counter() - started
         original = run_json([sys.executable, "-c", ORIGINAL, str(REPO), kind, str(paths[kind]), str(paths["decoder"]),
                              str(workdir / f"original_{kind}.npz"), *clips])
-        runtime = run_json([sys.executable, "-c", RUNTIME, str(bundle), str(workdir / f"runtime_{kind}.npz"), *clips])
-        row = {"export_s": round(export_s, 1)}
-        for name, measured in (("original", original), ("runtime", runtime)):
-            per_clip = float(np.median(measured["per_clip_s"][1:]))
-            row[name] = {"cold_start_s": round(measured["cold_start_s"], 3), "per_clip_s": round(per_clip, 4)}
-        row["speedup_per_clip"] = round(row["original"]["per_clip_s"] / row["runtime"]["per_clip_s"], 2)
-        row["speedup_cold_start"] = round(row["original"]["cold_start_s"] / row["runtime"]["cold_start_s"], 2)
-        row["agreement"] = compare(workdir / f"original_{kind}.npz", workdir / f"runtime_{kind}.npz")
+        row = {"export_s": round(export_s, 1), "original": summary(original)}
+        for name, precision, prepack in RUNTIMES:
+            npz = workdir / f"{name}_{kind}.npz"
+            measured = summary(run_json([sys.executable, "-c", RUNTIME, str(bundle), str(npz), precision,
+                                         "1" if prepack else "0", *clips]))
+            measured["speedup_per_clip"] = round(row["original"]["per_clip_s"] / measured["per_clip_s"], 2)
+            measured["speedup_cold_start"] = round(row["original"]["cold_start_s"] / measured["cold_start_s"], 2)
+            measured["agreement"] = compare(workdir / f"original_{kind}.npz", npz)
+            row[name] = measured
+            print(f"{kind} {name}: {measured} (original {row['original']})", flush=True)
         results["encoders"][kind] = row
-        print(f"{kind}: original {row['original']}, runtime {row['runtime']}, per clip {row['speedup_per_clip']}x, "
-              f"cold start {row['speedup_cold_start']}x; agreement {row['agreement']}", flush=True)
     out = REPO / "bench" / "results" / "original_models.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")

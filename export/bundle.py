@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,7 @@ import numpy as np
 from torch import nn
 
 from s2f.export.onnx_export import export_onnx, fp16_path, int8_path
-from s2f.runtime.atomic import replace_directory
+from s2f.runtime.atomic import atomic_directory, parent_dir
 from s2f.runtime.bundle import sha256_of
 from s2f.runtime.errors import InputError
 
@@ -69,9 +66,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
     if out_dir.exists() and not (out_dir.is_dir() and (out_dir / MANIFEST).is_file()):
         raise InputError(out_dir, "exists and is not a speech2face bundle (no manifest.json): --overwrite only "
                                   "replaces bundles; remove it yourself or choose another directory")
-    parent = out_dir.parent if str(out_dir.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(out_dir, f"parent directory {str(parent)!r} does not exist")
+    parent_dir(out_dir)  # before the export's minutes of work
     embedding_dims = {getattr(voice_encoder.config, "embedding_dim", None), face_decoder.config.embedding_dim}
     if len(embedding_dims) != 1:
         raise InputError(None, f"voice encoder and decoder disagree on the embedding size: {sorted(embedding_dims)}")
@@ -85,8 +80,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
         models["face_encoder"] = face_encoder
     real = _real_inputs(models, verify_with or [])
     raw = _raw_inputs(voice_encoder, verify_with or [])
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=parent))
-    try:
+    with atomic_directory(out_dir) as staging:
         files, reports = {}, {}
         for role, model in models.items():
             path = staging / ROLES[role]
@@ -126,11 +120,6 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             "sources": {role: dict(model.source) for role, model in models.items() if getattr(model, "source", None)},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        os.chmod(staging, 0o755)
-        replace_directory(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 

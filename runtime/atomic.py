@@ -85,3 +85,28 @@ def replace_directory(staged: Path, target: Path) -> None:
         os.replace(aside, target)
         raise
     shutil.rmtree(aside)
+
+
+def parent_dir(path: Path) -> Path:
+    """The directory ``path`` is to be created in, which must exist."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(path, f"parent directory {str(parent)!r} does not exist")
+    return parent
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """A temporary sibling of ``target`` to fill. On a clean exit it becomes ``target``
+    (``replace_directory``: never a moment without a complete one); on any error it is
+    removed, so a failed run leaves no partial directory behind."""
+    import shutil
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent_dir(target)))
+    try:
+        yield staging
+        os.chmod(staging, 0o755)
+        replace_directory(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

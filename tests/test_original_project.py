@@ -86,7 +86,11 @@ def test_ast_checkpoint_both_head_layouts_and_name_spellings(tmp_path, relu_head
     keys = torch.load(path, weights_only=True)["model_state_dict"].keys()
     assert any(k.startswith("classifier.0.") for k in keys) == relu_head
     assert any(".encoder.layer." in k for k in keys) == (names == "transformers4")
-    ours = load_model(path)
+    done = run_s2f("convert", path, "-o", tmp_path / "ast")  # the public command, then the directory it wrote
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"head classifier{'.0' if relu_head else ''}.* with{'' if relu_head else 'out'} ReLU" in done.stdout
+    assert f"transformers {names[-1]} names" in done.stdout
+    ours = load_model(tmp_path / "ast")
     assert ours.config.output_relu is relu_head
     assert (ours.config.feature_mean, ours.config.feature_std) == (-5.460994, 3.1129124)
     fbank = torch.randn(2, 1024, 128)
@@ -281,16 +285,20 @@ def test_imported_datasets_train_a_tiny_decoder_and_voice_encoder(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     losses = _train_losses(tmp_path / "runs" / "decoder")
     assert len(losses) == 3 and losses[-1] < losses[0]
+    original_decoder = save_like_model_saver(_decoder(), tmp_path / "decoder_best.pt")  # the original's own file
     done = run_s2f("train", "voice", tmp_path / "pre_voice", "-o", tmp_path / "runs" / "voice", "--encoder", "ve_conv",
-                   "--decoder", tmp_path / "runs" / "decoder", *common)
+                   "--decoder", original_decoder, *common)
     assert done.returncode == 0, done.stderr[-3000:]
     losses = _train_losses(tmp_path / "runs" / "voice")
     assert len(losses) == 3 and losses[-1] < losses[0]
     assert load_model(tmp_path / "runs" / "voice").config.variant == "original"
     done = run_s2f("evaluate", tmp_path / "runs" / "voice", tmp_path / "pre_voice", "--split", split, "--part", "val",
-                   "--candidates", "2", "-o", tmp_path / "eval.json")
+                   "--candidates", "2", "-o", tmp_path / "eval.json", "--decoder", tmp_path / "runs" / "decoder")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads((tmp_path / "eval.json").read_text())["queries"] == 6
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["queries"] == 6 and 0 <= result["recall@1"] <= 1
+    grid = np.asarray(Image.open(result["grid"]).convert("RGB"))
+    assert grid.std() > 5  # faces, and the grey tiles where the voice dataset kept no photos
 
 
 def test_imported_ast_fbanks_keep_their_stored_shape_and_train(tmp_path):

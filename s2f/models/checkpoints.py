@@ -22,13 +22,19 @@ def is_torch_checkpoint(path: str | Path) -> bool:
 
 
 def load_torch_state_dict(path: str | Path) -> dict:
+    """The model's tensors of a ``torch.save`` file, in memory of their own.
+
+    Zip-format files are memory-mapped, so what is not the model is never read: the original
+    project's files hold the Adam state beside the weights, twice their size. The weights are
+    then copied out of the map, so a file changed on disk later cannot change a loaded model.
+    """
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(path, f"not a loadable PyTorch state dict under weights_only=True ({first[:200]})") from None
@@ -36,4 +42,4 @@ def load_torch_state_dict(path: str | Path) -> dict:
         state = state["model_state_dict"]
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise InputError(path, "expected a state dict (a mapping of names to tensors)")
-    return state
+    return {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in state.items()}

@@ -17,9 +17,6 @@ it needs no flags, and a ``source`` record that ends up in the bundle's manifest
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,7 @@ from s2f import __version__
 from s2f.models.checkpoints import load_torch_state_dict
 from s2f.models.pretrained import CONFIG_NAME
 from s2f.models.registry import MODELS, ModelEntry
-from s2f.runtime.atomic import replace_directory
+from s2f.runtime.atomic import atomic_directory
 from s2f.runtime.errors import InputError
 
 ORIGINAL_FORMAT = "speech-to-face-original"
@@ -134,17 +131,8 @@ def convert_original(imported: OriginalImport, output: str | Path) -> Path:
     if output.exists() and not (output / CONFIG_NAME).is_file():
         raise InputError(output, "exists and is not a save_pretrained directory (no config.json): remove it or "
                                  "choose another name")
-    parent = output.parent if str(output.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(output, f"parent directory {str(parent)!r} does not exist")
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=parent))
-    try:
+    with atomic_directory(output) as staging:
         imported.model.save_pretrained(staging)
-        os.chmod(staging, 0o755)
-        replace_directory(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output
 
 

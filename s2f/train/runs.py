@@ -234,6 +234,12 @@ def train_voice(run: VoiceTraining) -> Path:
     return Path(run.out)
 
 
+def _has_decoder_faces(root: Path) -> bool:
+    from s2f.data.layout import TARGET_SUFFIX
+
+    return next(root.rglob(f"*{TARGET_SUFFIX}"), None) is not None
+
+
 def evaluate(run: Evaluation) -> dict[str, Any]:
     """Write the JSON report (and its PNG plot, and with a decoder the result grid); return it."""
     from s2f.models.loading import checkpoint_dir, load_model_for
@@ -256,8 +262,12 @@ def evaluate(run: Evaluation) -> dict[str, Any]:
         decoder_dir = checkpoint_dir(run.decoder)
         decoder = load_model_for("face_decoder", decoder_dir, str(device),
                                  OriginalOptions(run.original_decoder_output), flag="--decoder")
-        baseline = mean_face(DecoderFaces(run.data, split["train"] if split else None))
-        result.update(decoder_reconstruction(decoder, DecoderFaces(run.data, identities), baseline, device))
+        if _has_decoder_faces(Path(run.data)):
+            baseline = mean_face(DecoderFaces(run.data, split["train"] if split else None))
+            result.update(decoder_reconstruction(decoder, DecoderFaces(run.data, identities), baseline, device))
+        else:  # the original project's voice datasets keep embeddings, not photos
+            log.warning("%s holds no face photos (targets): no reconstruction L1, the grid shows grey originals",
+                        run.data)
         result["decoder_checkpoint"] = str(decoder_dir)
         result["grid"] = str(result_grid(model, decoder, VoiceFacePairs(run.data, "all_to_one", identities),
                                          output.with_name(output.stem + "_grid.png"), device=device))
