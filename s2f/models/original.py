@@ -56,9 +56,11 @@ class OriginalImport:
     source: dict[str, str]
 
     def preprocessing(self) -> dict[str, Any]:
-        """What the model's graph will be fed: the settings its bundle records."""
-        entry = MODELS[self.model_type]
-        return entry.export.preprocessing(self.model.config)
+        """What the model's graph will be fed: the settings its bundle records (those that
+        apply to this kind of model)."""
+        values = MODELS[self.model_type].export.preprocessing(self.model.config)
+        unused = {"ve_conv": ("mean", "std"), "ast": ("variant",)}.get(values.get("encoder"), ())
+        return {key: value for key, value in values.items() if key not in unused}
 
 
 def identify(state: dict) -> ModelEntry | None:
