@@ -133,6 +133,15 @@ def test_wrong_and_partial_checkpoints_are_refused_in_one_line(tmp_path):
     torch.save({"model_state_dict": decoder}, tmp_path / "extra.pt")
     line = _error_line(run_s2f("convert", tmp_path / "extra.pt", "-o", tmp_path / "out"))
     assert "texture_layers" in line and "FaceDecoder" in line
+    damaged = dict(state, **{"layer3.0.weight": 5})  # sizes are read off this tensor: not a tensor at all
+    torch.save({"model_state_dict": damaged}, tmp_path / "damaged.pt")
+    line = _error_line(run_s2f("convert", tmp_path / "damaged.pt", "-o", tmp_path / "out"))
+    assert "tensor 'layer3.0.weight' is int, the original VE_conv needs a convolution weight there" in line
+    ast = _ast().state_dict()
+    ast["audio_spectrogram_transformer.embeddings.cls_token"] = torch.zeros(0)
+    torch.save({"model_state_dict": ast}, tmp_path / "empty.pt")
+    line = _error_line(run_s2f("convert", tmp_path / "empty.pt", "-o", tmp_path / "out"))
+    assert "'audio_spectrogram_transformer.embeddings.cls_token' is (0,)" in line
     torch.save({"model_state_dict": {"something.weight": torch.zeros(2)}}, tmp_path / "unknown.pt")
     line = _error_line(run_s2f("export", "model", tmp_path / "unknown.pt", "-o", tmp_path / "x.onnx"))
     assert "not a checkpoint of the original Speech-to-Face project" in line and "something.weight" in line

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from s2f.models.pretrained import Pretrained, load_state_strict
+from s2f.models.pretrained import Pretrained, build_from_foreign_state, load_state_strict, weight_shapes
 from s2f.runtime.errors import InputError
 
 AUDIOSET_BASE = {  # MIT/ast-finetuned-audioset-10-10-0.4593
@@ -149,7 +149,7 @@ def transformers4_name(key: str) -> str:
 def adapt_ast_state_dict(state: dict, model: nn.Module) -> dict:
     """Checkpoints saved with one major version of transformers load into the other: the
     parameter names are spelled the way the installed ``model`` spells them."""
-    installed_v5 = any(f".{key}".find(".layers.") >= 0 for key in model.state_dict())
+    installed_v5 = any(".layers." in f".{key}" for key in model.state_dict())
     rename = transformers5_name if installed_v5 else transformers4_name
     return {rename(key): value for key, value in state.items()}
 
@@ -162,25 +162,21 @@ def _ast_config_from(state: dict, source, what: str) -> dict:
     """The ``ASTConfig`` sizes of a checkpoint, read off its tensors. Heads cannot be read
     (they only split the hidden size): 12 for the AudioSet model's width, else 64 wide."""
     embeddings = _BACKBONE + "embeddings."
-    for key in (embeddings + "cls_token", embeddings + "position_embeddings",
-                embeddings + "patch_embeddings.projection.weight"):
-        if key not in state:
-            raise InputError(source, f"missing tensor {key!r} for {what}")
-    hidden = int(state[embeddings + "cls_token"].shape[-1])
-    layers = {int(key.split(".")[2]) for key in state
-              if key.startswith((_BACKBONE + "layers.", _BACKBONE + "encoder.layer.")) and key.split(".")[2].isdigit()}
-    layers |= {int(key.split(".")[3]) for key in state
-               if key.startswith(_BACKBONE + "encoder.layer.") and key.split(".")[3].isdigit()}
-    count = max(layers) + 1 if layers else 0
-    intermediate = next((int(value.shape[0]) for key, value in state.items()
-                         if key.endswith((".intermediate.dense.weight", ".mlp.fc1.weight"))), 4 * hidden)
-    patch = int(state[embeddings + "patch_embeddings.projection.weight"].shape[-1])
+    shapes = weight_shapes(state, {embeddings + "cls_token": 3, embeddings + "position_embeddings": 3,
+                                   embeddings + "patch_embeddings.projection.weight": 4}, source, what)
+    hidden = shapes[embeddings + "cls_token"][-1]
+    parts = [transformers5_name(key).split(".") for key in state]  # one spelling to count layers in
+    count = 1 + max((int(p[2]) for p in parts if p[:2] == [_BACKBONE[:-1], "layers"] and p[2].isdigit()), default=-1)
+    fc1 = f"{_BACKBONE}layers.0.mlp.fc1.weight"
+    fc1 = fc1 if fc1 in state else transformers4_name(fc1)
+    intermediate = weight_shapes(state, {fc1: 2}, source, what)[fc1][0] if count else 4 * hidden
+    patch = shapes[embeddings + "patch_embeddings.projection.weight"][-1]
     config = {**AUDIOSET_BASE, "hidden_size": hidden, "num_hidden_layers": count, "intermediate_size": intermediate,
               "num_attention_heads": AUDIOSET_BASE["num_attention_heads"] if hidden == 768 else max(1, hidden // 64),
               "patch_size": patch}
     frequency = (config["num_mel_bins"] - patch) // config["frequency_stride"] + 1
     time = (config["max_length"] - patch) // config["time_stride"] + 1
-    positions = int(state[embeddings + "position_embeddings"].shape[1])
+    positions = shapes[embeddings + "position_embeddings"][1]
     if positions != frequency * time + 2:
         raise InputError(source, f"tensor {embeddings + 'position_embeddings'!r} has {positions} positions; the "
                                  f"original's input (1024 x 128 fbank, strides 10) gives {frequency * time + 2}")
@@ -196,8 +192,6 @@ def import_original_ast(state: dict, source, options=None) -> tuple[ASTVoiceEnco
     transformers 4 (the original's) and 5 both load, whichever is installed. Its features:
     Kaldi fbank on 10.26 s, normalised with the original's re-estimated mean and std.
     """
-    from s2f.models.pretrained import build_from_foreign_state
-
     what = "the original AST"
     if "classifier.0.dense.weight" in state or "classifier.0.layernorm.weight" in state:
         head, relu = "classifier.0.", True
@@ -206,11 +200,10 @@ def import_original_ast(state: dict, source, options=None) -> tuple[ASTVoiceEnco
     else:
         raise InputError(source, f"missing tensor 'classifier.0.dense.weight' (or 'classifier.dense.weight') "
                                  f"for {what}")
-    if head + "dense.weight" not in state:
-        raise InputError(source, f"missing tensor {head + 'dense.weight'!r} for {what}")
+    head_shape = weight_shapes(state, {head + "dense.weight": 2}, source, what)[head + "dense.weight"]
     v4_names = any(".encoder.layer." in key for key in state)
     config = ASTVoiceEncoderConfig(ast=_ast_config_from(state, source, what),
-                                   embedding_dim=int(state[head + "dense.weight"].shape[0]), output_relu=relu,
+                                   embedding_dim=head_shape[0], output_relu=relu,
                                    feature_mean=ORIGINAL_MEAN, feature_std=ORIGINAL_STD, audio_steps="original")
     with torch.device("meta"):
         ours = list(ASTVoiceEncoder(config).state_dict())

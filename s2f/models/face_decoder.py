@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from s2f.models.pretrained import Pretrained
+from s2f.models.pretrained import Pretrained, build_from_foreign_state, weight_shapes
 from s2f.runtime.errors import InputError
 
 
@@ -147,8 +147,6 @@ def import_original_face_decoder(state: dict, source, options=None) -> tuple[Fac
     at the plain 1x1 convolution; ``options.decoder_output`` says which (``sigmoid``, the
     default, or ``linear``). Landmarks are its plain linear output, pixels at 224x224.
     """
-    from s2f.models.pretrained import build_from_foreign_state
-
     output = getattr(options, "decoder_output", "sigmoid")
     if output not in DECODER_OUTPUTS:
         raise InputError(None, f"unknown original decoder output {output!r}; one of {', '.join(DECODER_OUTPUTS)}")
@@ -159,22 +157,17 @@ def import_original_face_decoder(state: dict, source, options=None) -> tuple[Fac
                if key.startswith("texture_layers.") and key.split(".")[1].isdigit()}
     last = max(indices, default=0)  # the 1x1 RGB convolution; 1 ... last-1 are the transposed convolutions
     deconvs = [f"texture_layers.{i}.{1 if i == 1 else 0}.weight" for i in range(1, last)]
-    for key in ("pre_layers.0.0.weight", f"landmark_layers.{landmark_hidden}.0.weight", "texture_layers.0.0.weight",
-                *(deconvs or ["texture_layers.1.1.weight"]), f"texture_layers.{last}.0.weight"):
-        if key not in state:
-            raise InputError(source, f"missing tensor {key!r} for {what}")
-        if key.startswith("texture_layers.") and not key.startswith("texture_layers.0.") and \
-                getattr(state[key], "ndim", None) != 4:
-            raise InputError(source, f"tensor {key!r} has shape {tuple(getattr(state[key], 'shape', ()))}, "
-                                     f"{what} needs a convolution weight there")
-    channels = [int(state[deconvs[0]].shape[0])] + [int(state[key].shape[1]) for key in deconvs]
-    fc_out = int(state["texture_layers.0.0.weight"].shape[0])
-    size = int(round((fc_out / channels[0]) ** 0.5))
+    fcs = [f"pre_layers.{i}.0.weight" for i in range(max(shared, 1))] + \
+        [f"landmark_layers.{i}.0.weight" for i in range(landmark_hidden + 1)] + ["texture_layers.0.0.weight"]
+    convs = (deconvs or ["texture_layers.1.1.weight"]) + [f"texture_layers.{last}.0.weight"]
+    shapes = weight_shapes(state, {**dict.fromkeys(fcs, 2), **dict.fromkeys(convs, 4)}, source, what)
+    channels = [shapes[deconvs[0]][0]] + [shapes[key][1] for key in deconvs]
+    size = int(round((shapes["texture_layers.0.0.weight"][0] / channels[0]) ** 0.5))
     config = FaceDecoderConfig(
-        embedding_dim=int(state["pre_layers.0.0.weight"].shape[1]),
-        shared_dims=[int(state[f"pre_layers.{i}.0.weight"].shape[0]) for i in range(shared)],
-        landmark_dims=[int(state[f"landmark_layers.{i}.0.weight"].shape[0]) for i in range(landmark_hidden)],
-        num_landmarks=int(state[f"landmark_layers.{landmark_hidden}.0.weight"].shape[0]) // 2,
+        embedding_dim=shapes["pre_layers.0.0.weight"][1],
+        shared_dims=[shapes[f"pre_layers.{i}.0.weight"][0] for i in range(shared)],
+        landmark_dims=[shapes[f"landmark_layers.{i}.0.weight"][0] for i in range(landmark_hidden)],
+        num_landmarks=shapes[f"landmark_layers.{landmark_hidden}.0.weight"][0] // 2,
         texture_channels=channels, texture_size=size,
         output_activation="sigmoid" if output == "sigmoid" else "none", landmark_units="pixels")
     model = build_from_foreign_state(lambda: FaceDecoder(config), state, _original_key_map(config), source, what)

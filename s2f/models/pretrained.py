@@ -142,6 +142,25 @@ def check_state_strict(model, state: dict, source: str | Path) -> None:
         raise InputError(source, f"unexpected tensor {extra[0]!r}")
 
 
+def weight_shapes(state: dict, ranks: dict[str, int], source: str | Path, what: str) -> dict[str, tuple[int, ...]]:
+    """The shapes of the tensors a foreign checkpoint's sizes are read from, each checked to be
+    present and a non-empty tensor of its rank (``ranks``: name -> 1, 2 or 4), so reading a
+    size off a damaged file fails with one line rather than a traceback."""
+    import torch
+
+    shapes = {}
+    for key, rank in ranks.items():
+        if key not in state:
+            raise InputError(source, f"missing tensor {key!r} for {what}")
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or value.ndim != rank or 0 in value.shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            kind = {1: "vector", 2: "linear weight", 3: "token", 4: "convolution weight"}[rank]
+            raise InputError(source, f"tensor {key!r} is {shape}, {what} needs a {kind} there")
+        shapes[key] = tuple(int(n) for n in value.shape)
+    return shapes
+
+
 def build_from_foreign_state(build, state: dict, mapping: dict[str, str], source: str | Path, what: str) -> Any:
     """``build()`` with the weights of a checkpoint whose tensors have other names.
 

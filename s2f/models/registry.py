@@ -75,7 +75,7 @@ class ModelEntry:
     def is_original_checkpoint(self, state: dict) -> bool:
         if not self.original_marker or not any(key.startswith(self.original_marker) for key in state):
             return False
-        return not any(key.startswith(self.original_excludes) for key in state) if self.original_excludes else True
+        return not any(key.startswith(self.original_excludes) for key in state)  # startswith(()) is False
 
     @property
     def module_class(self) -> type:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from s2f.models.pretrained import Pretrained
+from s2f.models.pretrained import Pretrained, build_from_foreign_state, weight_shapes
 
 FREQUENCY_BINS = 257
 
@@ -109,21 +109,13 @@ def import_original_ve_conv(state: dict, source, options=None) -> tuple[VEConv, 
     Widths are read off the tensors, so thinner models of the same layout load too. Its
     input is the ``original`` spectrogram of 6 s (2 x 257 x 601).
     """
-    from s2f.models.pretrained import build_from_foreign_state
-    from s2f.runtime.errors import InputError
-
     what = "the original VE_conv"
-    needed = {f"layer{i}.0.weight": 4 for i in range(1, ORIGINAL_CONVS + 1)}
-    needed.update({"layer10.1.weight": 2, "layer11.0.weight": 2})
-    for key, rank in needed.items():
-        if key not in state:
-            raise InputError(source, f"missing tensor {key!r} for {what}")
-        if getattr(state[key], "ndim", None) != rank:
-            raise InputError(source, f"tensor {key!r} has shape {tuple(getattr(state[key], 'shape', ()))}, "
-                                     f"{what} needs a {'convolution' if rank == 4 else 'linear'} weight there")
-    channels = [int(state[f"layer{i}.0.weight"].shape[0]) for i in range(1, ORIGINAL_CONVS + 1)]
-    config = VEConvConfig(variant="original", channels=channels, hidden_dim=int(state["layer10.1.weight"].shape[0]),
-                          embedding_dim=int(state["layer11.0.weight"].shape[0]), output_relu=True,
+    convs = [f"layer{i}.0.weight" for i in range(1, ORIGINAL_CONVS + 1)]
+    shapes = weight_shapes(state, {**dict.fromkeys(convs, 4), "layer10.1.weight": 2, "layer11.0.weight": 2},
+                           source, what)
+    channels = [shapes[key][0] for key in convs]
+    config = VEConvConfig(variant="original", channels=channels, hidden_dim=shapes["layer10.1.weight"][0],
+                          embedding_dim=shapes["layer11.0.weight"][0], output_relu=True,
                           average_before_last_activation=True, audio_steps="original")
     mapping = {}
     for index in range(1, ORIGINAL_CONVS + 1):
