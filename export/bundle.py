@@ -130,11 +130,11 @@ def _export_end_to_end(staging: Path, files: dict[str, Any], voice_input: dict[s
     where the per-model graphs already are."""
     from s2f.export.end_to_end import (
         FACE2FACE,
-        OUTPUTS,
         SPEECH2FACE,
         export_face_to_face,
         export_speech_to_face,
         external_weight_files,
+        graph_outputs,
     )
     from s2f.runtime.voice_input import VoiceInputSpec
 
@@ -151,7 +151,7 @@ def _export_end_to_end(staging: Path, files: dict[str, Any], voice_input: dict[s
         path = staging / (SPEECH2FACE if role == "speech2face" else FACE2FACE)
         files[path.name] = {"role": role, "precision": "fp32", "sha256": sha256_of(path),
                             "bytes": path.stat().st_size, "weights": external_weight_files(path),
-                            "model_type": role, "inputs": inputs[role], "outputs": OUTPUTS,
+                            "model_type": role, "inputs": inputs[role], "outputs": graph_outputs(path),
                             "embedding_dim": embedding_dim}
     return reports
 

@@ -37,13 +37,18 @@ from s2f.export.onnx_builder import FLOAT, UINT8, GraphBuilder, tensor_info
 from s2f.export.speech_graph import speech_features
 from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import FacePreprocessing, preprocess
-from s2f.runtime.pipeline import texture_to_image
+from s2f.runtime.pipeline import (
+    ALIGNED,
+    OUTPUTS,
+    decoder_output_names,
+    graph_output_names,
+    texture_to_image,
+)
 from s2f.runtime.voice_input import VoiceInputSpec
 
 log = logging.getLogger(__name__)
 
 SPEECH2FACE, FACE2FACE = "speech2face.onnx", "face2face.onnx"
-OUTPUTS = ["image", "landmarks", "embedding"]
 FEATURE_TOLERANCE = 1e-4  # relative to the largest feature value
 EMBEDDING_TOLERANCE = 1e-4
 IMAGE_LEVELS = 1  # 8-bit levels the image may differ by from the two-stage path
@@ -82,13 +87,21 @@ def _opsets(*models: onnx.ModelProto) -> list[Any]:
     return [helper.make_opsetid(domain, version) for domain, version in sorted(versions.items())]
 
 
-def _decoder_outputs(g: GraphBuilder, decoder: str) -> None:
-    """The decoder's flat landmarks and float texture -> the graph's ``landmarks`` and ``image``,
-    as ``texture_to_image`` does in numpy (round half to even, clip, uint8, channels last)."""
+def _to_image(g: GraphBuilder, texture: str, output: str) -> None:
+    """N x 3 x H x W float -> N x H x W x 3 uint8, as ``texture_to_image`` does in numpy
+    (round half to even, clip, channels last)."""
+    scaled = g.op("Mul", g.op("Transpose", texture, perm=[0, 2, 3, 1]), g.scalar(255.0, np.float32))
+    pixels = g.op("Clip", g.op("Round", scaled), g.scalar(0.0, np.float32), g.scalar(255.0, np.float32))
+    g.op("Cast", pixels, to=UINT8, output=output)
+
+
+def _decoder_outputs(g: GraphBuilder, decoder: str, aligned: bool) -> None:
+    """The decoder's flat landmarks and float texture -> the graph's ``landmarks`` and ``image``
+    (and ``aligned`` from a warping decoder's aligned texture)."""
     g.op("Reshape", f"{decoder}landmarks", g.ints(0, -1, 2), output="landmarks")
-    texture = g.op("Mul", g.op("Transpose", f"{decoder}texture", perm=[0, 2, 3, 1]), g.scalar(255.0, np.float32))
-    pixels = g.op("Clip", g.op("Round", texture), g.scalar(0.0, np.float32), g.scalar(255.0, np.float32))
-    g.op("Cast", pixels, to=UINT8, output="image")
+    _to_image(g, f"{decoder}texture", "image")
+    if aligned:
+        _to_image(g, f"{decoder}aligned_texture", ALIGNED)
 
 
 def _prune(graph: onnx.GraphProto) -> None:
@@ -121,7 +134,8 @@ def compose_pipeline(name: str, preprocessing: GraphBuilder, features: str, grap
     joints.op("Identity", "encoder/embedding", output="embedding")
     joints.op("Identity", "embedding", output="decoder/embedding")
     outputs = GraphBuilder(f"{name}/outputs")
-    _decoder_outputs(outputs, "decoder/")
+    aligned = any(output.name == "decoder/aligned_texture" for output in decoder.graph.output)
+    _decoder_outputs(outputs, "decoder/", aligned)
     parts = (preprocessing, encoder.graph, joints, decoder.graph, outputs)
     nodes = [node for part in parts for node in (part.nodes if isinstance(part, GraphBuilder) else part.node)]
     initializers = [t for part in parts for t in
@@ -130,7 +144,8 @@ def compose_pipeline(name: str, preprocessing: GraphBuilder, features: str, grap
     graph = helper.make_graph(nodes, name, [graph_input], [
         tensor_info("image", UINT8, ["batch", 224, 224, 3]),
         tensor_info("landmarks", FLOAT, ["batch", "points", 2]),
-        tensor_info("embedding", FLOAT, ["batch", dimension])], initializer=initializers)
+        tensor_info("embedding", FLOAT, ["batch", dimension]),
+        *([tensor_info(ALIGNED, UINT8, ["batch", 224, 224, 3])] if aligned else [])], initializer=initializers)
     graph.value_info.extend(list(encoder.graph.value_info) + list(decoder.graph.value_info))
     _prune(graph)
     model = helper.make_model(graph, opset_imports=_opsets(encoder, decoder),
@@ -241,13 +256,16 @@ def export_speech_to_face(bundle_dir: Path, voice_encoder: str, face_decoder: st
             (graph_features,) = feature_graph.run(None, {"waveform": batch})
             _check(report, path, "features", _relative(graph_features, expected_features), FEATURE_TOLERANCE)
             (embedding,) = encoder.run(["embedding"], {encoder_input: expected_features})
-            landmarks, texture = decoder.run(["landmarks", "texture"], {"embedding": embedding})
-            image, graph_landmarks, graph_embedding = end_to_end.run(OUTPUTS, {"waveform": batch})
+            landmarks, *textures = decoder.run(decoder_output_names(decoder), {"embedding": embedding})
+            image, graph_landmarks, graph_embedding, *graph_aligned = end_to_end.run(
+                graph_output_names(end_to_end), {"waveform": batch})
             _check(report, path, "embedding", _relative(graph_embedding, embedding), EMBEDDING_TOLERANCE)
             _check(report, path, "landmarks", _relative(graph_landmarks.reshape(landmarks.shape), landmarks),
                    EMBEDDING_TOLERANCE)
-            levels = np.abs(image.astype(np.int16) - np.stack([texture_to_image(t) for t in texture])).max()
-            _check(report, path, "image_levels", float(levels), IMAGE_LEVELS)
+            for name, ours, texture in zip(("image_levels", "aligned_levels"), [image, *graph_aligned], textures,
+                                           strict=False):
+                levels = np.abs(ours.astype(np.int16) - np.stack([texture_to_image(t) for t in texture])).max()
+                _check(report, path, name, float(levels), IMAGE_LEVELS)
             report.inputs_checked += len(batch)
     return report
 
@@ -282,12 +300,15 @@ def export_face_to_face(bundle_dir: Path, face_encoder: str, face_decoder: str, 
         encoder, decoder = _session(bundle_dir / face_encoder), _session(bundle_dir / face_decoder)
         for photo in face_verification_images() + list(real_photos or []):
             (embedding,) = encoder.run(["embedding"], {"image": preprocess(photo, spec)})
-            landmarks, texture = decoder.run(["landmarks", "texture"], {"embedding": embedding})
-            image, graph_landmarks, graph_embedding = end_to_end.run(OUTPUTS, {"photo": photo})
+            landmarks, *textures = decoder.run(decoder_output_names(decoder), {"embedding": embedding})
+            image, graph_landmarks, graph_embedding, *graph_aligned = end_to_end.run(
+                graph_output_names(end_to_end), {"photo": photo})
             ours, theirs = graph_embedding[0].astype(np.float64), embedding[0].astype(np.float64)
             cosine = float(ours @ theirs / (np.linalg.norm(ours) * np.linalg.norm(theirs) or 1.0))
             _check(report, path, "embedding_cosine", cosine, FACE_COSINE, above=False)
-            report.worst("image_levels", float(np.abs(image[0].astype(np.int16) - texture_to_image(texture[0])).max()))
+            for name, ours, texture in zip(("image_levels", "aligned_levels"), [image, *graph_aligned], textures,
+                                           strict=False):
+                report.worst(name, float(np.abs(ours[0].astype(np.int16) - texture_to_image(texture[0])).max()))
             report.inputs_checked += 1
     return report
 
@@ -299,3 +320,8 @@ def external_weight_files(path: Path) -> list[str]:
                    if tensor.data_location == onnx.TensorProto.EXTERNAL
                    for entry in tensor.external_data if entry.key == "location"})
 
+
+
+def graph_outputs(path: Path) -> list[str]:
+    """The output names of a graph file (without reading its weights)."""
+    return [output.name for output in onnx.load(str(path), load_external_data=False).graph.output]

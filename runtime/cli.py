@@ -6,6 +6,7 @@ onnxruntime alone (this command never imports torch).
     s2f-runtime face2face photo.jpg -o face.png --bundle bundle/
     s2f-runtime grid --bundle bundle/ --faces a.jpg b.jpg --voices a.wav b.wav -o grid.png
     s2f-runtime serve --bundle bundle/ --port 8000                  # HTTP API and a web page
+    s2f-runtime scorecard --bundle bundle/ corpus/ --split split.json -o scorecard.json
 """
 
 from __future__ import annotations
@@ -58,6 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("-o", "--output", type=Path, required=True)
     common(grid)
     grid.set_defaults(func=run_grid, extras=("runtime",), what_runs="grid")
+
+    score = commands.add_parser(
+        "scorecard", help="the SF2F scorecard of the bundle's generated faces on a corpus",
+        description="Generate a face from every clip and photo of the corpus's test identities, embed them and "
+                    "the real photos with a face-recognition judge (the bundle's face encoder, or --judge), and "
+                    "report recall@1/2/5/10/20/50 in galleries of 100 identities (three averaged with 300 or "
+                    "more, else one of all), chance, and cosine/L1/L2 to the real faces: speech->face, "
+                    "face->face and the voice embedding itself. JSON, a recall-curve PNG and the result grid.")
+    score.add_argument("corpus", type=Path, help="identity folders with audios/ and images/")
+    score.add_argument("-o", "--output", type=Path, required=True, help="JSON report (.png and _grid.png beside)")
+    score.add_argument("--split", type=Path, help="split JSON: score its --part identities (default: all)")
+    score.add_argument("--part", default="test")
+    score.add_argument("--max-clips", type=int, help="clips per identity (default: all)")
+    from s2f.runtime.scorecard import add_judge_flags
+
+    add_judge_flags(score, face_encoder=False)
+    common(score)
+    score.set_defaults(func=run_scorecard, extras=("runtime",), what_runs="scorecard")
 
     serve = commands.add_parser(
         "serve", help="HTTP service and web page: POST /v1/speech2face, /v1/face2face",
@@ -157,6 +176,17 @@ def run_grid(args: argparse.Namespace) -> int:
                      speech_to_face.generate_from_file(voice).image])
     save_face_grid(args.output, rows, ["original", "face->face", "speech->face"])
     print(f"grid of {len(rows)} people -> {args.output}")
+    return 0
+
+
+def run_scorecard(args: argparse.Namespace) -> int:
+    from s2f.runtime.score_bundle import score_bundle
+    from s2f.runtime.scorecard import judge_input, summary_lines
+
+    report = score_bundle(args.bundle, args.corpus, args.output, args.split, args.part, args.judge,
+                          judge_input(args), args.device, args.max_clips)
+    print("\n".join(summary_lines(report)))
+    print(f"report {args.output}; recall curve {report['curve']}; grid {report['grid']}")
     return 0
 
 

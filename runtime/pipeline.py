@@ -26,12 +26,28 @@ from s2f.runtime.manifest import face_preprocessing
 from s2f.runtime.providers import PRECISIONS, create_session
 from s2f.runtime.voice_input import VoiceInputSpec
 
+OUTPUTS = ["image", "landmarks", "embedding"]  # of speech2face.onnx and face2face.onnx
+ALIGNED = "aligned"  # their extra output with a warping decoder: the texture in the mean face's frame
+
+
+def decoder_output_names(session) -> list[str]:
+    """What to ask a decoder graph for: landmarks, texture and, from a warping decoder, aligned_texture."""
+    names = {output.name for output in session.get_outputs()}
+    return ["landmarks", "texture", *(["aligned_texture"] if "aligned_texture" in names else [])]
+
+
+def graph_output_names(session) -> list[str]:
+    """An end-to-end graph's outputs to ask for: ``OUTPUTS``, then ``aligned`` where it has one."""
+    names = {output.name for output in session.get_outputs()}
+    return [*OUTPUTS, *([ALIGNED] if ALIGNED in names else [])]
+
 
 @dataclass
 class Face:
     image: np.ndarray  # 224 x 224 x 3 uint8 RGB
     landmarks: np.ndarray  # P x 2 float32 pixels of ``image``
     embedding: np.ndarray  # the face embedding the decoder received
+    aligned: np.ndarray | None = None  # a warping decoder's texture in the mean face's frame (uint8), else None
 
 
 def texture_to_image(texture: np.ndarray) -> np.ndarray:
@@ -80,17 +96,20 @@ class _Decoding:
         self.on_cuda = "CUDAExecutionProvider" in self.decoder.get_providers()
 
     def _run_end_to_end(self, input_name: str, batch: np.ndarray) -> list[Face]:
-        image, landmarks, embedding = self.graph.run(["image", "landmarks", "embedding"], {input_name: batch})
-        return [Face(i, lm, e) for i, lm, e in zip(image, landmarks, embedding, strict=True)]
+        image, landmarks, embedding, *aligned = self.graph.run(graph_output_names(self.graph), {input_name: batch})
+        aligned = aligned[0] if aligned else [None] * len(image)
+        return [Face(i, lm, e, a) for i, lm, e, a in zip(image, landmarks, embedding, aligned, strict=True)]
 
     def _encode_and_decode(self, input_name: str, batch: np.ndarray) -> list[Face]:
         if self.on_cuda:
-            embedding, landmarks, texture = self._bound(self.encoder, input_name, batch)
+            embedding, landmarks, texture, *aligned = self._bound(self.encoder, input_name, batch)
         else:
             (embedding,) = self.encoder.run(["embedding"], {input_name: batch})
-            landmarks, texture = self.decoder.run(["landmarks", "texture"], {"embedding": embedding})
-        return [Face(texture_to_image(t), lm.reshape(-1, 2), e) for t, lm, e in zip(texture, landmarks, embedding,
-                                                                                     strict=True)]
+            landmarks, texture, *aligned = self.decoder.run(decoder_output_names(self.decoder),
+                                                            {"embedding": embedding})
+        aligned = [texture_to_image(a) for a in aligned[0]] if aligned else [None] * len(texture)
+        return [Face(texture_to_image(t), lm.reshape(-1, 2), e, a)
+                for t, lm, e, a in zip(texture, landmarks, embedding, aligned, strict=True)]
 
     def _bound(self, encoder, input_name: str, batch: np.ndarray):
         """IOBinding: input copied to the GPU once, embedding handed over on the device."""
@@ -103,11 +122,10 @@ class _Decoding:
         embedding = binding.get_outputs()[0]
         decoding = self.decoder.io_binding()
         decoding.bind_ortvalue_input("embedding", embedding)
-        decoding.bind_output("landmarks", "cpu")
-        decoding.bind_output("texture", "cpu")
+        for name in decoder_output_names(self.decoder):
+            decoding.bind_output(name, "cpu")
         self.decoder.run_with_iobinding(decoding)
-        landmarks, texture = (value.numpy() for value in decoding.get_outputs())
-        return embedding.numpy(), landmarks, texture
+        return (embedding.numpy(), *(value.numpy() for value in decoding.get_outputs()))
 
 
 class SpeechToFace(_Decoding):

@@ -166,12 +166,16 @@ def _as_client_error(work, path: Path):
         raise RequestError(400, "upload: " + problem.replace(str(path), "the upload")) from None
 
 
-def face_png(face) -> bytes:
+def png_bytes(image) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(face.image).save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def face_png(face) -> bytes:
+    return png_bytes(face.image)
 
 
 def create_app(config: ServeConfig):
@@ -248,9 +252,11 @@ def create_app(config: ServeConfig):
                 service.metrics.in_flight -= 1
             png = face_png(face)
             if "application/json" in request.headers.get("accept", ""):
-                return JSONResponse({"image_png_base64": base64.b64encode(png).decode("ascii"),
-                                     "landmarks": face.landmarks.tolist(),
-                                     "embedding": face.embedding.astype(float).tolist()})
+                body = {"image_png_base64": base64.b64encode(png).decode("ascii"),
+                        "landmarks": face.landmarks.tolist(), "embedding": face.embedding.astype(float).tolist()}
+                if face.aligned is not None:  # a warping decoder's texture in the mean face's frame
+                    body["aligned_png_base64"] = base64.b64encode(png_bytes(face.aligned)).decode("ascii")
+                return JSONResponse(body)
             return Response(png, media_type="image/png")
         return endpoint
 

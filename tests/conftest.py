@@ -90,3 +90,31 @@ def small_models(seed: int = 0, embedding_dim: int = 2048):
     decoder = MODELS["face_decoder"].build("tiny", embedding_dim=embedding_dim).eval()
     face = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", False)), seed)
     return voice, decoder, face
+
+
+def mean_face_landmarks(points: int = 72) -> list[float]:
+    """A plausible mean face's landmarks at 224x224 (a synthetic person's, dlib order; 72 in
+    the original's order): what a warping decoder's ``mean_landmarks`` holds."""
+    import numpy as np
+
+    from s2f.data.landmarks import to_72
+    from s2f.data.synth_face import face_landmarks
+    from s2f.data.synth_identity import Identity
+
+    shape, _ = face_landmarks(Identity("mean", 0.0, 0.0, 0.0, 0.0), 224, np.random.default_rng(0))
+    return [float(v) for v in (to_72(shape) if points == 72 else shape).reshape(-1)]
+
+
+def warping_decoder(embedding_dim: int = 2048, seed: int = 0):
+    """A tiny warping decoder with a random (non-zero) texture base."""
+    import torch
+
+    from s2f.models.registry import MODELS
+
+    torch.manual_seed(seed)
+    decoder = MODELS["face_decoder"].build("tiny", embedding_dim=embedding_dim, warp=True, texture_base=True,
+                                           mean_landmarks=mean_face_landmarks())
+    with torch.no_grad():
+        decoder.texture_base.normal_(0, 1)
+        decoder.landmark_out.weight.mul_(0.05)  # landmarks near the mean face, as a trained decoder's are
+    return decoder.eval()

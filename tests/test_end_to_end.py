@@ -280,3 +280,46 @@ def test_node_runs_a_portable_ast_bundle(onnxruntime_node, tmp_path):
     model = onnx.load(str(path / "speech2face.onnx"), load_external_data=False)
     assert {node.domain for node in model.graph.node} <= {"", "ai.onnx"}  # standard operators only
     _node_matches_python(path, onnxruntime_node, tmp_path)
+
+
+@needs_node
+def test_a_warping_decoder_bundle_in_node_python_and_the_server(onnxruntime_node, tmp_path):
+    """Cole et al.'s warp in every graph: standard operators, Node.js as Python, the aligned
+    texture from the end-to-end and two-stage paths alike, and in the server's JSON."""
+    import base64
+
+    from conftest import warping_decoder
+    from serving import Server, png_pixels
+
+    voice, _, face = small_models(seed=2)
+    path = tmp_path / "warping"
+    export_bundle(path, voice, warping_decoder(seed=2), face, portable=True)
+    for graph in ("face_decoder.onnx", "speech2face.onnx", "face2face.onnx"):
+        model = onnx.load(str(path / graph), load_external_data=False)
+        assert "GridSample" in {node.op_type for node in model.graph.node}
+        assert {node.domain for node in model.graph.node} <= {"", "ai.onnx"}
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert "aligned" in manifest["files"]["speech2face.onnx"]["outputs"]
+    _node_matches_python(path, onnxruntime_node, tmp_path)
+    clip = speechlike(3.1, seed=9)
+    whole = SpeechToFace(path, "cpu").generate(clip, 16000)
+    staged = SpeechToFace(path, "cpu", end_to_end=False).generate(clip, 16000)
+    assert whole.aligned.shape == (224, 224, 3) and whole.aligned.dtype == np.uint8
+    assert np.abs(whole.aligned.astype(int) - staged.aligned).max() <= 1
+    assert np.abs(whole.image.astype(int) - staged.image).max() <= 1
+    assert np.abs(whole.aligned.astype(int) - whole.image).mean() > 1  # the warp moved the texture
+    wav = tmp_path / "voice.wav"
+    import soundfile
+
+    soundfile.write(wav, clip, 16000)
+    server = Server(path)
+    try:
+        status, _, data = server.request("POST", "/v1/speech2face", wav.read_bytes(),
+                                         {"Content-Type": "audio/wav", "Accept": "application/json"})
+    finally:
+        server.stop()
+    answer = json.loads(data)
+    assert status == 200
+    for key, expected in (("aligned_png_base64", whole.aligned), ("image_png_base64", whole.image)):
+        served = png_pixels(base64.b64decode(answer[key])).astype(int)  # another session: rounding may differ
+        assert np.abs(served - expected).max() <= 1 and (served != expected).mean() < 1e-3

@@ -15,9 +15,24 @@ def _voice_loss():
     return VoiceEncoderLoss(head, first), head, first
 
 
-def test_defaults_are_the_originals():
+def test_defaults_are_the_originals_but_the_landmark_weight():
     assert VoiceLossWeights() == VoiceLossWeights(decoder=1.0, distance=0.025, distillation=200.0, temperature=2.0)
-    assert DecoderLossWeights() == DecoderLossWeights(landmarks=1.0, texture=100.0, embedding=100.0)
+    # the original weighted the landmarks 1 (bench/decoder_recipe.py measures why 0.01)
+    assert DecoderLossWeights() == DecoderLossWeights(landmarks=0.01, texture=100.0, embedding=100.0, image=100.0)
+
+
+def test_warping_decoder_loss_scores_the_aligned_texture_and_the_warped_face():
+    from s2f.train.losses import FaceDecoderLoss
+
+    torch.manual_seed(0)
+    landmarks, true_landmarks = torch.randn(2, 8), torch.randn(2, 8)
+    face, true_face, aligned, true_aligned = (torch.rand(2, 3, 4, 4) for _ in range(4))
+    terms = FaceDecoderLoss()(landmarks, face, true_landmarks, true_face, None, aligned, true_aligned)
+    assert torch.isclose(terms["texture"], 100 * (aligned - true_aligned).abs().mean())
+    assert torch.isclose(terms["image"], 100 * (face - true_face).abs().mean())
+    assert torch.isclose(terms["loss"], terms["landmarks"] + terms["texture"] + terms["image"])
+    plain = FaceDecoderLoss()(landmarks, face, true_landmarks, true_face)
+    assert "image" not in plain and torch.isclose(plain["texture"], 100 * (face - true_face).abs().mean())
 
 
 def test_voice_loss_formula():

@@ -52,6 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                             "whichever count the data has ('none' is refused: the decoder needs landmarks)")
     faces.add_argument("--batch-size", type=int, default=32)
     faces.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    faces.add_argument("--split", type=Path,
+                       help="split JSON ('s2f data split'): the aligned textures' mean landmarks come from its "
+                            "training identities (default: every face)")
     _common(faces)
     faces.set_defaults(func=run_preprocess_faces, extras=("train",), what_runs="preprocess faces")
 
@@ -141,8 +144,12 @@ def run_preprocess_faces(args: argparse.Namespace) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process on a node
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    from s2f.train.runs import read_split
+
+    split = read_split(args.split)
     report = preprocess_faces(args.data_dir, args.out_dir, args.face_encoder, args.landmarks, args.workers,
-                              args.batch_size, device, args.overwrite, shard)
+                              args.batch_size, device, args.overwrite, shard,
+                              train_identities=split["train"] if split else None)
     return _finish(report, args.out_dir, shard_report_name(FACE_REPORT, shard))
 
 

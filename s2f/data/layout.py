@@ -3,17 +3,17 @@ output goes, and how an output path maps back to its identity."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
+from s2f.runtime.corpus import AUDIO_DIR, IMAGE_DIR, identity_dirs  # noqa: F401 (one place for the names)
 from s2f.runtime.errors import InputError
 
-AUDIO_DIR = "audios"
-IMAGE_DIR = "images"
 # per face image <stem>.jpg, preprocessing writes <stem> + each of these
 EMBEDDING_SUFFIX = "_embedding.npy"
 LANDMARKS_SUFFIX = "_landmarks.npy"
 TARGET_SUFFIX = "_target.npy"
+ALIGNED_SUFFIX = "_aligned.npy"  # the target warped to the mean landmarks (the warping decoder's texture)
+MEAN_LANDMARKS = "mean_landmarks.npy"  # the frame of the aligned textures, at the tree's root
 # settings a preprocessed tree was made with (rerunning with others would mix inputs)
 AUDIO_SETTINGS = "audio_features.json"
 FACE_SETTINGS = "face_features.json"
@@ -54,8 +54,3 @@ def identity_of(relative: Path) -> str:
     """The identity a file belongs to: the first folder under the dataset root."""
     return relative.parts[0] if len(relative.parts) > 1 else ""
 
-
-def identity_dirs(root: Path) -> Iterator[Path]:
-    for child in sorted(root.iterdir()):
-        if child.is_dir() and not child.name.startswith("."):
-            yield child

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from s2f.data.layout import (
+    ALIGNED_SUFFIX,
     AUDIO_DIR,
     EMBEDDING_SUFFIX,
     IMAGE_DIR,
@@ -140,10 +141,13 @@ class VoiceFacePairs:
 
 class DecoderFaces:
     """(target image 3x224x224 float32 in [0, 1], embedding, landmarks, identity index) for
-    the face decoder: every face with all three preprocessed files (as the original required)."""
+    the face decoder: every face with all three preprocessed files (as the original required).
+    With ``aligned``, the aligned texture (3x224x224, the target in the mean landmarks' frame)
+    comes fifth, and a face without one is an error naming it."""
 
-    def __init__(self, root: str | Path, identities: Iterable[str] | None = None) -> None:
+    def __init__(self, root: str | Path, identities: Iterable[str] | None = None, aligned: bool = False) -> None:
         self.root = require_dir(Path(root))
+        self.aligned = aligned
         wanted = None if identities is None else set(identities)
         self.identities: list[str] = []
         self.bases: list[str] = []
@@ -166,12 +170,23 @@ class DecoderFaces:
     def __len__(self) -> int:
         return len(self.bases)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    def __getitem__(self, index: int) -> tuple:
         base = self.bases[index]
-        target = _load(Path(base + TARGET_SUFFIX))
-        image = np.ascontiguousarray(target.transpose(2, 0, 1), dtype=np.float32) / np.float32(255)
+        image = _chw(_load(Path(base + TARGET_SUFFIX)))
         landmarks = _load(Path(base + LANDMARKS_SUFFIX)).astype(np.float32)  # the original's are integers
-        return image, _load(Path(base + EMBEDDING_SUFFIX)), landmarks, int(self.face_identity[index])
+        item = (image, _load(Path(base + EMBEDDING_SUFFIX)), landmarks, int(self.face_identity[index]))
+        if not self.aligned:
+            return item
+        path = Path(base + ALIGNED_SUFFIX)
+        if not path.is_file():
+            raise InputError(path, "missing: the warping decoder trains on aligned textures; run 's2f preprocess "
+                                   "faces' again to write them (or train with --no-warp)")
+        return (*item, _chw(_load(path)))
+
+
+def _chw(image: np.ndarray) -> np.ndarray:
+    """H x W x 3 uint8 -> 3 x H x W float32 in [0, 1]."""
+    return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / np.float32(255)
 
 
 def _model_input_shape(root: Path) -> tuple[int, ...] | None:

@@ -1,6 +1,7 @@
 """``s2f preprocess faces``: every face photo under DATA_DIR -> at the mirrored path under
 OUT_DIR, ``<stem>_target.npy`` (the decoder's 224x224 uint8 target), ``<stem>_landmarks.npy``
-(on that target) and ``<stem>_embedding.npy`` (the face encoder's descriptor).
+(on that target) and ``<stem>_embedding.npy`` (the face encoder's descriptor); then, once
+every face has its landmarks, ``<stem>_aligned.npy`` (``s2f.data.align_faces``).
 
 Decoding, resizing and landmark detection run in worker processes; the face encoder runs in
 this process on batches, so torch's own threads use the cores for the heavy part.
@@ -8,6 +9,7 @@ this process on batches, so torch's own threads use the cores for the heavy part
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,7 @@ from s2f.runtime.face_preprocess import INPUT_SIZE, decoder_target, preprocess
 from s2f.runtime.image import IMAGE_SUFFIXES, load_face
 from s2f.runtime.shards import WHOLE, Shard
 
+log = logging.getLogger(__name__)
 _worker: dict = {}
 
 
@@ -89,7 +92,10 @@ def face_jobs(data_dir: Path, out_dir: Path, landmarks: str) -> list[FileJob]:
 
 def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmarks: str = "dlib72",
                      workers: int = 1, batch_size: int = 32, device: str = "cpu",
-                     overwrite: bool = False, shard: Shard = WHOLE) -> RunReport:
+                     overwrite: bool = False, shard: Shard = WHOLE,
+                     train_identities: list[str] | None = None) -> RunReport:
+    """``train_identities``: whose faces the mean landmarks of the aligned textures come from
+    (the split's training part; None: every face)."""
     import torch
 
     from s2f.models.face_encoder import load_face_encoder
@@ -134,5 +140,12 @@ def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmark
     if pending:
         flush()
     report.shard = None if shard.whole else str(shard)
+    if shard.whole:
+        from s2f.data.align_faces import align_faces
+
+        align_faces(out_dir, train_identities, batch_size, overwrite)
+    else:
+        log.info("aligned textures need every face's landmarks: once all shards are done, run "
+                 "'s2f preprocess faces' once without --shard (it skips the finished files)")
     report.save(out_dir / shard_report_name(FACE_REPORT, shard))
     return report

@@ -3,8 +3,13 @@
 4096-D face embedding -> shared FC 3072 -> FC 2048 (BatchNorm, ReLU) -> two heads:
 landmarks (1024 -> 512 -> 256 -> 144 = 72 (x, y) points in pixels at 224x224) and texture
 (FC to 256x14x14, four 5x5 stride-2 transposed convolutions 128, 64, 32, 32 -> 1x1 conv
-to RGB, 224x224). Like the original, no differentiable warping of the texture to the
-landmarks. ``shared_features`` is the decoder's "first layer" of the Speech2Face loss.
+to RGB, 224x224). ``shared_features`` is the decoder's "first layer" of the Speech2Face loss.
+
+With ``warp`` (Cole et al.'s full decoder, which the original project skipped) the texture
+head draws the face in the mean face's frame and the output is that texture moved to the
+predicted landmarks by a thin-plate spline (``s2f.models.landmark_warp``); the forward then
+also returns the aligned texture. Without it the texture head draws the photo itself, as the
+original did, and has to learn every face's geometry in pixels.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from s2f.models.landmark_warp import LandmarkWarp
 from s2f.models.pretrained import Pretrained, build_from_foreign_state, weight_shapes
 from s2f.runtime.errors import InputError
 
@@ -33,6 +39,16 @@ class FaceDecoderConfig:
             lr 1e-3 reaches pixel positions in tens of steps instead of thousands. ``pixels``
             is the original's plain linear output (its checkpoints load with it). Either
             way the decoder returns pixel coordinates.
+        warp: predict the texture in the mean face's frame and warp it to the predicted
+            landmarks (needs ``mean_landmarks``).
+        mean_landmarks: 2 * num_landmarks pixel coordinates (x0, y0, x1, ...): the mean
+            landmarks of the training faces, the frame of the aligned textures and the
+            warp's fixed spline centres (``s2f preprocess faces`` stores them with the data).
+        warp_grid: side of the grid the warp's field is solved on before upsampling.
+        texture_base: the texture head predicts a correction, in logits, to a fixed base
+            texture (the buffer ``texture_base``, the mean training texture, set by
+            ``start_from_mean``) instead of the whole image: training starts at the mean
+            face, not at grey, and the head learns only what differs between people.
     """
 
     embedding_dim: int = 4096
@@ -43,6 +59,10 @@ class FaceDecoderConfig:
     texture_size: int = 14
     output_activation: str = "sigmoid"
     landmark_units: str = "centered"
+    warp: bool = False
+    mean_landmarks: list[float] | None = None
+    warp_grid: int = 56
+    texture_base: bool = False
 
     @property
     def image_size(self) -> int:
@@ -64,6 +84,10 @@ class FaceDecoder(nn.Module, Pretrained):
             raise ValueError(f"unknown output_activation {config.output_activation!r}")
         if config.landmark_units not in ("centered", "pixels"):
             raise ValueError(f"unknown landmark_units {config.landmark_units!r}")
+        if config.texture_base and config.output_activation != "sigmoid":
+            raise ValueError("texture_base is a base in logits: it needs output_activation 'sigmoid'")
+        if config.warp and (config.mean_landmarks is None or len(config.mean_landmarks) != 2 * config.num_landmarks):
+            raise ValueError(f"warp needs mean_landmarks: {2 * config.num_landmarks} pixel coordinates")
         dims = [config.embedding_dim, *config.shared_dims]
         self.shared = nn.ModuleList(_fc_bn(a, b) for a, b in zip(dims, dims[1:], strict=False))
         dims = [config.shared_dims[-1], *config.landmark_dims]
@@ -76,6 +100,24 @@ class FaceDecoder(nn.Module, Pretrained):
             nn.ConvTranspose2d(a, b, kernel_size=5, stride=2, padding=2, output_padding=1)
             for a, b in zip(channels, channels[1:], strict=False))
         self.texture_rgb = nn.Conv2d(channels[-1], 3, kernel_size=1)
+        if config.texture_base:
+            self.register_buffer("texture_base", torch.zeros(3, config.image_size, config.image_size))
+        self.warp = LandmarkWarp(config.mean_landmarks, config.image_size, config.warp_grid) if config.warp else None
+
+    @torch.no_grad()
+    def start_from_mean(self, mean_texture: torch.Tensor | None, mean_landmarks: torch.Tensor | None) -> None:
+        """Before training: outputs start at the mean training face. ``mean_texture``
+        (3 x S x S in [0, 1], the aligned one with ``warp``) becomes the texture base;
+        ``mean_landmarks`` (2K pixels) the landmark layer's bias, so its first predictions are
+        the mean shape and its gradients fit the differences, not the image centre."""
+        if mean_texture is not None and self.config.texture_base:
+            self.texture_base.copy_(torch.logit(mean_texture.clamp(1e-3, 1 - 1e-3)))
+        if mean_landmarks is not None:
+            target = mean_landmarks.reshape(-1).to(self.landmark_out.bias)
+            if self.config.landmark_units == "centered":
+                half = self.config.image_size / 2
+                target = target / half - 1
+            self.landmark_out.bias.copy_(target)
 
     def shared_features(self, embedding: torch.Tensor) -> torch.Tensor:
         x = embedding
@@ -83,8 +125,9 @@ class FaceDecoder(nn.Module, Pretrained):
             x = layer(x)
         return x
 
-    def forward(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """N x embedding_dim -> (landmarks N x 144, texture N x 3 x 224 x 224)."""
+    def forward(self, embedding: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """N x embedding_dim -> (landmarks N x 144, face N x 3 x 224 x 224), and with ``warp``
+        the aligned texture N x 3 x 224 x 224 third (the face is it, warped to the landmarks)."""
         shared = self.shared_features(embedding)
         landmarks = shared
         for layer in self.landmark_hidden:
@@ -98,9 +141,13 @@ class FaceDecoder(nn.Module, Pretrained):
         for deconv in self.texture_deconvs:
             texture = torch.relu(deconv(texture))
         texture = self.texture_rgb(texture)
+        if self.config.texture_base:
+            texture = texture + self.texture_base
         if self.config.output_activation == "sigmoid":
             texture = torch.sigmoid(texture)
-        return landmarks, texture
+        if self.warp is None:
+            return landmarks, texture
+        return landmarks, self.warp.to_landmarks(texture, landmarks), texture
 
 
 def _original_key_map(config: FaceDecoderConfig) -> dict[str, str]:

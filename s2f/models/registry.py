@@ -32,6 +32,8 @@ class ExportInfo:
     ``input_shape``, ``outputs`` and ``preprocessing`` are functions of the model's config
     (a voice encoder's input size depends on its spectrogram variant, say). ``embedding_method``
     is the module method whose output is the face embedding (``forward`` for voice encoders).
+    ``tolerances``: outputs whose verification allows more than the default relative error,
+    by name (a function of the config).
     """
 
     input_name: str
@@ -39,6 +41,7 @@ class ExportInfo:
     input_shape: Callable[[Any], tuple[int, ...]]
     preprocessing: Callable[[Any], dict[str, Any]]
     embedding_method: str = "forward"
+    tolerances: Callable[[Any], dict[str, float]] = lambda config: {}
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,11 @@ MODELS: dict[str, ModelEntry] = {entry.model_type: entry for entry in (
     ModelEntry(
         "face_decoder", "s2f.models.face_decoder:FaceDecoder", "s2f.models.face_decoder:FaceDecoderConfig",
         "face_decoder",
-        ExportInfo("embedding", lambda c: ["landmarks", "texture"], lambda c: (c.embedding_dim,), _texture),
+        ExportInfo("embedding", lambda c: ["landmarks", "texture", *(["aligned_texture"] if c.warp else [])],
+                   lambda c: (c.embedding_dim,), _texture,
+                   # a warped face is a bilinear sample at float32 coordinates: onnxruntime's GridSample and
+                   # Resize round them differently from PyTorch's, by a hundredth of an 8-bit level
+                   tolerances=lambda c: {"texture": 2e-4} if c.warp else {}),
         presets={"full": {}, "tiny": {"shared_dims": [256, 128], "landmark_dims": [64],
                                       "texture_channels": [64, 32, 16, 16, 8]}},
         original_import="s2f.models.face_decoder:import_original_face_decoder",

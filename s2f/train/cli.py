@@ -8,6 +8,7 @@ from pathlib import Path
 
 from s2f.models.original import add_original_decoder_flag
 from s2f.models.registry import SIZES
+from s2f.runtime.scorecard import add_judge_flags, judge_input
 from s2f.train.options import OPTIMIZERS, SCHEDULES
 
 
@@ -39,9 +40,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     common(decoder)
     decoder.add_argument("--face-encoder", type=Path,
                          help="the face encoder the embeddings came from: adds the embedding-cosine term")
-    decoder.add_argument("--w-landmarks", type=float, default=1.0, help="landmarks MSE weight (original: 1)")
-    decoder.add_argument("--w-texture", type=float, default=100.0, help="texture L1 weight (original: 100)")
+    decoder.add_argument("--w-landmarks", type=float, default=0.01,
+                         help="landmarks MSE weight, squared pixels (original: 1, which starves the texture head)")
+    decoder.add_argument("--w-texture", type=float, default=100.0,
+                         help="texture L1 weight (original: 100); with --warp on the aligned texture")
+    decoder.add_argument("--w-image", type=float, default=100.0, help="--warp: L1 weight of the warped face")
     decoder.add_argument("--w-embedding", type=float, default=100.0, help="embedding cosine weight (original: 100)")
+    decoder.add_argument("--warp", action=argparse.BooleanOptionalAction, default=False,
+                         help="Cole et al.'s warping decoder: texture in the mean face's frame, warped to the "
+                              "predicted landmarks by a thin-plate spline (needs the aligned textures "
+                              "'s2f preprocess faces' writes)")
+    decoder.add_argument("--no-mean-start", dest="mean_start", action="store_false",
+                         help="start from grey at the image centre (the original) instead of the mean face")
     decoder.set_defaults(func=run_train_decoder, extras=("train",), what_runs="train")
 
     voice = which.add_parser("voice", help="voice features -> face embedding, taught by the face encoder")
@@ -78,6 +88,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                           help="trained decoder (a run directory or checkpoint): adds reconstruction L1 vs the "
                                "mean training face, and the result grid original | face->face | speech->face")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--protocol", choices=("retrieval", "sf2f"), default="retrieval",
+                          help="retrieval: rank face embeddings by the voice embedding (above). sf2f: the SF2F "
+                               "scorecard of the generated faces (needs --decoder and a judge): recall@1-50 in "
+                               "galleries of 100 identities, face->face and voice-embedding rows beside it")
+    evaluate.add_argument("--max-clips", type=int, help="sf2f: clips per identity to generate faces from (default all)")
+    add_judge_flags(evaluate)
     add_original_decoder_flag(evaluate)
     evaluate.set_defaults(func=run_evaluate, extras=("train",), what_runs="evaluate")
 
@@ -107,8 +123,14 @@ def run_train_voice(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from s2f.train.runs import Evaluation, evaluate
 
-    names = {f.name for f in fields(Evaluation)}
-    result = evaluate(Evaluation(**{k: v for k, v in vars(args).items() if k in names}))
+    names = {f.name for f in fields(Evaluation)} - {"judge_input"}
+    result = evaluate(Evaluation(**{k: v for k, v in vars(args).items() if k in names}, judge_input=judge_input(args)))
+    if args.protocol == "sf2f":
+        from s2f.runtime.scorecard import summary_lines
+
+        print("\n".join(summary_lines(result)))
+        print(f"report {args.output}; recall curve {result['curve']}; grid {result['grid']}")
+        return 0
     if "decoder_l1" in result:
         print(f"decoder L1 {result['decoder_l1']:.4f} vs mean face {result['mean_face_l1']:.4f}; grid: "
               f"{result['grid']}")

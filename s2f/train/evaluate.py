@@ -104,20 +104,41 @@ def decoder_reconstruction(decoder: torch.nn.Module, held_out, mean_face: np.nda
         items = [held_out[i] for i in range(start, min(start + batch_size, len(held_out)))]
         targets = np.stack([item[0] for item in items])
         embeddings = torch.from_numpy(np.stack([item[1] for item in items])).float().to(device)
-        _, texture = decoder(embeddings)
+        texture = decoder(embeddings)[1]
         decoded_l1 += float(np.abs(texture.float().cpu().numpy() - targets).mean(axis=(1, 2, 3)).sum())
         mean_l1 += float(np.abs(mean_face[None] - targets).mean(axis=(1, 2, 3)).sum())
     count = len(held_out)
     return {"decoder_l1": decoded_l1 / count, "mean_face_l1": mean_l1 / count, "faces": count}
 
 
-def mean_face(faces) -> np.ndarray:
-    """Average 3x224x224 target of a ``DecoderFaces`` set (the baseline face)."""
-    total = None
+@torch.no_grad()
+def landmark_errors(decoder: torch.nn.Module, held_out, mean_landmarks: np.ndarray,
+                    device: str | torch.device = "cpu", batch_size: int = 16) -> dict[str, float]:
+    """Mean distance in pixels between predicted and true landmarks of ``held_out``, and the
+    same for answering the mean training landmarks."""
+    decoder.eval().to(device)
+    predicted_total = mean_total = 0.0
+    for start in range(0, len(held_out), batch_size):
+        items = [held_out[i] for i in range(start, min(start + batch_size, len(held_out)))]
+        true = np.stack([item[2] for item in items]).reshape(len(items), -1, 2)
+        embeddings = torch.from_numpy(np.stack([item[1] for item in items])).float().to(device)
+        predicted = decoder(embeddings)[0].float().cpu().numpy().reshape(true.shape)
+        predicted_total += float(np.linalg.norm(predicted - true, axis=2).mean(axis=1).sum())
+        mean_total += float(np.linalg.norm(mean_landmarks.reshape(1, -1, 2) - true, axis=2).mean(axis=1).sum())
+    return {"landmark_error_px": predicted_total / len(held_out), "mean_landmark_error_px": mean_total / len(held_out)}
+
+
+def mean_face(faces, with_landmarks: bool = False):
+    """Average 3x224x224 target of a ``DecoderFaces`` set (the baseline face); of its aligned
+    textures when the set has them. ``with_landmarks``: also the mean landmarks."""
+    total = points = None
     for index in range(len(faces)):
-        image = faces[index][0].astype(np.float64)
+        item = faces[index]
+        image = (item[4] if len(item) > 4 else item[0]).astype(np.float64)
         total = image if total is None else total + image
-    return (total / len(faces)).astype(np.float32)
+        points = item[2].astype(np.float64) if points is None else points + item[2]
+    texture = (total / len(faces)).astype(np.float32)
+    return (texture, (points / len(faces)).astype(np.float32)) if with_landmarks else texture
 
 
 @torch.no_grad()
@@ -139,7 +160,7 @@ def result_grid(voice_encoder: torch.nn.Module, decoder: torch.nn.Module, pairs:
         target = np.load(target_path) if target_path.is_file() else np.full((decoder.config.image_size,) * 2 + (3,),
                                                                              128, np.uint8)
         voice = voice_encoder(torch.from_numpy(pairs.load_clip(clip))[None].float().to(device))
-        _, from_voice = decoder(voice)
-        _, from_face = decoder(torch.from_numpy(np.load(face))[None].float().to(device))
+        from_voice = decoder(voice)[1]
+        from_face = decoder(torch.from_numpy(np.load(face))[None].float().to(device))[1]
         images.append([target, from_face[0].float().cpu().numpy(), from_voice[0].float().cpu().numpy()])
     return save_face_grid(path, images, ["original", "face->face", "speech->face"])

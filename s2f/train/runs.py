@@ -39,13 +39,21 @@ class RunSettings:
 class DecoderTraining(RunSettings):
     """Args:
         face_encoder: the face encoder the embeddings came from; adds the embedding-cosine term.
-        w_landmarks, w_texture, w_embedding: loss weights (the original's 1, 100, 100).
+        w_landmarks, w_texture, w_embedding, w_image: loss weights (``DecoderLossWeights``;
+            the original's were 1, 100, 100).
+        warp: Cole et al.'s warping decoder: the texture head draws the aligned texture
+            (``s2f preprocess faces`` writes them), warped to the predicted landmarks.
+        mean_start: outputs start at the mean training face (texture base and landmark
+            bias, ``FaceDecoder.start_from_mean``) instead of grey at the image centre.
     """
 
     face_encoder: Path | None = None
-    w_landmarks: float = 1.0
+    w_landmarks: float = 0.01
     w_texture: float = 100.0
     w_embedding: float = 100.0
+    w_image: float = 100.0
+    warp: bool = False
+    mean_start: bool = True
 
 
 @dataclass
@@ -74,10 +82,18 @@ class VoiceTraining(RunSettings):
     original_decoder_output: str = "sigmoid"
 
 
+PROTOCOLS = ("retrieval", "sf2f")
+
+
 @dataclass
 class Evaluation:
     """Speech -> face retrieval of a voice encoder on one part of a split (and, with a
-    decoder, reconstruction against the mean face plus the result grid)."""
+    decoder, reconstruction against the mean face plus the result grid).
+
+    ``protocol="sf2f"`` scores the generated faces instead (``s2f.runtime.scorecard``): it
+    needs ``decoder`` and a judge, the ``face_encoder`` (PyTorch) or any face-recognition
+    ONNX graph ``judge`` with its input convention (``judge_input``).
+    """
 
     voice_encoder: Path
     data: Path
@@ -88,6 +104,11 @@ class Evaluation:
     decoder: Path | None = None
     device: str = "auto"
     original_decoder_output: str = "sigmoid"
+    protocol: str = "retrieval"
+    face_encoder: Path | None = None
+    judge: Path | None = None
+    judge_input: Any = None  # s2f.runtime.scorecard.JudgeInput
+    max_clips: int | None = None  # sf2f: clips per identity faces are generated from (default all)
 
 
 def train_config(values: dict[str, Any]) -> TrainConfig:
@@ -142,17 +163,32 @@ def train_decoder(run: DecoderTraining) -> Path:
     from s2f.train.trainer import Trainer, shutdown_distributed
 
     split = read_split(run.split)
-    train = DecoderFaces(run.data, split["train"] if split else None)
-    val = DecoderFaces(run.data, split["val"]) if split and split["val"] else None
+    train = DecoderFaces(run.data, split["train"] if split else None, aligned=run.warp)
+    val = DecoderFaces(run.data, split["val"], aligned=run.warp) if split and split["val"] else None
     torch.manual_seed(run.train.seed)
-    model = MODELS["face_decoder"].build(run.size, embedding_dim=embedding_dim(run.data),
-                                         num_landmarks=landmark_count(run.data))
+    points = landmark_count(run.data)
+    extra: dict[str, Any] = {"texture_base": run.mean_start}
+    if run.warp:
+        from s2f.data.align_faces import read_mean_landmarks
+
+        mean = read_mean_landmarks(run.data)
+        if mean.size != 2 * points:
+            raise InputError(Path(run.data), f"mean_landmarks.npy has {mean.size // 2} points, the faces {points}: "
+                                             "run 's2f preprocess faces' again")
+        extra.update(warp=True, mean_landmarks=[float(v) for v in mean])
+    model = MODELS["face_decoder"].build(run.size, embedding_dim=embedding_dim(run.data), num_landmarks=points,
+                                         **extra)
+    if run.mean_start and not run.resume:
+        from s2f.train.evaluate import mean_face
+
+        texture, landmarks = mean_face(train, with_landmarks=True)
+        model.start_from_mean(torch.from_numpy(texture), torch.from_numpy(landmarks))
     encoder = None
     if run.face_encoder:
         from s2f.models.face_encoder import load_face_encoder
 
         encoder = load_face_encoder(run.face_encoder)
-    weights = DecoderLossWeights(run.w_landmarks, run.w_texture, run.w_embedding)
+    weights = DecoderLossWeights(run.w_landmarks, run.w_texture, run.w_embedding, run.w_image)
     task = DecoderTask(model, preview=val or train, weights=weights, face_encoder=encoder)
     trainer = Trainer(task, train, val, run.out, run.train)
     if run.resume and not trainer.resume():
@@ -247,6 +283,10 @@ def evaluate(run: Evaluation) -> dict[str, Any]:
     from s2f.train.evaluate import evaluate_voice_encoder, plot_recall
     from s2f.train.trainer import pick_device
 
+    if run.protocol not in PROTOCOLS:
+        raise InputError(None, f"--protocol must be one of {', '.join(PROTOCOLS)}, got {run.protocol!r}")
+    if run.protocol == "sf2f":
+        return evaluate_sf2f(run)
     directory = checkpoint_dir(run.voice_encoder)
     device = pick_device(run.device)
     model = load_model_for("voice_encoder", directory, str(device))
@@ -274,4 +314,77 @@ def evaluate(run: Evaluation) -> dict[str, Any]:
     with atomic_output(output, "w") as handle:
         json.dump(result, handle, indent=2)
     plot_recall(result, output.with_suffix(".png"))
+    return result
+
+
+def evaluate_sf2f(run: Evaluation) -> dict[str, Any]:
+    """The SF2F scorecard of the voice encoder and decoder: JSON, recall-curve PNG, result grid."""
+    from s2f.models.loading import checkpoint_dir, load_model_for
+    from s2f.models.original import OriginalOptions
+    from s2f.runtime.grid import save_face_grid
+    from s2f.runtime.scorecard import JudgeInput, onnx_judge, plot_recall_curve, save_report, scorecard
+    from s2f.train.scorecard import collect_scorecard_inputs, torch_judge
+    from s2f.train.trainer import pick_device
+
+    if run.decoder is None:
+        raise InputError(None, "--protocol sf2f scores generated faces: give --decoder")
+    if (run.face_encoder is None) == (run.judge is None):
+        raise InputError(None, "--protocol sf2f needs one judge: --face-encoder (the face encoder the embeddings "
+                               "came from) or --judge FILE.onnx (any face-recognition graph)")
+    device = pick_device(run.device)
+    directory = checkpoint_dir(run.voice_encoder)
+    voice = load_model_for("voice_encoder", directory, str(device))
+    decoder = load_model_for("face_decoder", checkpoint_dir(run.decoder), str(device),
+                             OriginalOptions(run.original_decoder_output), flag="--decoder")
+    if run.judge is not None:
+        judge, judge_name = onnx_judge(run.judge, run.judge_input or JudgeInput(), str(device)), Path(run.judge).name
+    else:
+        from s2f.models.face_encoder import load_face_encoder
+
+        encoder = load_face_encoder(run.face_encoder, str(device))
+        judge, judge_name = torch_judge(encoder, device), f"face encoder {Path(run.face_encoder).name}"
+    split = read_split(run.split)
+    identities = split[run.part] if split else None
+    inputs, rows = collect_scorecard_inputs(voice, decoder, Path(run.data), identities, judge, device,
+                                            max_clips=run.max_clips)
+    report = scorecard(inputs, judge_name)
+    output = Path(run.output)
+    report.update(checkpoint=str(directory), decoder_checkpoint=str(checkpoint_dir(run.decoder)),
+                  part=run.part if split else "all",
+                  curve=str(output.with_suffix(".png")), grid=str(output.with_name(output.stem + "_grid.png")))
+    save_face_grid(report["grid"], rows[:8], ["original", "face->face", "speech->face"])
+    plot_recall_curve(report, report["curve"])
+    save_report(report, output)
+    return report
+
+
+def decoder_scores(decoder_dir: Path, data: Path, split: Path | None, face_encoder: Path | None,
+                   voice_encoder: Path | None = None, max_clips: int | None = None,
+                   device: str = "cpu") -> dict[str, Any]:
+    """A decoder on the test identities: texture L1 against the mean training face's,
+    landmark error (pixels) against the mean training landmarks', and (with ``face_encoder``,
+    the judge) the SF2F scorecard: face->face, and speech->face with ``voice_encoder``
+    (``max_clips`` per identity). Returns them with the grid rows' images under ``rows``."""
+    from s2f.data.pairs import DecoderFaces
+    from s2f.models.face_encoder import load_face_encoder
+    from s2f.models.loading import checkpoint_dir, load_model_for
+    from s2f.runtime.scorecard import scorecard
+    from s2f.train.evaluate import decoder_reconstruction, landmark_errors, mean_face
+    from s2f.train.scorecard import collect_scorecard_inputs, torch_judge
+
+    parts = read_split(split)
+    decoder = load_model_for("face_decoder", checkpoint_dir(decoder_dir), device, flag="--decoder")
+    train = DecoderFaces(data, parts["train"] if parts else None)
+    test = DecoderFaces(data, parts["test"] if parts else None)
+    texture, landmarks = mean_face(train, with_landmarks=True)
+    result = decoder_reconstruction(decoder, test, texture, device)
+    result.update(landmark_errors(decoder, test, landmarks, device))
+    if face_encoder is None:
+        return result
+    voice = load_model_for("voice_encoder", checkpoint_dir(voice_encoder), device) if voice_encoder else None
+    judge = torch_judge(load_face_encoder(face_encoder, device), device)
+    inputs, rows = collect_scorecard_inputs(voice, decoder, Path(data), parts["test"] if parts else None, judge,
+                                            device, max_clips=max_clips)
+    result["sf2f"] = scorecard(inputs, f"face encoder {Path(face_encoder).name}")
+    result["rows"] = rows
     return result

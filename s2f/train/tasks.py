@@ -74,9 +74,12 @@ class DecoderTask:
         return [self.model, self.loss]
 
     def losses(self, model: nn.Module, batch, device: torch.device) -> dict[str, torch.Tensor]:
-        image, embedding, landmarks, _ = (x.to(device, non_blocking=True) for x in batch)
-        predicted_landmarks, texture = model(embedding.float())
-        return self.loss(predicted_landmarks, texture.float(), landmarks.float(), image, embedding.float())
+        image, embedding, landmarks, _, *aligned = (x.to(device, non_blocking=True) for x in batch)
+        outputs = model(embedding.float())
+        predicted_landmarks, texture = outputs[0], outputs[1]
+        predicted_aligned = outputs[2].float() if len(outputs) > 2 else None
+        return self.loss(predicted_landmarks, texture.float(), landmarks.float(), image, embedding.float(),
+                         predicted_aligned, aligned[0] if aligned else None)
 
     def end_of_epoch(self, epoch: int, run_dir: Path) -> None:
         if self.preview is None:
@@ -84,7 +87,7 @@ class DecoderTask:
         device = next(self.model.parameters()).device
         items = [self.preview[i] for i in range(min(GRID_ROWS, len(self.preview)))]
         embeddings = torch.from_numpy(np.stack([item[1] for item in items])).float().to(device)
-        _, textures = self.model(embeddings)
+        textures = self.model(embeddings)[1]
         rows = [[item[0], texture] for item, texture in zip(items, textures.float().cpu().numpy(), strict=True)]
         save_face_grid(run_dir / "grids" / f"epoch{epoch:03d}.png", rows, ["original", "from face embedding"])
 
