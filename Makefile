@@ -42,6 +42,7 @@ bench: setup demo
 	$(PY) bench/parity_all.py
 	$(PY) bench/features.py
 	$(PY) bench/learning.py
+	$(PY) bench/decoder_recipe.py
 	$(PY) bench/train_throughput.py
 	$(PY) bench/onnx_runtime.py
 	$(PY) bench/int8_recall.py

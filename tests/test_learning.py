@@ -96,15 +96,13 @@ def test_scorecard_refusals(demo, tmp_path, capsys):
 @pytest.mark.parametrize("seed", [3, 11])
 def test_decoder_beats_the_mean_face_on_other_corpora(seed, tmp_path):
     """The recipe, not one lucky corpus: the demo's decoder budget on corpora of other seeds."""
-    from s2f.pipeline import prepare_data
-    from s2f.train.runs import DecoderTraining, decoder_scores, train_config, train_decoder
+    from s2f.pipeline import decoder_train_config, prepare_data
+    from s2f.train.runs import DecoderTraining, decoder_scores, train_decoder
 
     config = PipelineConfig(seed=seed, clips=1, seconds=1.0)  # the voices are not used here
     data = prepare_data(tmp_path, config)
     run = train_decoder(DecoderTraining(data=data.pre, out=tmp_path / "decoder", split=data.split, size=config.size,
-                                        warp=config.warp, train=train_config({
-                                            "batch_size": config.batch_size, "lr": config.lr, "seed": seed,
-                                            "epochs": config.decoder_epochs})))
+                                        warp=config.warp, train=decoder_train_config(config)))
     result = decoder_scores(run, data.pre, data.split, data.face_encoder)
     assert result["decoder_l1"] <= DECODER_GATE * result["mean_face_l1"], result
     card = result["sf2f"]["face_to_face"]
