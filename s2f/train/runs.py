@@ -178,7 +178,7 @@ def train_decoder(run: DecoderTraining) -> Path:
         extra.update(warp=True, mean_landmarks=[float(v) for v in mean])
     model = MODELS["face_decoder"].build(run.size, embedding_dim=embedding_dim(run.data), num_landmarks=points,
                                          **extra)
-    if run.mean_start and not run.resume:
+    if run.mean_start:  # a resumed run's checkpoint then replaces these, texture base included
         from s2f.train.evaluate import mean_face
 
         texture, landmarks = mean_face(train, with_landmarks=True)
