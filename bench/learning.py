@@ -59,6 +59,11 @@ def main() -> None:
     summary = {k: result[k] for k in keys if k in result}
     summary["recall@5_over_chance"] = round(result["recall@5"] / result["chance@5"], 3)
     summary["decoder_l1_over_mean_face"] = round(result["decoder_l1"] / result["mean_face_l1"], 3)
+    for name, card in (("sf2f_pytorch", result["sf2f"]), ("sf2f_bundle", result["bundle_sf2f"])):
+        summary[name] = {"gallery": card["galleries"]["note"], **{
+            kind: {k: round(v, 3) for k, v in card[kind].items()
+                   if k in ("recall@1", "chance@1", "recall@5", "chance@5", "recall@10", "chance@10", "cosine")}
+            for kind in ("speech_to_face", "face_to_face", "voice_embedding")}}
     summary["throughput_samples_per_s"] = {"decoder": decoder[-1]["samples_per_s"],
                                            "ve_conv": voice[-1]["samples_per_s"]}
     print(json.dumps(summary, indent=2))

@@ -47,7 +47,7 @@ class PipelineConfig:
     fractions: tuple[float, float, float] = (0.6, 0.1, 0.3)
     seed: int = 0
     workers: int = 2
-    warp: bool = False  # Cole et al.'s warping decoder (bench/decoder_recipe.py measures it against no warp)
+    warp: bool = True  # Cole et al.'s warping decoder (bench/decoder_recipe.py measures it against no warp)
     scorecard_clips: int = 2  # clips per test identity the SF2F scorecards generate faces from
 
 

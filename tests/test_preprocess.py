@@ -217,8 +217,8 @@ def test_dlib68_landmarks_train_a_68_point_decoder(face_tree, face_encoder, tmp_
     assert done.returncode == 0, done.stderr[-2000:]
     decoder = load_model(run).eval()
     assert decoder.config.num_landmarks == 68
-    landmarks, texture = decoder(torch.from_numpy(np.load(next(out.rglob("*_embedding.npy"))))[None])
-    assert landmarks.shape == (1, 136) and texture.shape == (1, 3, 224, 224)
+    landmarks, texture, aligned = decoder(torch.from_numpy(np.load(next(out.rglob("*_embedding.npy"))))[None])
+    assert landmarks.shape == (1, 136) and texture.shape == aligned.shape == (1, 3, 224, 224)  # warping by default
 
 
 def test_landmarks_none_is_refused_with_the_reason(face_tree, face_encoder, tmp_path):

@@ -215,6 +215,10 @@ def import_original_dataset(source: str | Path, out_dir: str | Path) -> ImportRe
     for photo in report.skipped_photos[:5]:
         log.warning("%s: no %s and %s beside it; skipped (as the original did)", photo, EMBEDDING_SUFFIX,
                     LANDMARKS_SUFFIX)
+    if report.decoder_faces:  # the warping decoder's targets (mean of every face: the original had no split)
+        from s2f.data.align_faces import align_faces
+
+        align_faces(out_dir)
     return report
 
 

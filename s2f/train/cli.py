@@ -47,10 +47,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          help="texture L1 weight (original: 100); with --warp on the aligned texture")
     decoder.add_argument("--w-image", type=float, default=100.0, help="--warp: L1 weight of the warped face")
     decoder.add_argument("--w-embedding", type=float, default=100.0, help="embedding cosine weight (original: 100)")
-    decoder.add_argument("--warp", action=argparse.BooleanOptionalAction, default=False,
-                         help="Cole et al.'s warping decoder: texture in the mean face's frame, warped to the "
-                              "predicted landmarks by a thin-plate spline (needs the aligned textures "
-                              "'s2f preprocess faces' writes)")
+    decoder.add_argument("--warp", action=argparse.BooleanOptionalAction, default=True,
+                         help="Cole et al.'s warping decoder (default): texture in the mean face's frame, warped to "
+                              "the predicted landmarks by a thin-plate spline, trained on the aligned textures "
+                              "'s2f preprocess faces' writes; --no-warp: the texture head draws the photo itself, "
+                              "as the original did")
     decoder.add_argument("--no-mean-start", dest="mean_start", action="store_false",
                          help="start from grey at the image centre (the original) instead of the mean face")
     # the decoder's recipe (bench/decoder_recipe.py): the original's constant 1e-3 with Adam's eps 1e-4

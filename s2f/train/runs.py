@@ -52,7 +52,7 @@ class DecoderTraining(RunSettings):
     w_texture: float = 100.0
     w_embedding: float = 100.0
     w_image: float = 100.0
-    warp: bool = False
+    warp: bool = True
     mean_start: bool = True
 
 
