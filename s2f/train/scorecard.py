@@ -70,7 +70,7 @@ def collect_scorecard_inputs(voice_encoder: torch.nn.Module | None, decoder: tor
     face->face alone (and two-image rows)."""
     from s2f.train.evaluate import voice_embeddings
 
-    pairs = VoiceFacePairs(root, "all_to_one", identities)
+    pairs = VoiceFacePairs(root, "all_to_one", identities, max_clips_per_identity=max_clips)
     targets = [_target_of(face) for face in pairs.faces]
     missing = [path for path in targets if not path.is_file()]
     if missing:
