@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # audio readers, plus Starlette and uvicorn)
 RUNTIME_VENV ?= .venv-runtime
 
-.PHONY: setup demo serve test lint bench clean
+.PHONY: setup demo serve test test-fast lint wheel bench report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,18 @@ serve: $(RUNTIME_VENV)/.installed
 test: setup
 	$(PY) -m pytest -q
 
+# the unit tests: no model exports, servers, processes or corpora (a few minutes on 2 cores)
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# the wheel, built as pip builds it; any warning of the build backend fails it
+wheel: setup
+	rm -rf build/wheel && mkdir -p build && $(PY) -m pip wheel --no-deps -v -w build/wheel . > build/wheel.log 2>&1 \
+		|| { tail -20 build/wheel.log; exit 1; }
+	! grep -E "[A-Za-z]+Warning:" build/wheel.log
 
 # every figure in the README, rewritten into bench/results/ (an hour or more on 2 cores; the
 # page picture uses the bundle make demo trained; bench/gpu_check.sh runs on a GPU machine)
@@ -54,6 +64,11 @@ bench: setup demo
 	$(PY) bench/serve_load.py --size full --seconds 20
 	$(PY) bench/serve_load.py --size tiny --seconds 15
 	$(PY) bench/serve_page.py --demo s2f-demo
+	$(PY) bench/report.py
+
+# bench/README.md and the README's headline figures, from bench/results/
+report:
+	$(PYTHON) bench/report.py
 
 clean:
 	rm -rf $(VENV) $(RUNTIME_VENV) s2f-demo

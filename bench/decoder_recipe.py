@@ -91,7 +91,7 @@ def run_seed(root: Path, seed: int, grids: Path) -> dict:
 def main() -> None:
     import logging
 
-    from s2f.runtime.command_line import configure_logging
+    from s2f.core.command_line import configure_logging
 
     configure_logging(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

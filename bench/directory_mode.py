@@ -64,8 +64,8 @@ def build(workdir: Path, size: str, clips: int) -> tuple[Path, Path]:
     import numpy as np
     import soundfile
     import torch
-    from speechlike import speechlike
 
+    from s2f.data.synth_voice import speech_clip
     from s2f.export.bundle import export_bundle
     from s2f.models.registry import MODELS
 
@@ -80,7 +80,7 @@ def build(workdir: Path, size: str, clips: int) -> tuple[Path, Path]:
         rng = np.random.default_rng(0)
         for index in range(clips):
             seconds = float(rng.uniform(3.0, 8.0))
-            soundfile.write(folder / f"clip{index:03d}.wav", speechlike(seconds, 44100, f0=100 + index, seed=index),
+            soundfile.write(folder / f"clip{index:03d}.wav", speech_clip(seconds, 44100, f0=100 + index, seed=index),
                             44100)
     return bundle, folder
 

@@ -68,13 +68,13 @@ WORKER = r"""
 import json, statistics, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1] + "/tests")
-from speechlike import speechlike
+from s2f.data.synth_voice import speech_clip
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 bundle, mode, end_to_end = sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 batch, repeats = int(sys.argv[5]), int(sys.argv[6])
 if mode == "speech":
     model = SpeechToFace(bundle, "cpu", end_to_end=end_to_end)
-    clips = [speechlike(6.0, seed=seed) for seed in range(batch)]
+    clips = [speech_clip(6.0, seed=seed) for seed in range(batch)]
     run = lambda: model.generate_batch([model.prepare(clip, 16000) for clip in clips])
 else:
     model = FaceToFace(bundle, "cpu", end_to_end=end_to_end)
@@ -112,8 +112,8 @@ def speed(workdir: Path, repeats: int) -> dict:
 
 def node(workdir: Path, repeats: int) -> dict:
     from node_runtime import deviation, install_onnxruntime_node, run_speech2face_in_node
-    from speechlike import speechlike
 
+    from s2f.data.synth_voice import speech_clip
     from s2f.runtime.pipeline import SpeechToFace
 
     if shutil.which("node") is None:
@@ -122,7 +122,7 @@ def node(workdir: Path, repeats: int) -> dict:
     version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     results = {"node": version, "onnxruntime_node": node_dir.name.rsplit("-", 1)[1]}
     for name in ("ve_conv", "ast_portable"):
-        clip = speechlike(4.5, seed=3)
+        clip = speech_clip(4.5, seed=3)
         model = SpeechToFace(workdir / name, "cpu")
         face = model.generate(clip, 16000)
         times = []

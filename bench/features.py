@@ -77,12 +77,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     import torch
-    from speechlike import speechlike
 
+    from s2f.data.synth_voice import speech_clip
     from s2f.models.registry import MODELS
     from s2f.runtime.features import ast_fbank, ve_spectrogram
 
-    voice, long_voice = speechlike(6.0, seed=1), speechlike(10.24, seed=2)
+    voice, long_voice = speech_clip(6.0, seed=1), speech_clip(10.24, seed=2)
     results: dict[str, object] = {"deviation": deviations(voice, long_voice), "torch_threads": torch.get_num_threads()}
     timings = {}
     for variant in ("paper", "original"):

@@ -61,7 +61,7 @@ def one_seed(workdir: Path, seed: int) -> dict:
 def main() -> None:
     import logging
 
-    from s2f.runtime.command_line import configure_logging
+    from s2f.core.command_line import configure_logging
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path)

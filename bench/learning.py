@@ -29,8 +29,8 @@ def curve(run: Path, keys: list[str]) -> list[dict[str, float]]:
 def main() -> None:
     import logging
 
+    from s2f.core.command_line import configure_logging
     from s2f.pipeline import PipelineConfig, run_pipeline
-    from s2f.runtime.command_line import configure_logging
 
     configure_logging(logging.INFO)  # the pipeline's steps, not every library's chatter
 

@@ -29,13 +29,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
 from machine import announce  # noqa: E402
+from workdir import bench_workdir  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
@@ -221,9 +221,9 @@ def worker(args: argparse.Namespace) -> None:
         extra["compile_s"] = _first_call(run) if args.backend == "torch_compile" else None
         times = _time(run, args.repeats)
     elif args.worker == "pipeline":
-        from speechlike import speechlike
+        from s2f.data.synth_voice import speech_clip
 
-        voice = speechlike(6.0)
+        voice = speech_clip(6.0)
         if args.backend.startswith("onnxruntime"):
             from s2f.runtime.pipeline import SpeechToFace
 
@@ -312,6 +312,98 @@ def footprint(workdir: Path) -> dict:
             "ratio": round(sizes["runtime"] / sizes["train"], 3)}
 
 
+def _timed_row(me: list[str], kind: str, *flags: str) -> dict:
+    """One model or pipeline at one batch size: every backend in its own process, with speedups."""
+    row = {}
+    for backend in BACKENDS:
+        out, _, rss = measure([*me, "--worker", kind, "--backend", backend, *flags])
+        row[backend] = {"median_s": round(out["median_s"], 4), "peak_rss_mb": round(rss)}
+        if out.get("compile_s") is not None:
+            row[backend]["compile_s"] = round(out["compile_s"], 1)
+    for backend in BACKENDS[1:]:
+        row[f"{backend}_speedup"] = round(row["torch"]["median_s"] / row[backend]["median_s"], 2)
+    row["speedup"] = row["onnxruntime_speedup"]
+    return row
+
+
+def _latency(me: list[str]) -> dict:
+    latency = {}
+    for model in MODELS:
+        for batch in (1, 8):
+            row = latency[f"{model} batch {batch}"] = _timed_row(me, "latency", "--model", model, "--batch", str(batch))
+            print(f"{model:14s} batch {batch}: torch {row['torch']['median_s']:.3f} s; "
+                  + ", ".join(f"{b} {row[b]['median_s']:.3f} s ({row[b + '_speedup']}x)" for b in BACKENDS[1:]),
+                  flush=True)
+    return latency
+
+
+def _add_roofline(latency: dict, roof: dict) -> None:
+    """Each latency row against what this machine's peak compute and memory bandwidth allow."""
+    for key, row in latency.items():
+        model, batch = key.split()[0], int(key.split()[-1])
+        cost = roof["models"][model]
+        compute_s = cost["gflop"] * batch / roof["peak_gflops"]
+        memory_s = (cost["weight_mb"] + cost["activation_mb"] * batch) / 1e3 / roof["read_gb_s"]
+        best = max(compute_s, memory_s)
+        row["bound_by"] = "compute" if compute_s >= memory_s else "memory"
+        row["onnxruntime_share_of_ceiling"] = round(best / row["onnxruntime"]["median_s"], 2)
+        row["ceiling_speedup"] = round(row["torch"]["median_s"] / best, 2)
+        row["torch_gflops"] = round(cost["gflop"] * batch / row["torch"]["median_s"])
+        row["onnxruntime_gflops"] = round(cost["gflop"] * batch / row["onnxruntime"]["median_s"])
+    print(f"roofline: peak {roof['peak_gflops']:.0f} GFLOP/s (onnxruntime's GEMM "
+          f"{roof['onnxruntime_gemm_gflops']:.0f}), read {roof['read_gb_s']:.1f} GB/s; ceilings "
+          + ", ".join(f"{k} {r['ceiling_speedup']}x" for k, r in latency.items()), flush=True)
+
+
+def _session_open(me: list[str]) -> dict:
+    results = {}
+    for model in MODELS:
+        row = {}
+        for prepack in (1, 0):
+            out, _, _ = measure([*me, "--worker", "session", "--model", model, "--prepack", str(prepack)])
+            row["prepacked" if prepack else "in_place"] = {k: round(v, 3) for k, v in out.items()
+                                                          if k.endswith("_s")}
+        row["open_ratio"] = round(row["prepacked"]["open_s"] / row["in_place"]["open_s"], 1)
+        row["batch8_run_ratio"] = round(row["in_place"]["run_batch8_s"] / row["prepacked"]["run_batch8_s"], 2)
+        results[model] = row
+    print(f"session open: {json.dumps(results)}", flush=True)
+    return results
+
+
+def _pipeline(me: list[str]) -> dict:
+    results = {}
+    for batch in (1, 8):
+        row = results[f"speech->face batch {batch}"] = _timed_row(me, "pipeline", "--batch", str(batch))
+        print(f"speech->face   batch {batch}: " + ", ".join(f"{b} {row[b + '_speedup']}x" for b in BACKENDS[1:]),
+              flush=True)
+    return results
+
+
+def _cold_start(me: list[str], workdir: Path, repeats: int) -> dict:
+    """From the command to the PNG, whole processes: PyTorch, and s2f-runtime with and without
+    the record of files it hashed before."""
+    import soundfile
+
+    from s2f.data.synth_voice import speech_clip
+
+    soundfile.write(workdir / "voice.wav", speech_clip(6.0), 16000)
+    runtime_cli = [sys.executable, "-c", RUNTIME_WRAPPER, "speech2face", str(workdir / "voice.wav"), "-o",
+                   str(workdir / "s2f.runtime.png"), "--bundle", str(workdir / "bundle"), "--device", "cpu"]
+    commands = {"torch": [*me, "--worker", "cold"], "onnxruntime, hashing the bundle": [*runtime_cli, "--rehash"],
+                "onnxruntime, bundle verified before": runtime_cli}
+    cold: dict[str, list] = {backend: [] for backend in commands}
+    for _ in range(repeats):
+        for backend, command in commands.items():
+            _, wall, rss = measure(command)
+            cold[backend].append((wall, rss))
+    results = {backend: {"median_s": round(statistics.median(w for w, _ in runs), 3),
+                         "peak_rss_mb": round(max(r for _, r in runs))} for backend, runs in cold.items()}
+    for backend in list(cold)[1:]:
+        results[backend]["speedup"] = round(results["torch"]["median_s"] / results[backend]["median_s"], 2)
+    print(f"cold start to PNG: {json.dumps(results)}", flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path)
@@ -326,103 +418,26 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args)
-    scratch = None
-    if args.workdir is None:
-        scratch = tempfile.TemporaryDirectory()
-        args.workdir = Path(scratch.name)
-    workdir = args.workdir
-    workdir.mkdir(parents=True, exist_ok=True)
-    os.environ["S2F_CACHE_DIR"] = str(workdir / "verify-cache")  # the runtime's record of hashed files
+    workdir = bench_workdir(args.workdir, "s2f-onnx-runtime-")
+    os.environ["S2F_CACHE"] = str(workdir / "verify-cache")  # the runtime's record of hashed files
     build(workdir)
-    results_verification = {**json.loads((workdir / "verification.json").read_text()),
-                            "ast": json.loads((workdir / "verification_ast.json").read_text())}
+    verification = {**json.loads((workdir / "verification.json").read_text()),
+                    "ast": json.loads((workdir / "verification_ast.json").read_text())}
     me = [sys.executable, str(Path(__file__).resolve()), "--workdir", str(workdir), "--repeats", str(args.repeats)]
-    results: dict = {"machine": announce(), "verification_max_relative_error": results_verification, "latency": {},
-                     "pipeline": {}}
-    for model in MODELS:
-        for batch in (1, 8):
-            row = {}
-            for backend in BACKENDS:
-                out, _, rss = measure([*me, "--worker", "latency", "--backend", backend, "--model", model,
-                                       "--batch", str(batch)])
-                row[backend] = {"median_s": round(out["median_s"], 4), "peak_rss_mb": round(rss)}
-                if out.get("compile_s") is not None:
-                    row[backend]["compile_s"] = round(out["compile_s"], 1)
-            for backend in BACKENDS[1:]:
-                row[f"{backend}_speedup"] = round(row["torch"]["median_s"] / row[backend]["median_s"], 2)
-            row["speedup"] = row["onnxruntime_speedup"]
-            results["latency"][f"{model} batch {batch}"] = row
-            print(f"{model:14s} batch {batch}: torch {row['torch']['median_s']:.3f} s; "
-                  + ", ".join(f"{b} {row[b]['median_s']:.3f} s ({row[b + '_speedup']}x)" for b in BACKENDS[1:]),
-                  flush=True)
-    results["roofline"] = roof = measure([*me, "--worker", "roofline"])[0]
-    for key, row in results["latency"].items():
-        model, batch = key.split()[0], int(key.split()[-1])
-        cost = roof["models"][model]
-        compute_s = cost["gflop"] * batch / roof["peak_gflops"]
-        memory_s = (cost["weight_mb"] + cost["activation_mb"] * batch) / 1e3 / roof["read_gb_s"]
-        best = max(compute_s, memory_s)
-        row["bound_by"] = "compute" if compute_s >= memory_s else "memory"
-        row["onnxruntime_share_of_ceiling"] = round(best / row["onnxruntime"]["median_s"], 2)
-        row["ceiling_speedup"] = round(row["torch"]["median_s"] / best, 2)
-        row["torch_gflops"] = round(cost["gflop"] * batch / row["torch"]["median_s"])
-        row["onnxruntime_gflops"] = round(cost["gflop"] * batch / row["onnxruntime"]["median_s"])
-    print(f"roofline: peak {roof['peak_gflops']:.0f} GFLOP/s (onnxruntime's GEMM "
-          f"{roof['onnxruntime_gemm_gflops']:.0f}), read {roof['read_gb_s']:.1f} GB/s; ceilings "
-          + ", ".join(f"{k} {r['ceiling_speedup']}x" for k, r in results["latency"].items()), flush=True)
-    results["session_open"] = {}
-    for model in MODELS:
-        row = {}
-        for prepack in (1, 0):
-            out, _, _ = measure([*me, "--worker", "session", "--model", model, "--prepack", str(prepack)])
-            row["prepacked" if prepack else "in_place"] = {k: round(v, 3) for k, v in out.items()
-                                                          if k.endswith("_s")}
-        row["open_ratio"] = round(row["prepacked"]["open_s"] / row["in_place"]["open_s"], 1)
-        row["batch8_run_ratio"] = round(row["in_place"]["run_batch8_s"] / row["prepacked"]["run_batch8_s"], 2)
-        results["session_open"][model] = row
-    print(f"session open: {json.dumps(results['session_open'])}", flush=True)
-    for batch in (1, 8):
-        row = {}
-        for backend in BACKENDS:
-            out, _, rss = measure([*me, "--worker", "pipeline", "--backend", backend, "--batch", str(batch)])
-            row[backend] = {"median_s": round(out["median_s"], 4), "peak_rss_mb": round(rss)}
-            if out.get("compile_s") is not None:
-                row[backend]["compile_s"] = round(out["compile_s"], 1)
-        for backend in BACKENDS[1:]:
-            row[f"{backend}_speedup"] = round(row["torch"]["median_s"] / row[backend]["median_s"], 2)
-        row["speedup"] = row["onnxruntime_speedup"]
-        results["pipeline"][f"speech->face batch {batch}"] = row
-        print(f"speech->face   batch {batch}: " + ", ".join(f"{b} {row[b + '_speedup']}x" for b in BACKENDS[1:]),
-              flush=True)
-    import soundfile
-    from speechlike import speechlike
-
-    soundfile.write(workdir / "voice.wav", speechlike(6.0), 16000)
-    runtime_cli = [sys.executable, "-c", RUNTIME_WRAPPER, "speech2face", str(workdir / "voice.wav"), "-o",
-                   str(workdir / "s2f.runtime.png"), "--bundle", str(workdir / "bundle"), "--device", "cpu"]
-    cold = {"torch": [], "onnxruntime, hashing the bundle": [], "onnxruntime, bundle verified before": []}
-    commands = {"torch": [*me, "--worker", "cold"], "onnxruntime, hashing the bundle": [*runtime_cli, "--rehash"],
-                "onnxruntime, bundle verified before": runtime_cli}
-    for _ in range(args.repeats):
-        for backend, command in commands.items():
-            _, wall, rss = measure(command)
-            cold[backend].append((wall, rss))
-    results["cold_start"] = {backend: {"median_s": round(statistics.median(w for w, _ in runs), 3),
-                                       "peak_rss_mb": round(max(r for _, r in runs))} for backend, runs in cold.items()}
-    for backend in list(cold)[1:]:
-        results["cold_start"][backend]["speedup"] = round(results["cold_start"]["torch"]["median_s"]
-                                                          / results["cold_start"][backend]["median_s"], 2)
-    print(f"cold start to PNG: {json.dumps(results['cold_start'])}", flush=True)
+    results: dict = {"machine": announce(), "verification_max_relative_error": verification,
+                     "latency": _latency(me)}
+    results["roofline"] = measure([*me, "--worker", "roofline"])[0]
+    _add_roofline(results["latency"], results["roofline"])
+    results["session_open"] = _session_open(me)
+    results["pipeline"] = _pipeline(me)
+    results["cold_start"] = _cold_start(me, workdir, args.repeats)
     if not args.skip_footprint:
         results["footprint"] = footprint(workdir)
         print(f"install footprint: {results['footprint']}")
     import torch
 
     results["threads"] = torch.get_num_threads()
-    out = REPO / "bench" / "results" / "onnx_runtime.json"
-    out.write_text(json.dumps(results, indent=2))
-    if scratch is not None:
-        scratch.cleanup()
+    (REPO / "bench" / "results" / "onnx_runtime.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -122,13 +122,14 @@ def write_models(workdir: Path) -> dict[str, Path]:
 
 def write_clips(workdir: Path, count: int) -> list[Path]:
     import soundfile
-    from speechlike import speechlike
+
+    from s2f.data.synth_voice import speech_clip
 
     clips = []
     for seed in range(count):
         path = workdir / f"clip{seed}.wav"
         if not path.is_file():
-            soundfile.write(path, speechlike(3.0 + seed, seed=seed, f0=100 + 15 * seed), 16000, subtype="PCM_16")
+            soundfile.write(path, speech_clip(3.0 + seed, seed=seed, f0=100 + 15 * seed), 16000, subtype="PCM_16")
         clips.append(path)
     return clips
 

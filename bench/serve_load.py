@@ -16,10 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -30,12 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
 from machine import announce  # noqa: E402
 from workdir import bench_workdir  # noqa: E402
 
+from s2f.runtime.server_process import ServerProcess  # noqa: E402
+
 
 def build_bundle(directory: Path, size: str) -> Path:
-    import numpy as np
     import soundfile
     import torch
 
+    from s2f.data.synth_voice import speech_clip
     from s2f.export.bundle import export_bundle
     from s2f.models.registry import MODELS
 
@@ -45,18 +44,8 @@ def build_bundle(directory: Path, size: str) -> Path:
         export_bundle(bundle, MODELS["ve_conv"].build(size, embedding_dim=4096).eval(),
                       MODELS["face_decoder"].build(size, embedding_dim=4096).eval(), overwrite=True)
     clip = directory / "clip.wav"
-    rng = np.random.default_rng(0)
-    t = np.arange(16000 * 4) / 16000
-    voice = 0.2 * np.sin(2 * np.pi * 140 * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
-    voice += 0.01 * rng.standard_normal(t.size)
-    soundfile.write(clip, voice.astype(np.float32), 16000)
+    soundfile.write(clip, speech_clip(4.0, 16000, f0=140.0), 16000)
     return bundle
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -84,22 +73,9 @@ def _warm_up(port: int, clip: bytes, clients: int) -> None:
 
 
 def run_load(bundle: Path, clip: bytes, max_batch: int, clients: int, seconds: float) -> dict:
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "s2f.runtime.cli", "serve", "--bundle", str(bundle), "--port",
-                               str(port), "--device", "cpu", "--max-batch", str(max_batch), "--max-queue", "256"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = ServerProcess(bundle, "--max-batch", str(max_batch), "--max-queue", "256", quiet=True)
+    port = server.port
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                connection.request("GET", "/readyz")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("server did not start") from None
-                time.sleep(0.3)
         _warm_up(port, clip, clients)
         latencies: list[float] = []
         counts = {"ok": 0, "busy": 0, "errors": 0}
@@ -131,10 +107,9 @@ def run_load(bundle: Path, clip: bytes, max_batch: int, clients: int, seconds: f
         for thread in threads:
             thread.join()
         wall = time.monotonic() - began
-        rss = _peak_rss_mb(server.pid)
+        rss = _peak_rss_mb(server.process.pid)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
+        server.stop()
     latencies.sort()
     return {"requests_per_s": round(counts["ok"] / wall, 3), "ok": counts["ok"], "errors": counts["errors"],
             "busy_503": counts["busy"],

@@ -10,11 +10,11 @@ from pathlib import Path
 from s2f import __version__
 from s2f.converters.keras_h5 import HDF5_SIGNATURE, read_head
 from s2f.converters.vggface import ConversionResult, Detection, Sha256InBackground, convert_keras_file
+from s2f.core.atomic import atomic_output
+from s2f.core.errors import InputError
 from s2f.models.checkpoints import TORCH_SIGNATURES
 from s2f.models.face_encoder_config import ARCHITECTURES
 from s2f.models.original import OriginalImport, OriginalOptions
-from s2f.runtime.atomic import atomic_output
-from s2f.runtime.errors import InputError
 
 
 def convert(source: str | Path, output: str | Path, arch: str | None = None,

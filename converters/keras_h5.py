@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from s2f.runtime.atomic import atomic_output
-from s2f.runtime.errors import InputError
+from s2f.core.atomic import atomic_output
+from s2f.core.errors import InputError
 from s2f.runtime.face_preprocess import preprocess
 
 DEFAULT_TOLERANCE = 1e-5

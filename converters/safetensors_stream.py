@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from s2f.converters.phase_clock import add, phase
-from s2f.runtime.atomic import atomic_output
+from s2f.core.atomic import atomic_output
 
 SAFETENSORS_DTYPES = {
     np.dtype("<f2"): "F16", np.dtype("<f4"): "F32", np.dtype("<f8"): "F64",
@@ -59,7 +59,7 @@ def build_header(entries: Sequence[TensorEntry], metadata: dict[str, str]) -> tu
 
 
 BLOCK = 4096  # O_DIRECT alignment of buffers, offsets and lengths (covers 512 B and 4 KB sectors)
-STAGE_BYTES = 8 << 20  # measured: larger stages make the permutation fall out of cache
+STAGE_BYTES = 8 << 20  # larger stages make the permutation fall out of cache (bench/convert_speed.py)
 
 
 def _aligned_buffer(nbytes: int) -> np.ndarray:

@@ -28,11 +28,11 @@ import numpy as np
 from s2f.converters.keras_h5 import KerasWeight
 from s2f.converters.phase_clock import phase
 from s2f.converters.safetensors_stream import SequentialWriter
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
-# Channels per block of the permutation, measured on the VGGFace shapes: 64 for plain 2-D
-# transposes (HW = 1). Kernels (HW = 9, 49) read HW x block source rows a multiple of 4 KB
-# apart, which share L1 cache sets: 8 runs the 7x7 fc6 kernel at 1.5 GB/s, 12 at 0.74 GB/s.
+# Channels per block of the permutation, chosen on the VGGFace shapes (bench/convert_speed.py):
+# plain 2-D transposes (HW = 1) take wide blocks; kernels (HW = 9, 49) read HW x block source
+# rows a multiple of 4 KB apart, which share L1 cache sets, so their blocks stay narrow.
 TILE_CHANNELS_2D = 64
 TILE_CHANNELS = 8
 # madvise advice where the platform has it (None: skip); Python's mmap does not name
@@ -132,7 +132,7 @@ def _bands(outputs: int, channels: int, hw: int, itemsize: int, capacity: int) -
 
 def _permute(source: np.ndarray, out: np.ndarray) -> None:
     """out[o, c, h] = source[h, c, o], in blocks of channels that keep both sides in cache
-    (several times faster than numpy's strided copy of the whole band)."""
+    (numpy's strided copy of the whole band thrashes the cache; bench/convert_speed.py)."""
     hw, channels, _ = source.shape
     step = TILE_CHANNELS_2D if hw == 1 else TILE_CHANNELS
     for c0 in range(0, channels, step):

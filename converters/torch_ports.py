@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from s2f.core.errors import InputError
 from s2f.models.checkpoints import load_torch_state_dict
 from s2f.models.face_encoder_config import FaceEncoderConfig, parameter_layout, vgg_conv_names
-from s2f.runtime.errors import InputError
 
 
 @dataclass(frozen=True)

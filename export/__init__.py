@@ -1,1 +1,3 @@
-"""PyTorch -> ONNX export of the Speech2Face models (``onnx_export``); the pipeline bundle comes next."""
+"""PyTorch -> ONNX: each model as a verified graph (``onnx_export``), the speech -> face and
+face -> face graphs from raw input to image (``end_to_end``), and the bundle that holds them
+with its manifest (``bundle``)."""

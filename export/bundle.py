@@ -25,17 +25,13 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from s2f.core.atomic import atomic_directory, parent_dir
+from s2f.core.errors import InputError
 from s2f.export.onnx_export import export_onnx, fp16_path, int8_path
-from s2f.runtime.atomic import atomic_directory, parent_dir
 from s2f.runtime.bundle import sha256_of
-from s2f.runtime.errors import InputError
+from s2f.runtime.manifest import GRAPH_FILES, MANIFEST, BundleManifest, FileEntry
 
 log = logging.getLogger(__name__)
-
-MANIFEST = "manifest.json"
-BUNDLE_FORMAT = 2
-ROLES = {"voice_encoder": "voice_encoder.onnx", "face_decoder": "face_decoder.onnx",
-         "face_encoder": "face_encoder.onnx"}
 
 
 def _versions() -> dict[str, str]:
@@ -83,7 +79,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
     with atomic_directory(out_dir) as staging:
         files, reports = {}, {}
         for role, model in models.items():
-            path = staging / ROLES[role]
+            path = staging / GRAPH_FILES[role]
             report = export_onnx(model, path, real_inputs=real.get(role), portable=portable, fp16=fp16, int8=int8)
             log.info("%s", report.summary().replace(str(staging), str(out_dir)))
             metadata = read_metadata(path)
@@ -91,39 +87,35 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
                       + ([(int8_path(path), "int8")] if int8 else []))
             for graph, precision in graphs:
                 weights = graph.with_name(graph.name + ".data")
-                files[graph.name] = {"role": role, "precision": precision, "sha256": sha256_of(graph),
-                                     "bytes": graph.stat().st_size, "weights": weights.name,
-                                     "model_type": metadata["model_type"], "inputs": metadata["inputs"],
-                                     "outputs": metadata["outputs"], "onnxruntime_fusions": report.fusions,
-                                     "embedding_dim": face_decoder.config.embedding_dim}
-                files[weights.name] = {"role": f"{role} weights", "sha256": sha256_of(weights),
-                                       "bytes": weights.stat().st_size}
+                files[graph.name] = FileEntry(role, sha256_of(graph), graph.stat().st_size, precision, weights.name,
+                                              metadata["model_type"], metadata["inputs"], metadata["outputs"],
+                                              report.fusions, face_decoder.config.embedding_dim)
+                files[weights.name] = FileEntry(f"{role} weights", sha256_of(weights), weights.stat().st_size)
             reports[role] = {"max_relative_error": report.max_relative_error, "preprocessing":
                              metadata.get("preprocessing"), "config": metadata.get("config"),
                              "fp16": report.fp16_max_relative_error, "int8": report.int8_min_cosine}
         end_to_end = _export_end_to_end(staging, files, reports["voice_encoder"]["preprocessing"], face_encoder, raw,
                                         embedding_dim=face_decoder.config.embedding_dim)
-        manifest = {
-            "format": BUNDLE_FORMAT,
-            "versions": _versions(),
-            "files": files,
-            "voice_input": reports["voice_encoder"]["preprocessing"],
-            "face_input": reports["face_encoder"]["preprocessing"] if face_encoder is not None else None,
-            "face_encoder_arch": face_encoder.config.arch if face_encoder is not None else None,
-            "texture": reports["face_decoder"]["preprocessing"]["texture"],
-            "verification": {role: r["max_relative_error"] for role, r in reports.items()},
-            "verified_with": [Path(f).name for f in verify_with or []],
-            "verification_fp16": {role: r["fp16"] for role, r in reports.items()} if fp16 else None,
-            "verification_int8_cosine": {role: r["int8"] for role, r in reports.items()} if int8 else None,
-            "verification_end_to_end": {role: report.errors for role, report in end_to_end.items()},
+        manifest = BundleManifest(
+            files=files,
+            voice_input=reports["voice_encoder"]["preprocessing"],
+            versions=_versions(),
+            face_input=reports["face_encoder"]["preprocessing"] if face_encoder is not None else None,
+            face_encoder_arch=face_encoder.config.arch if face_encoder is not None else None,
+            texture=reports["face_decoder"]["preprocessing"]["texture"],
+            verification={role: r["max_relative_error"] for role, r in reports.items()},
+            verified_with=list(dict.fromkeys(Path(f).name for f in verify_with or [])),
+            verification_fp16={role: r["fp16"] for role, r in reports.items()} if fp16 else None,
+            verification_int8_cosine={role: r["int8"] for role, r in reports.items()} if int8 else None,
+            verification_end_to_end={role: report.errors for role, report in end_to_end.items()},
             # where each model's weights came from when they were not trained with speech2face
-            "sources": {role: dict(model.source) for role, model in models.items() if getattr(model, "source", None)},
-        }
+            sources={role: dict(model.source) for role, model in models.items() if getattr(model, "source", None)},
+        ).to_dict()
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
 
 
-def _export_end_to_end(staging: Path, files: dict[str, Any], voice_input: dict[str, Any],
+def _export_end_to_end(staging: Path, files: dict[str, FileEntry], voice_input: dict[str, Any],
                        face_encoder: nn.Module | None,
                        raw: dict[str, list[np.ndarray]], embedding_dim: int) -> dict[str, Any]:
     """Write, verify and list ``speech2face.onnx`` (and ``face2face.onnx``) in ``staging``,
@@ -139,20 +131,18 @@ def _export_end_to_end(staging: Path, files: dict[str, Any], voice_input: dict[s
     from s2f.runtime.voice_input import VoiceInputSpec
 
     voice = VoiceInputSpec.from_dict(voice_input)
-    reports = {"speech2face": export_speech_to_face(staging, ROLES["voice_encoder"], ROLES["face_decoder"], voice,
-                                                    raw.get("voices"))}
+    reports = {"speech2face": export_speech_to_face(staging, GRAPH_FILES["voice_encoder"], GRAPH_FILES["face_decoder"],
+                                                    voice, raw.get("voices"))}
     inputs = {"speech2face": {"waveform": ["batch", "samples"]}}
     if face_encoder is not None:
-        reports["face2face"] = export_face_to_face(staging, ROLES["face_encoder"], ROLES["face_decoder"],
+        reports["face2face"] = export_face_to_face(staging, GRAPH_FILES["face_encoder"], GRAPH_FILES["face_decoder"],
                                                    face_encoder.config.preprocessing, raw.get("faces"))
         inputs["face2face"] = {"photo": ["height", "width", 3]}
     for role, report in reports.items():
         log.info("%s", report.summary().replace(str(staging), str(staging).rsplit(".", 1)[0]))
         path = staging / (SPEECH2FACE if role == "speech2face" else FACE2FACE)
-        files[path.name] = {"role": role, "precision": "fp32", "sha256": sha256_of(path),
-                            "bytes": path.stat().st_size, "weights": external_weight_files(path),
-                            "model_type": role, "inputs": inputs[role], "outputs": graph_outputs(path),
-                            "embedding_dim": embedding_dim}
+        files[path.name] = FileEntry(role, sha256_of(path), path.stat().st_size, "fp32", external_weight_files(path),
+                                     role, inputs[role], graph_outputs(path), embedding_dim=embedding_dim)
     return reports
 
 

@@ -12,8 +12,8 @@ def _graph_options(parser: argparse.ArgumentParser, verify_with_help: str) -> No
     """What both export commands offer about the graphs they write."""
     parser.add_argument("--portable", action="store_true",
                         help="standard ONNX operators only, for runtimes other than onnxruntime (default: "
-                             "attention, layer norm and GELU fused into onnxruntime's kernels; the AST runs "
-                             "1.5x faster)")
+                             "attention, layer norm and GELU fused into onnxruntime's kernels, which run the "
+                             "AST faster: bench/export_rewrites.py)")
     parser.add_argument("--fp16", action="store_true",
                         help="also write float16 graphs (NAME.fp16.onnx, float32 inputs and outputs) for GPUs, "
                              "each with its measured error against PyTorch float32 (refused above 1e-2)")
@@ -66,11 +66,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_export_model(args: argparse.Namespace) -> int:
+    from s2f.core.errors import InputError
     from s2f.export.onnx_export import export_onnx
     from s2f.export.real_inputs import encoder_inputs
     from s2f.models.loading import load_model
     from s2f.models.original import OriginalOptions
-    from s2f.runtime.errors import InputError
 
     model = load_model(args.model, original=OriginalOptions(args.original_decoder_output))
     real = None

@@ -3,7 +3,7 @@
 deepface's VGG-Face keeps its fully connected layers as convolutions (fc6: 7x7 over a 7x7
 map, fc7/fc8: 1x1 over 1x1), as its Keras file does. onnxruntime re-lays every
 convolution's weights into its blocked NCHWc format when a session opens: for fc6/fc7's
-478 MB that copy made the face encoder's session take 12x longer to open
+weights that copy dominates the time the face encoder's session takes to open
 (bench/export_rewrites.py). A convolution whose
 kernel covers its whole (unpadded) input produces one pixel, the dot product of the
 flattened input with each flattened filter: a Gemm with ``weight.reshape(out, -1)``, same

@@ -31,12 +31,13 @@ import numpy as np
 import onnx
 from onnx import compose, helper
 
+from s2f.core.errors import InputError
 from s2f.export.face_graph import face_input
 from s2f.export.graph_metadata import set_metadata
 from s2f.export.onnx_builder import FLOAT, UINT8, GraphBuilder, tensor_info
 from s2f.export.speech_graph import speech_features
-from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import FacePreprocessing, preprocess
+from s2f.runtime.manifest import GRAPH_FILES, OPSET
 from s2f.runtime.pipeline import (
     ALIGNED,
     OUTPUTS,
@@ -48,7 +49,7 @@ from s2f.runtime.voice_input import VoiceInputSpec
 
 log = logging.getLogger(__name__)
 
-SPEECH2FACE, FACE2FACE = "speech2face.onnx", "face2face.onnx"
+SPEECH2FACE, FACE2FACE = GRAPH_FILES["speech2face"], GRAPH_FILES["face2face"]
 FEATURE_TOLERANCE = 1e-4  # relative to the largest feature value
 EMBEDDING_TOLERANCE = 1e-4
 IMAGE_LEVELS = 1  # 8-bit levels the image may differ by from the two-stage path
@@ -220,7 +221,7 @@ def features_model(spec: VoiceInputSpec) -> onnx.ModelProto:
     rank = 4 if spec.encoder == "ve_conv" else 3
     graph = g.graph("features", [tensor_info("waveform", FLOAT, ["batch", "samples"])],
                     [tensor_info("features", FLOAT, ["batch"] + [f"d{i}" for i in range(1, rank)])])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=10)
 
 
 def _check(report: EndToEndReport, path: Path, name: str, value: float, limit: float, above: bool = True) -> None:
@@ -239,7 +240,7 @@ def export_speech_to_face(bundle_dir: Path, voice_encoder: str, face_decoder: st
     g = GraphBuilder("speech2face/preprocessing")
     features = speech_features(g, "waveform", spec)
     metadata = {"model_type": "speech2face", "inputs": {"waveform": ["batch", "samples"]}, "outputs": OUTPUTS,
-                "preprocessing": spec.to_dict(), "opset": 18,
+                "preprocessing": spec.to_dict(), "opset": OPSET,
                 "components": [voice_encoder, face_decoder]}
     model = compose_pipeline("speech2face", g, features, tensor_info("waveform", FLOAT, ["batch", "samples"]),
                              bundle_dir / voice_encoder, bundle_dir / face_decoder, metadata)
@@ -291,7 +292,7 @@ def export_face_to_face(bundle_dir: Path, face_encoder: str, face_decoder: str, 
     from dataclasses import asdict
 
     metadata = {"model_type": "face2face", "inputs": {"photo": ["height", "width", 3]}, "outputs": OUTPUTS,
-                "preprocessing": asdict(spec), "opset": 18, "components": [face_encoder, face_decoder]}
+                "preprocessing": asdict(spec), "opset": OPSET, "components": [face_encoder, face_decoder]}
     model = compose_pipeline("face2face", g, features, tensor_info("photo", UINT8, ["height", "width", 3]),
                              bundle_dir / face_encoder, bundle_dir / face_decoder, metadata)
     report = EndToEndReport(str(path))

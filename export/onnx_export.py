@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from s2f.core.atomic import atomic_output
+from s2f.core.errors import InputError
 from s2f.export.dense_convolutions import with_dense_convolutions
 from s2f.export.graph_metadata import set_metadata
 from s2f.export.subpixel import defer_final_shuffle, with_subpixel_convolutions
-from s2f.runtime.atomic import atomic_output
-from s2f.runtime.errors import InputError
+from s2f.runtime.manifest import OPSET
 
-OPSET = 18
 RELATIVE_TOLERANCE = 1e-5
 FP16_RELATIVE_TOLERANCE = 1e-2  # float16 keeps 11 significant bits: ~5e-4 per rounding, accumulated over layers
 INT8_OPERATORS = ("MatMul", "Gemm")
@@ -147,11 +147,11 @@ def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray
     ``external_data=False``); raises ``InputError`` (nothing written) if verification fails.
 
     Stride-s transposed convolutions are exported as convolution + depth-to-space
-    (``s2f.export.subpixel``: 1.3x faster decoder) and convolutions that cover their whole input
-    as Gemm (``s2f.export.dense_convolutions``: VGG-Face's session opens 12x faster); both
+    (``s2f.export.subpixel``: a faster decoder) and convolutions that cover their whole input
+    as Gemm (``s2f.export.dense_convolutions``: VGG-Face's session opens faster); both
     standard operators, same arithmetic (bench/export_rewrites.py). Unless
     ``portable``, the graph is rewritten with onnxruntime's fused kernels (attention,
-    skip-layer-norm, bias-GELU; see ``_fuse_for_onnxruntime``): the AST runs 1.5x faster, but
+    skip-layer-norm, bias-GELU; see ``_fuse_for_onnxruntime``): the AST runs faster, but
     only onnxruntime can run the result. The verification runs on the graph that is written.
 
     ``fp16=True`` also writes ``NAME.fp16.onnx`` (float16 weights and arithmetic, float32
@@ -313,8 +313,8 @@ def _rewrite_for_onnxruntime(module: nn.Module, example: torch.Tensor) -> tuple[
 def _int8_source(proto, portable: bool):
     """The float graph to quantise, and its fusions: attention fused into
     ``MultiHeadAttention`` with the Q, K and V projections left as MatMuls (packed into
-    ``Attention`` they cannot be quantised), so every weight matrix becomes int8. On the full
-    AST this runs 1.4x faster than quantising the packed graph (bench/onnx_runtime.py)."""
+    ``Attention`` they cannot be quantised), so every weight matrix becomes int8. The full
+    AST runs faster this way than from the quantised packed graph (bench/onnx_runtime.py)."""
     if portable:
         return proto, {}
     import onnx_ir as ir
@@ -329,7 +329,7 @@ def _fuse_for_onnxruntime(model, pack_qkv: bool = True) -> dict[str, int]:
     nodes of each fused (``com.microsoft``) operator the graph now has.
 
     The dynamo exporter writes attention as MatMul, Softmax and a NaN guard (IsNaN/Where)
-    per head group; onnxruntime runs that unfused, and the AST 1.5x slower than fused
+    per head group; onnxruntime runs that unfused, and the AST slower than fused
     (bench/export_rewrites.py). ``onnxscript``'s ORT fusions turn it into
     ``com.microsoft.Attention`` (plus SkipLayerNormalization and BiasGelu). Convolutional
     models have nothing to fuse and come out unchanged.
@@ -357,8 +357,8 @@ def _write_inline(data: bytes, path: Path) -> int:
 
 def _write_with_external_data(proto, path: Path) -> int:
     """``NAME.onnx`` (the graph) + ``NAME.onnx.data`` (the weights, one file): onnxruntime
-    maps the weights instead of parsing them out of a protobuf, so a 600 MB model opens in
-    0.7 s instead of 1.9 s. Both are written under temporary names; the data file is renamed
+    maps the weights instead of parsing them out of a protobuf, so a large model opens faster
+    (bench/onnx_runtime.py, session_open). Both are written under temporary names; the data file is renamed
     first, the graph last, so a present graph always has its complete weights."""
     import os
     import tempfile

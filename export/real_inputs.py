@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from s2f.core.errors import InputError
 from s2f.runtime.audio import AUDIO_SUFFIXES
-from s2f.runtime.errors import InputError
 from s2f.runtime.image import IMAGE_SUFFIXES
 
 

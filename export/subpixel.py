@@ -1,18 +1,17 @@
 """Transposed convolutions rewritten as one convolution + depth-to-space, for export.
 
 onnxruntime's CPU ConvTranspose (a GEMM, then a col2im scatter) runs the face decoder's
-four 5x5 stride-2 layers far slower than its Conv kernel runs the same work: the rewrite
-makes the decoder 1.3x faster (bench/export_rewrites.py). A stride-s transposed convolution is exactly a convolution
-over the input with s*s*C_out output channels, one group per output phase (a, b), whose
+four 5x5 stride-2 layers far slower than its Conv kernel runs the same work, so the decoder
+runs faster rewritten (bench/export_rewrites.py). A stride-s transposed convolution is exactly
+a convolution over the input with s*s*C_out output channels, one group per output phase (a, b), whose
 taps are the kernel entries landing on that phase, followed by ``pixel_shuffle`` (ONNX
 DepthToSpace). Same products, same sums, only in another order: the outputs agree within
 float32 rounding (checked by the export's verification, like every graph).
 
 The face decoder's last depth-to-space is moved past its final ReLU and 1x1 RGB
 convolution (``defer_final_shuffle``): both act on each pixel alone, so they commute with
-depth-to-space, and the shuffle then moves 3 channels instead of 32 at 224x224. It was
-onnxruntime's slowest node, a 2 GB/s 6-D transpose taking 28% of the decoder's time
-(bench/decoder_profile.py).
+depth-to-space, and the shuffle then moves 3 channels instead of 32 at 224x224. Before, that
+6-D transpose was onnxruntime's slowest node in the decoder (bench/decoder_profile.py).
 """
 
 from __future__ import annotations

@@ -11,22 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
 BLOCK_FRAMES = 1 << 16
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".webm"})
 PYAV_SUFFIXES = {".m4a", ".aac", ".mp4", ".webm", ".opus", ".mka", ".mkv", ".wma"}
 SILENCE_RMS = 1e-6  # -120 dBFS: below this a clip is treated as silent and left as is
 
+# a file by name, or an open binary file (an HTTP upload): both decoders read either
+AudioSource = str | Path | BinaryIO
 
-def _soundfile_blocks(path: Path) -> tuple[int, Iterator[np.ndarray]]:
+
+def _soundfile_blocks(source: Path | BinaryIO, path: Path) -> tuple[int, Iterator[np.ndarray]]:
     import soundfile
 
     try:
-        handle = soundfile.SoundFile(str(path))
+        handle = soundfile.SoundFile(str(source) if isinstance(source, Path) else source)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
         raise _Unreadable(str(err)) from None
 
@@ -44,11 +48,11 @@ def _soundfile_blocks(path: Path) -> tuple[int, Iterator[np.ndarray]]:
     return handle.samplerate, blocks()
 
 
-def _pyav_blocks(path: Path) -> tuple[int, Iterator[np.ndarray]]:
+def _pyav_blocks(source: Path | BinaryIO, path: Path) -> tuple[int, Iterator[np.ndarray]]:
     import av
 
     try:
-        container = av.open(str(path))
+        container = av.open(str(source) if isinstance(source, Path) else source)
         stream = next(s for s in container.streams if s.type == "audio")
     except StopIteration:
         raise _Unreadable("no audio stream") from None
@@ -76,20 +80,41 @@ class _Unreadable(Exception):
     pass
 
 
-def _open_blocks(path: Path) -> tuple[int, Iterator[np.ndarray]]:
+def _open_blocks(source: Path | BinaryIO, path: Path) -> tuple[int, Iterator[np.ndarray]]:
     readers = (_pyav_blocks, _soundfile_blocks) if path.suffix.lower() in PYAV_SUFFIXES else (
         _soundfile_blocks, _pyav_blocks)
     reasons = []
     for reader in readers:
+        if not isinstance(source, Path):
+            source.seek(0)  # the other reader may have read into it
         try:
-            return reader(path)
+            return reader(source, path)
         except _Unreadable as err:
             reasons.append(str(err).strip().splitlines()[0] if str(err).strip() else "unreadable")
     raise InputError(path, f"not a readable audio file ({reasons[0][:160]})")
 
 
-def load_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | None = None) -> np.ndarray:
-    """Decode ``path`` to float32 mono at ``sample_rate``, in [-1, 1].
+def _checked_source(source: AudioSource, name: str | None) -> tuple[Path | BinaryIO, Path]:
+    """The source to decode and the name its errors give: a file must exist and hold bytes."""
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(path, "file not found" if not path.exists() else "not a regular file")
+        if path.stat().st_size == 0:
+            raise InputError(path, "file is empty")
+        return path, path
+    path = Path(name or getattr(source, "name", None) or "the upload")
+    source.seek(0, 2)
+    if source.tell() == 0:
+        raise InputError(path, "file is empty")
+    source.seek(0)
+    return source, path
+
+
+def load_audio(source: AudioSource, sample_rate: int = 16000, max_seconds: float | None = None,
+               name: str | None = None) -> np.ndarray:
+    """Decode ``source`` (a path, or an open binary file named ``name`` in errors; its suffix
+    picks the decoder to try first) to float32 mono at ``sample_rate``, in [-1, 1].
 
     Multichannel audio is averaged to mono; any input rate is resampled with soxr (VHQ).
     ``max_seconds`` reads only the first that many seconds (decoding stops there).
@@ -97,12 +122,8 @@ def load_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | 
     """
     import soxr
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found" if not path.exists() else "not a regular file")
-    if path.stat().st_size == 0:
-        raise InputError(path, "file is empty")
-    rate, blocks = _open_blocks(path)
+    source, path = _checked_source(source, name)
+    rate, blocks = _open_blocks(source, path)
     if rate <= 0:
         raise InputError(path, f"invalid sample rate {rate}")
     wanted = None if max_seconds is None else int(round(max_seconds * sample_rate))

@@ -1,6 +1,8 @@
 """Micro-batching: requests that arrive within a few milliseconds of each other run as one
-onnxruntime batch. On a CPU a batch of 8 costs far less than 8 runs of one (the weights are
-read once per batch), so a busy server answers more requests per second.
+onnxruntime batch, so the weights are read once per batch instead of once per request. Whether
+that raises a server's throughput depends on where its time goes: on a CPU whose cores the
+convolutions already fill, batched and unbatched serve about equally (bench/serve_load.py
+measures both); on a GPU, or with weight-bound models, a batch costs little more than one run.
 
 One consumer task takes the first waiting item, then whatever else arrives within
 ``max_wait`` seconds, up to ``max_batch`` items, and runs the batch on one inference thread.

@@ -17,13 +17,10 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from s2f.runtime.errors import InputError
-from s2f.runtime.manifest import validate_manifest, weight_files
+from s2f.core.errors import InputError
+from s2f.runtime.manifest import MANIFEST, BundleManifest
 from s2f.runtime.verify_cache import VerifyCache, file_identity
-
-MANIFEST = "manifest.json"
 
 
 def sha256_of(path: Path) -> str:
@@ -34,7 +31,7 @@ def sha256_of(path: Path) -> str:
 @dataclass
 class Bundle:
     root: Path
-    manifest: dict[str, Any]
+    manifest: BundleManifest
     cache: VerifyCache | None = None
     verified: set[str] = field(default_factory=set)
 
@@ -42,10 +39,8 @@ class Bundle:
         return self.path_of(role, precision) is not None
 
     def path_of(self, role: str, precision: str = "fp32") -> Path | None:
-        for name, entry in self.manifest["files"].items():
-            if entry["role"] == role and entry.get("precision", "fp32") == precision:
-                return self.root / name
-        return None
+        name = self.manifest.path_of(role, precision)
+        return None if name is None else self.root / name
 
     def require(self, *roles: str, precision: str = "fp32") -> list[Path]:
         """The graphs for ``roles``, after verifying their and their weights' sha256 (all
@@ -57,15 +52,14 @@ class Bundle:
                 what = f"{precision} {role.replace('_', ' ')}" if precision != "fp32" else role.replace("_", " ")
                 hint = f"export it with --{precision}" if precision != "fp32" else "exported without it"
                 raise InputError(self.root, f"this bundle has no {what} ({hint})")
-            entry = self.manifest["files"][path.name]
             paths.append(path)
-            names += [path.name] + weight_files(entry)
+            names += [path.name] + self.manifest.files[path.name].weight_files
         self.verify(names)
         return paths
 
     def verify(self, names: list[str] | None = None) -> None:
-        names = [n for n in (names or list(self.manifest["files"])) if n not in self.verified]
-        expected = {name: self.manifest["files"][name]["sha256"] for name in names}
+        names = [n for n in (names or list(self.manifest.files)) if n not in self.verified]
+        expected = {name: self.manifest.files[name].sha256 for name in names}
         if self.cache is not None:
             self.verified.update(n for n in names if self.cache.knows(self.root / n, expected[n]))
             names = [n for n in names if n not in self.verified]
@@ -97,13 +91,13 @@ def open_bundle(root: str | Path, verify: bool = True, cache: bool = True) -> Bu
         raise InputError(manifest_path, "missing: not a speech2face bundle (or an incomplete one)") from None
     except (OSError, ValueError, RecursionError) as err:
         raise InputError(manifest_path, f"unreadable manifest ({err})") from None
-    validate_manifest(manifest_path, manifest)
-    for name, entry in manifest["files"].items():
+    manifest = BundleManifest.parse(manifest_path, manifest)
+    for name, entry in manifest.files.items():
         path = root / name
         if not path.is_file():
             raise InputError(path, "listed in the manifest but missing: incomplete bundle")
-        if path.stat().st_size != entry["bytes"]:
-            raise InputError(path, f"is {path.stat().st_size} bytes, the manifest says {entry['bytes']}: "
+        if path.stat().st_size != entry.bytes:
+            raise InputError(path, f"is {path.stat().st_size} bytes, the manifest says {entry.bytes}: "
                                    "truncated or replaced")
     bundle = Bundle(root, manifest, VerifyCache() if cache else None)
     if verify:

@@ -15,10 +15,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from s2f.runtime.command_line import add_verbosity_flags, run_command
+from s2f.core.command_line import add_verbosity_flags, run_command
+from s2f.core.errors import InputError
 from s2f.runtime.directory import DEFAULT_BATCH_SIZE
-from s2f.runtime.errors import InputError
 from s2f.runtime.providers import DEVICES, PRECISIONS
+
+# ServeConfig fields every runtime command shares (common()) or that come from --two-stage
+SHARED_SERVE_FIELDS = ("bundle", "device", "threads", "precision", "end_to_end")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,11 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--max-batch", type=int, default=8, help="requests per onnxruntime run (1: no batching)")
-    serve.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits to fill up")
-    serve.add_argument("--max-body-mb", type=float, default=20.0, help="larger request bodies get 413")
-    serve.add_argument("--max-queue", type=int, default=64, help="requests accepted at once; more get 503")
-    serve.add_argument("--timeout-s", type=float, default=30.0, help="per-request timeout (504)")
+    from s2f.core.config_flags import add_config_flags
+    from s2f.runtime.server import ServeConfig
+
+    add_config_flags(serve, ServeConfig, exclude=SHARED_SERVE_FIELDS)
     serve.set_defaults(func=run_serve, extras=("serve",), what_runs="serve")
     return parser
 
@@ -100,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _save_png(path: Path, image) -> None:
     from PIL import Image
 
-    from s2f.runtime.atomic import atomic_output
+    from s2f.core.atomic import atomic_output
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as handle:
@@ -115,12 +117,12 @@ def _end_to_end(args: argparse.Namespace) -> bool | None:
 def run_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from s2f.core.progress import progress_bar
+    from s2f.core.shards import resolve_shard
     from s2f.runtime.audio import AUDIO_SUFFIXES
     from s2f.runtime.directory import run_directory
     from s2f.runtime.image import IMAGE_SUFFIXES
     from s2f.runtime.pipeline import FaceToFace, SpeechToFace
-    from s2f.runtime.progress import progress_bar
-    from s2f.runtime.shards import resolve_shard
 
     one_file = args.input.is_file()  # one-shot: open fast rather than prepack for later batches
     if not one_file and not args.input.is_dir():
@@ -191,13 +193,10 @@ def run_scorecard(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from s2f.core.config_flags import config_from_args
     from s2f.runtime.server import ServeConfig, serve
 
-    if args.max_batch < 1 or args.max_queue < 1 or args.timeout_s <= 0 or args.max_body_mb <= 0:
-        raise InputError(None, "--max-batch and --max-queue must be at least 1; --timeout-s and --max-body-mb "
-                               "must be positive")
-    config = ServeConfig(args.bundle, args.device, args.threads, args.precision, args.max_batch, args.max_wait_ms,
-                         args.max_body_mb, args.max_queue, args.timeout_s, end_to_end=_end_to_end(args))
+    config = config_from_args(ServeConfig, args, end_to_end=_end_to_end(args))
     print(f"serving {args.bundle} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
     serve(config, args.host, args.port)
     return 0

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from s2f.core.errors import InputError
 from s2f.runtime.audio import AUDIO_SUFFIXES
-from s2f.runtime.errors import InputError
 from s2f.runtime.image import IMAGE_SUFFIXES
 
 AUDIO_DIR = "audios"

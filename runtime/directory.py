@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
 log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 8  # bench/onnx_runtime.py: batch 8 is where every model's per-item time bottoms out here

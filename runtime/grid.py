@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from s2f.runtime.atomic import atomic_output
+from s2f.core.atomic import atomic_output
 
 TITLE_HEIGHT = 18
 GAP = 4

@@ -5,11 +5,12 @@ before any pixel is decoded."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MAX_PIXELS = 64_000_000  # ~8000 x 8000; far above any face crop, far below a bomb
@@ -33,17 +34,21 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def load_face(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """HxWx3 uint8 RGB with EXIF orientation applied.
+def load_face(source: str | Path | BinaryIO, max_pixels: int = MAX_PIXELS, name: str | None = None) -> np.ndarray:
+    """HxWx3 uint8 RGB with EXIF orientation applied, from a path or an open binary file
+    (named ``name`` in errors).
 
     Transparent pixels become black (the colour deepface pads with). Images of more than
     ``max_pixels`` are refused from their header alone, so a decompression bomb costs nothing.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found" if not path.exists() else "not a regular file")
+    if isinstance(source, str | Path):
+        path = source = Path(source)
+        if not path.is_file():
+            raise InputError(path, "file not found" if not path.exists() else "not a regular file")
+    else:
+        path = Path(name or getattr(source, "name", None) or "the upload")
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             width, height = image.size
             if width * height > max_pixels:
                 raise InputError(path, f"image is {width}x{height} = {width * height:,} pixels, over the "

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from s2f.core.errors import InputError
+from s2f.runtime.audio import AudioSource
 from s2f.runtime.bundle import Bundle, open_bundle
-from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import as_rgb_uint8, decoder_target, preprocess
 from s2f.runtime.image import load_face
 from s2f.runtime.manifest import face_preprocessing
@@ -60,9 +61,9 @@ class _Decoding:
     the bundle has it, else the encoder graph (``encoder_role``) and the decoder graph with the
     preprocessing in numpy.
 
-    ``prepack=False`` skips onnxruntime's weight prepacking: the speech -> face sessions open
-    in 0.20 s instead of 1.73 s, and batch-8 runs take up to 1.16x longer (bench/onnx_runtime.py,
-    session_open), the right trade for a one-shot command. ``verify_cache=False`` rehashes every file.
+    ``prepack=False`` skips onnxruntime's weight prepacking: the sessions open much sooner and
+    large batches run somewhat slower (bench/onnx_runtime.py, session_open), the right trade for
+    a one-shot command. ``verify_cache=False`` rehashes every file.
     ``precision="fp16"`` uses the bundle's float16 graphs (``s2f export bundle --fp16``),
     meant for GPUs; ``"int8"`` its int8 graphs (``--int8``), meant for CPUs; inputs and
     outputs stay float32 either way. ``end_to_end``: None uses the end-to-end
@@ -137,7 +138,7 @@ class SpeechToFace(_Decoding):
 
     def __init__(self, bundle: Bundle | str | Path, *args, **kwargs) -> None:
         super().__init__(bundle, *args, **kwargs)
-        self.voice = VoiceInputSpec.from_dict(self.bundle.manifest["voice_input"])
+        self.voice = VoiceInputSpec.from_dict(self.bundle.manifest.voice_input)
         self.input_name = "waveform" if self.end_to_end else self.encoder.get_inputs()[0].name
 
     def _waveform(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -159,9 +160,10 @@ class SpeechToFace(_Decoding):
         waveform = self._waveform(waveform, sample_rate)
         return waveform if self.end_to_end else self.voice.features(waveform)
 
-    def prepare_file(self, path: str | Path) -> np.ndarray:
-        """The model input for an audio file (only the clip length the model uses is decoded)."""
-        waveform = self.voice.waveform_from_file(path)
+    def prepare_file(self, source: AudioSource, name: str | None = None) -> np.ndarray:
+        """The model input for an audio file, by path or open (only the clip length the model
+        uses is decoded; ``name`` is what errors call an open file)."""
+        waveform = self.voice.waveform_from_file(source, name)
         return waveform if self.end_to_end else self.voice.features(waveform)
 
     def generate(self, waveform: np.ndarray, sample_rate: int) -> Face:

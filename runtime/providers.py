@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 # a bundle's float32 graphs, its float16 ones (exported with --fp16, for GPUs) or its int8 ones
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 def session_options(threads: int | None = None, prepack: bool = True):
     """``prepack=False``: use the weights in place (memory-mapped from ``.onnx.data``)
-    instead of copying them into GEMM-blocked layouts: opens 4.3-18x faster, runs large
-    batches up to 1.16x slower (bench/onnx_runtime.py, session_open)."""
+    instead of copying them into GEMM-blocked layouts: opens much faster, runs large batches
+    somewhat slower (bench/onnx_runtime.py, session_open)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from s2f.core.errors import InputError
+from s2f.core.progress import progress_bar
+from s2f.core.splits import read_split
 from s2f.runtime.corpus import read_corpus
-from s2f.runtime.errors import InputError
-from s2f.runtime.progress import progress_bar
 from s2f.runtime.scorecard import Embedder, ScorecardInputs, gallery_entries
 
 log = logging.getLogger(__name__)
@@ -92,19 +93,16 @@ def score_bundle(bundle: Path, corpus: Path, output: Path, split: Path | None = 
                  judge: Path | None = None, judge_input=None, device: str = "auto",
                  max_clips: int | None = None) -> dict[str, Any]:
     """Write the JSON report, the recall-curve PNG beside it and the result grid; return the report."""
-    import json
 
     from s2f.runtime.grid import save_face_grid
     from s2f.runtime.scorecard import JudgeInput, onnx_judge, plot_recall_curve, save_report, scorecard
 
     identities = None
     if split is not None:
-        try:
-            identities = list(json.loads(Path(split).read_text())[part])
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise InputError(split, f"not a split file with a {part!r} part ({err})") from None
-        if not all(isinstance(name, str) for name in identities):
-            raise InputError(split, "identity names in a split file must be strings")
+        parts = read_split(split)
+        if part not in parts:
+            raise InputError(split, f"a split file has the parts train, val and test, not {part!r}")
+        identities = parts[part]
     embedder = onnx_judge(judge, judge_input or JudgeInput(), device) if judge else None
     inputs, rows = collect_bundle_inputs(Path(bundle), Path(corpus), identities, embedder, device, max_clips)
     report = scorecard(inputs, Path(judge).name if judge else "the bundle's face encoder")

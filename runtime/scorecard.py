@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from s2f.runtime.atomic import atomic_output
-from s2f.runtime.errors import InputError
+from s2f.core.atomic import atomic_output
+from s2f.core.errors import InputError
 
 RECALL_KS = (1, 2, 5, 10, 20, 50)
 GALLERY_SIZE = 100
@@ -290,11 +290,13 @@ def add_judge_flags(parser: argparse.ArgumentParser, face_encoder: bool = True) 
                             help="sf2f: the judge, the face encoder the embeddings came from")
     parser.add_argument("--judge", type=Path, help="sf2f: a face-recognition ONNX graph as the judge (NCHW float "
                                                    "input, embedding as its first output)")
-    parser.add_argument("--judge-size", type=int, default=224, help="--judge input side (e.g. 160 for FaceNet)")
-    parser.add_argument("--judge-channels", choices=("RGB", "BGR"), default="RGB")
-    parser.add_argument("--judge-mean", type=float, nargs="+", default=[0.0],
+    defaults = JudgeInput()
+    parser.add_argument("--judge-size", type=int, default=defaults.size,
+                        help="--judge input side (e.g. 160 for FaceNet)")
+    parser.add_argument("--judge-channels", choices=("RGB", "BGR"), default=defaults.channel_order)
+    parser.add_argument("--judge-mean", type=float, nargs="+", default=list(defaults.mean),
                         help="subtracted from 0-255 pixels, 1 or 3 values in --judge-channels order")
-    parser.add_argument("--judge-std", type=float, nargs="+", default=[1.0],
+    parser.add_argument("--judge-std", type=float, nargs="+", default=list(defaults.std),
                         help="then divided by, 1 or 3 values (FaceNet: --judge-mean 127.5 --judge-std 128)")
 
 

@@ -1,33 +1,31 @@
 """Remember which bundle files were hashed, so a second process start skips the sha256.
 
-Hashing the 1.1 GB that speech -> face loads adds 0.38 s to a 0.99 s cold start
-(bench/onnx_runtime.py). A file's
-sha256 is taken from this cache only when everything ``stat`` says about it is unchanged
-since it was hashed: device, inode, size, mtime and ctime (nanoseconds). Any write to a
+Hashing a full-size bundle is a large part of a cold start (measured in bench/onnx_runtime.py),
+and a server restarted in place reads the same unchanged files again. A file's sha256 is
+taken from this cache only when everything ``stat`` says about it is unchanged since it was
+hashed: device, inode, size, mtime and ctime (nanoseconds). Any write to a
 file, or a rename over it, moves its ctime to "now", and no unprivileged program can set a
 ctime back; a copy gets a new inode. A file whose timestamps are younger than
 ``RACY_SECONDS`` is never cached: a write in the same clock tick as the hash would keep the
 ctime (git's "racily clean" problem). Entries are stored per user in
-``$XDG_CACHE_HOME/speech2face/verified.json`` (``~/.cache`` by default, ``S2F_CACHE_DIR``
-overrides); an unwritable cache only means rehashing.
+``verified.json`` of the user's cache folder (``s2f.core.cache``: ``S2F_CACHE`` overrides); an
+unwritable cache only means rehashing.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
+
+from s2f.core.cache import cache_dir
 
 RACY_SECONDS = 2.0
 MAX_ENTRIES = 256
 
 
 def cache_path() -> Path:
-    if os.environ.get("S2F_CACHE_DIR"):
-        return Path(os.environ["S2F_CACHE_DIR"]) / "verified.json"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "speech2face" / "verified.json"
+    return cache_dir() / "verified.json"
 
 
 def file_identity(path: Path) -> list[int]:
@@ -74,8 +72,8 @@ class VerifyCache:
     def save(self) -> None:
         if not self.changed:
             return
-        from s2f.runtime.atomic import atomic_output
-        from s2f.runtime.errors import InputError
+        from s2f.core.atomic import atomic_output
+        from s2f.core.errors import InputError
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from s2f.runtime.audio import SILENCE_RMS, fit_duration, load_audio, normalize_loudness, to_pcm16
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
+from s2f.runtime.audio import SILENCE_RMS, AudioSource, fit_duration, load_audio, normalize_loudness, to_pcm16
 from s2f.runtime.features import AUDIOSET_MEAN, AUDIOSET_STD, ast_fbank, ve_spectrogram
 
 ENCODERS = ("ve_conv", "ast")
@@ -91,15 +91,17 @@ class VoiceInputSpec:
             return ve_spectrogram(waveform, self.sample_rate, self.variant)
         return ast_fbank(waveform, self.sample_rate, mean=self.mean, std=self.std)
 
-    def waveform_from_file(self, path: str | Path) -> np.ndarray:
-        """The first ``seconds`` of ``path`` (the whole file with the original's audio steps),
-        decoded at ``sample_rate``; silent clips are refused (no voice to encode)."""
+    def waveform_from_file(self, source: AudioSource, name: str | None = None) -> np.ndarray:
+        """The first ``seconds`` of ``source`` (a path or an open file; the whole file with the
+        original's audio steps), decoded at ``sample_rate``; silent clips are refused (no voice
+        to encode)."""
         whole_file = self.audio_steps == "original"  # its loudness is measured over the whole file
-        waveform = load_audio(path, self.sample_rate, max_seconds=None if whole_file else self.seconds)
+        waveform = load_audio(source, self.sample_rate, max_seconds=None if whole_file else self.seconds, name=name)
         peak = float(np.max(np.abs(waveform)))
         if peak < SILENCE_RMS:
-            raise InputError(path, "audio is silent (peak below -120 dBFS): no voice to encode")
+            label = name or (source if isinstance(source, str | Path) else getattr(source, "name", "the upload"))
+            raise InputError(label, "audio is silent (peak below -120 dBFS): no voice to encode")
         return waveform
 
-    def features_from_file(self, path: str | Path) -> np.ndarray:
-        return self.features(self.waveform_from_file(path))
+    def features_from_file(self, source: AudioSource, name: str | None = None) -> np.ndarray:
+        return self.features(self.waveform_from_file(source, name))

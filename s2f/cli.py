@@ -3,7 +3,7 @@
 Subcommand modules only describe their flags when the parser is built; everything heavy
 (torch, TensorFlow, onnx, h5py) is imported when a subcommand runs. So ``s2f --help`` is
 instant, and each extra works alone: a subcommand whose extra is missing says which one to
-install (``s2f.runtime.extras``) instead of failing on an import.
+install (``s2f.core.extras``) instead of failing on an import.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import importlib
 import sys
 
 from s2f import __version__
-from s2f.runtime.command_line import add_verbosity_flags, run_command
+from s2f.core.command_line import add_verbosity_flags, run_command
 
 # modules with ``add_parser(subparsers)``; each sets ``func`` (and ``extras``) on its parsers
 SUBCOMMAND_MODULES = ("s2f.converters.cli", "s2f.weights.cli", "s2f.data.cli", "s2f.train.cli", "s2f.export.cli",

@@ -2,62 +2,24 @@
 
 from __future__ import annotations
 
-import http.client
 import io
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 
 import numpy as np
 from PIL import Image
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from s2f.core.errors import InputError
+from s2f.runtime.server_process import ServerProcess
 
 
-class Server:
+class Server(ServerProcess):
+    """The runtime's own launcher; a server that does not come up fails the test."""
+
     def __init__(self, bundle, *flags: str) -> None:
-        self.port = _free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "s2f.runtime.cli", "serve", "--bundle", str(bundle), "--port", str(self.port),
-             "--device", "cpu", *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if self.request("GET", "/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            if self.process.poll() is not None:
-                raise AssertionError(self.process.stderr.read())
-            time.sleep(0.2)
-        raise AssertionError("server did not become ready")
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                timeout: float = 30):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            connection.close()
-
-    def stop(self) -> tuple[int, str]:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        return self.process.returncode, self.process.stderr.read()
+            super().__init__(bundle, *flags, ready_timeout=60)
+        except InputError as err:
+            raise AssertionError(str(err)) from None
 
 
 def multipart(field: str, filename: str, data: bytes, content_type: str) -> tuple[bytes, dict]:

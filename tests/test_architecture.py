@@ -1,9 +1,14 @@
 """The dependency rules of the package, checked on the source like a linter would:
 
-    s2f.runtime  <-  s2f.models / s2f.data / s2f.train  <-  s2f.converters, s2f.export  <-  CLIs, orchestration
+    s2f.core  <-  s2f.runtime  <-  s2f.models / s2f.data / s2f.train
+              <-  s2f.converters, s2f.export  <-  CLIs, orchestration
 
-* ``s2f.runtime`` imports nothing of ours above it (only ``s2f`` itself for the version) and
-  never torch, anywhere, not even inside a function;
+* ``s2f.core`` (errors, atomic writes, progress, extras, the command-line policy, shards, the
+  split file, the cache folder) imports nothing of ours outside itself and nothing outside the
+  standard library but tqdm and platformdirs, so every layer may import it;
+* ``s2f.runtime`` is inference only: it imports nothing of ours but ``s2f.core`` (and ``s2f``
+  itself for the version) and never torch, anywhere, not even inside a function;
+* nothing outside ``s2f.runtime`` reaches into it for the base layer's names;
 * models never import training;
 * the converters never import torch at module level (converting a Keras file needs no torch);
 * nothing imports the old top-level names (``runtime``, ``export``, ...): the only top-level
@@ -16,11 +21,12 @@ resolved module name and whether it sits at module level.
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 # the folder each part of the namespace lives in (pyproject's package-dir)
 PACKAGE_DIRS = {"s2f": "s2f", "s2f.runtime": "runtime", "s2f.converters": "converters", "s2f.export": "export",
@@ -32,7 +38,7 @@ ORCHESTRATION = ("s2f.cli", "s2f.demo", "s2f.demo_cli", "s2f.pipeline", "s2f.__m
 @dataclass(frozen=True)
 class Import:
     module: str  # the importing module, e.g. s2f.runtime.bundle
-    target: str  # the imported module, e.g. s2f.runtime.errors
+    target: str  # the imported module, e.g. s2f.core.errors
     top_level: bool  # at module level (not inside a function or class body)
     line: int
 
@@ -84,17 +90,34 @@ def _under(target: str, *prefixes: str) -> bool:
 
 def test_the_linter_sees_the_whole_package():
     modules = _modules()
-    assert {"s2f.runtime.bundle", "s2f.converters.vggface", "s2f.models.registry", "s2f.train.trainer",
-            "s2f.export.onnx_export", "s2f.weights.fetch", "s2f.cli"} <= set(modules)
+    assert {"s2f.core.errors", "s2f.runtime.bundle", "s2f.converters.vggface", "s2f.models.registry",
+            "s2f.train.trainer", "s2f.export.onnx_export", "s2f.weights.fetch", "s2f.cli"} <= set(modules)
     inner = [imp for imp in ALL_IMPORTS if imp.module == "s2f.export.bundle" and imp.target == "torch"]
     # export/bundle.py has `from torch import nn` at the top and `import torch` inside a function
     assert sorted(imp.top_level for imp in inner) == [False, True]
 
 
-def test_runtime_imports_nothing_above_it_and_never_torch():
+def test_core_imports_only_itself_the_standard_library_and_tqdm():
+    core = [imp for imp in ALL_IMPORTS if _under(imp.module, "s2f.core")]
+    assert {imp.target for imp in core} >= {"s2f.core.errors"}  # the rule sees the package
+    bad = [str(imp) for imp in core if not _under(imp.target, "s2f.core", "__future__", "tqdm", "platformdirs")
+           and imp.target.split(".")[0] not in sys.stdlib_module_names]
+    assert bad == []
+
+
+def test_runtime_imports_only_the_base_layer_and_never_torch():
     bad = [str(imp) for imp in ALL_IMPORTS if imp.module.startswith("s2f.runtime")
            and (_under(imp.target, "torch", "tensorflow", "tf_keras", "transformers")
-                or (_under(imp.target, "s2f") and not _under(imp.target, "s2f.runtime") and imp.target != "s2f"))]
+                or (_under(imp.target, "s2f") and not _under(imp.target, "s2f.runtime", "s2f.core")
+                    and imp.target != "s2f"))]
+    assert bad == []
+
+
+def test_the_base_layer_is_not_in_the_runtime():
+    """Errors, atomic writes, progress, extras, command lines and shards live in ``s2f.core``."""
+    moved = ("errors", "atomic", "progress", "extras", "command_line", "shards")
+    assert not [name for name in moved if (REPO / "runtime" / f"{name}.py").exists()]
+    bad = [str(imp) for imp in ALL_IMPORTS if imp.target in {f"s2f.runtime.{name}" for name in moved}]
     assert bad == []
 
 
@@ -143,7 +166,7 @@ def test_library_code_logs_instead_of_printing():
     """Only the command lines print; everything else reports through ``logging``."""
     printing = []
     for name, path in _modules().items():
-        if name.endswith((".cli", "_cli", "__main__")) or name in ("s2f.cli", "s2f.runtime.command_line"):
+        if name.endswith((".cli", "_cli", "__main__")) or name in ("s2f.cli", "s2f.core.command_line"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":

@@ -7,10 +7,10 @@ import tracemalloc
 import numpy as np
 import pytest
 import soundfile
-from speechlike import speechlike
 
+from s2f.core.errors import InputError
+from s2f.data.synth_voice import speech_clip
 from s2f.runtime.audio import fit_duration, load_audio, normalize_loudness, rms_dbfs
-from s2f.runtime.errors import InputError
 
 
 def _tone(seconds: float, rate: int, freq: float = 440.0, channels: int = 1) -> np.ndarray:
@@ -44,7 +44,7 @@ def _write_m4a(path, samples: np.ndarray, rate: int) -> None:
 
 
 def test_wav_roundtrip(tmp_path):
-    voice = speechlike(2.0)
+    voice = speech_clip(2.0)
     path = tmp_path / "v.wav"
     soundfile.write(path, voice, 16000, subtype="PCM_16")
     loaded = load_audio(path)
@@ -134,7 +134,7 @@ def test_bad_files(tmp_path, case):
 
 
 def test_loudness_normalisation():
-    voice = speechlike(2.0) * 0.01
+    voice = speech_clip(2.0) * 0.01
     normalised = normalize_loudness(voice, -23.0)
     assert abs(rms_dbfs(normalised) - (-23.0)) < 0.01
     silent = np.zeros(16000, np.float32)

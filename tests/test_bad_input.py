@@ -8,7 +8,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from conftest import run_s2f
+from helpers import run_s2f
 
 
 def _assert_clean_failure(done, *fragments: str, out_dir=None) -> None:
@@ -57,6 +57,7 @@ def test_missing_input(tmp_path, out_dir):
                           "nope.h5", "not found", out_dir=out_dir)
 
 
+@pytest.mark.slow
 def test_truncated_file(vgg_notop, out_dir):
     size = vgg_notop.stat().st_size
     with open(vgg_notop, "r+b") as handle:

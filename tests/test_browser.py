@@ -13,15 +13,16 @@ import shutil
 
 import pytest
 import soundfile
-from conftest import SAMPLE_FACE, small_models
+from helpers import SAMPLE_FACE, small_models
 from serving import Server
-from speechlike import speechlike
 
+from s2f.data.synth_voice import speech_clip
 from s2f.export.bundle import export_bundle
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
-                                reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                                 reason="Debian's chromium is not installed (.ci/run installs it)")]
 
 FACE_STATS = """() => {
   const image = document.getElementById("face");
@@ -46,7 +47,7 @@ def test_record_generate_and_upload_in_chromium(tmp_path):
     assert CHROMIUM is not None, "chromium is missing although CI is set: .ci/run installs it"
     export_bundle(tmp_path / "bundle", *small_models())
     clip = tmp_path / "microphone.wav"
-    soundfile.write(clip, speechlike(4.0, 48000, f0=150.0), 48000, subtype="PCM_16")
+    soundfile.write(clip, speech_clip(4.0, 48000, f0=150.0), 48000, subtype="PCM_16")
     server = Server(tmp_path / "bundle")
     try:
         with sync_playwright() as playwright:

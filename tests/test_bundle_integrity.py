@@ -15,14 +15,16 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import small_models
+from helpers import small_models
 
+from s2f.core.errors import InputError
 from s2f.export.bundle import export_bundle
 from s2f.models.face_encoder import build_face_encoder
 from s2f.models.face_encoder_config import FaceEncoderConfig
 from s2f.models.registry import MODELS
 from s2f.runtime.bundle import open_bundle
-from s2f.runtime.errors import InputError
+
+pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
 EMBEDDING = 2048
 

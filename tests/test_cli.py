@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import REPO, run_s2f
+from helpers import REPO, run_s2f
 
 HEAVY = ("torch", "tensorflow", "tf_keras", "onnx", "onnxruntime", "transformers", "h5py", "keras")
 
@@ -24,21 +23,14 @@ def test_help(command):
 
 @pytest.mark.parametrize("prog,module", [("s2f", "s2f.cli"), ("s2f-runtime", "s2f.runtime.cli")])
 def test_help_imports_no_heavy_library(prog, module):
-    code = (f"import sys, time; started = time.perf_counter(); from {module} import main\n"
+    code = (f"import sys; from {module} import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print(time.perf_counter() - started)\n"
             f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
             "assert not heavy, heavy\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"usage: {prog}" in done.stdout
-    assert float(done.stdout.strip().splitlines()[-1]) < 1.0  # seconds; importing torch alone takes ~2
-
-
-def test_help_is_fast_as_a_process():
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "s2f", "--help"], capture_output=True, text=True)
-    assert done.returncode == 0 and time.perf_counter() - started < 2.0
+    # how long --help takes is measured by bench/convert_speed.py (s2f_help_s), not asserted here
 
 
 def test_weights_list():

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FACES, run_s2f
+from helpers import FACES, run_s2f
 from safetensors import safe_open
 
 from s2f.converters.parity import run_parity
+
+pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
 CASES = [
     # (arch, include_top, whole_model); the two full-size VGG files are covered with top

@@ -10,7 +10,10 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import REPO
+import pytest
+from helpers import REPO
+
+pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
 
 def _faces(root):

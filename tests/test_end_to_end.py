@@ -17,13 +17,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import SAMPLE_FACE, small_models
+from helpers import SAMPLE_FACE, small_models
 from node_runtime import deviation, install_onnxruntime_node, run_speech2face_in_node
 from onnx import helper
 from PIL import Image
-from speechlike import speechlike
 
 import s2f.export.end_to_end as end_to_end
+from s2f.core.errors import InputError
+from s2f.data.synth_voice import speech_clip
 from s2f.export.bundle import export_bundle
 from s2f.export.end_to_end import (
     export_speech_to_face,
@@ -37,11 +38,12 @@ from s2f.export.speech_graph import fit_duration, normalize_loudness
 from s2f.runtime.audio import fit_duration as numpy_fit_duration
 from s2f.runtime.audio import normalize_loudness as numpy_normalize_loudness
 from s2f.runtime.bundle import open_bundle
-from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import FACE_PREPROCESSING, preprocess
 from s2f.runtime.image import load_face
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 from s2f.runtime.voice_input import VoiceInputSpec
+
+pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
@@ -67,14 +69,14 @@ def _model(g: GraphBuilder, inputs, outputs) -> onnx.ModelProto:
                          ids=["paper", "original", "ast", "ast-3s-own-stats", "paper-2.5s"])
 def test_feature_graph_matches_numpy(spec):
     session = _session(features_model(spec))
-    clips = speech_verification_clips(spec) + [speechlike(4.2, seed=7)]
+    clips = speech_verification_clips(spec) + [speech_clip(4.2, seed=7)]
     for clip in clips:
         (got,) = session.run(None, {"waveform": clip[None]})
         expected = spec.features(clip)
         assert got.shape == (1, *expected.shape) and got.dtype == np.float32
         assert np.abs(got[0] - expected).max() <= 1e-4 * np.abs(expected).max()
     # a batch: each row is its own clip's features, in order
-    batch = np.stack([speechlike(1.7, seed=seed) for seed in (1, 2, 3)])
+    batch = np.stack([speech_clip(1.7, seed=seed) for seed in (1, 2, 3)])
     (got,) = session.run(None, {"waveform": batch})
     for row, clip in zip(got, batch, strict=True):
         expected = spec.features(clip)
@@ -87,8 +89,8 @@ def test_loudness_and_looping_graph_is_the_numpy_code():
     g.op("Identity", fit_duration(g, normalize_loudness(g, "waveform", -23.0), 16000), output="clip")
     session = _session(_model(g, [tensor_info("waveform", FLOAT, ["batch", "samples"])],
                               [tensor_info("clip", FLOAT, ["batch", 16000])]))
-    loud = speechlike(0.3, seed=4) / np.float32(0.3) * np.float32(0.999)  # the peak limits the gain
-    for clip in (speechlike(0.7, seed=1), speechlike(2.0, seed=2), loud, np.zeros(999, np.float32),
+    loud = speech_clip(0.3, seed=4) / np.float32(0.3) * np.float32(0.999)  # the peak limits the gain
+    for clip in (speech_clip(0.7, seed=1), speech_clip(2.0, seed=2), loud, np.zeros(999, np.float32),
                  np.array([0.25], np.float32)):
         (got,) = session.run(None, {"waveform": clip[None]})
         np.testing.assert_array_equal(got[0], numpy_fit_duration(numpy_normalize_loudness(clip), 16000, 1.0))
@@ -133,7 +135,7 @@ def bundle(tmp_path_factory):
     clip = tmp_path_factory.mktemp("clips") / "voice.wav"
     import soundfile
 
-    soundfile.write(clip, speechlike(3.3, 22050, seed=5), 22050)
+    soundfile.write(clip, speech_clip(3.3, 22050, seed=5), 22050)
     export_bundle(path, *small_models(seed=1), verify_with=[clip, SAMPLE_FACE], int8=True)
     return path
 
@@ -165,7 +167,7 @@ def test_end_to_end_graphs_reuse_the_weights_files(bundle):
 def test_runtime_uses_end_to_end_graphs_with_the_same_results(bundle):
     fused, staged = SpeechToFace(bundle, "cpu"), SpeechToFace(bundle, "cpu", end_to_end=False)
     assert fused.end_to_end and not staged.end_to_end and not hasattr(fused, "encoder")
-    clips = [speechlike(2.0, seed=1), speechlike(8.0, seed=2), speechlike(2.0, seed=3), speechlike(1.1, seed=4)]
+    clips = [speech_clip(2.0, seed=1), speech_clip(8.0, seed=2), speech_clip(2.0, seed=3), speech_clip(1.1, seed=4)]
     faces = fused.generate_batch([fused.prepare(c, 16000) for c in clips])  # lengths 2, 8, 2, 1.1 s: grouped
     expected = staged.generate_batch([staged.prepare(c, 16000) for c in clips])
     for face, reference in zip(faces, expected, strict=True):
@@ -189,7 +191,7 @@ def test_int8_graphs_run_two_stage_with_a_measured_cosine(bundle):
     assert all(cosine >= 0.999 for role in manifest["verification_int8_cosine"].values() for cosine in role.values())
     quantized, exact = SpeechToFace(bundle, "cpu", precision="int8"), SpeechToFace(bundle, "cpu")
     assert not quantized.end_to_end and exact.end_to_end  # the end-to-end graphs are float32
-    clip = speechlike(2.5, seed=8)
+    clip = speech_clip(2.5, seed=8)
     a, b = quantized.generate(clip, 16000), exact.generate(clip, 16000)
     assert a.embedding @ b.embedding / (np.linalg.norm(a.embedding) * np.linalg.norm(b.embedding)) >= 0.999
     with pytest.raises(InputError, match="end-to-end graphs are float32 only"):
@@ -235,7 +237,7 @@ def test_bundles_without_end_to_end_graphs_still_run(bundle, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(manifest))
     model = SpeechToFace(copy, "cpu")
     assert not model.end_to_end
-    assert model.generate(speechlike(2.0), 16000).image.std() > 1
+    assert model.generate(speech_clip(2.0), 16000).image.std() > 1
     with pytest.raises(InputError, match="no speech2face.onnx"):
         SpeechToFace(copy, "cpu", end_to_end=True)
 
@@ -249,7 +251,7 @@ def onnxruntime_node() -> Path:
 
 
 def _node_matches_python(bundle: Path, node_dir: Path, tmp_path: Path) -> dict[str, float]:
-    clip = speechlike(4.5, seed=3)  # shorter than the model's clip: the graph loops it
+    clip = speech_clip(4.5, seed=3)  # shorter than the model's clip: the graph loops it
     node = run_speech2face_in_node(node_dir, bundle / "speech2face.onnx", clip, tmp_path)
     assert node["shapes"]["image"] == {"dims": [1, 224, 224, 3], "type": "uint8"}
     python = SpeechToFace(bundle, "cpu").generate(clip, 16000)  # the Python runtime, from the same samples
@@ -288,7 +290,7 @@ def test_a_warping_decoder_bundle_in_node_python_and_the_server(onnxruntime_node
     texture from the end-to-end and two-stage paths alike, and in the server's JSON."""
     import base64
 
-    from conftest import warping_decoder
+    from helpers import warping_decoder
     from serving import Server, png_pixels
 
     voice, _, face = small_models(seed=2)
@@ -301,7 +303,7 @@ def test_a_warping_decoder_bundle_in_node_python_and_the_server(onnxruntime_node
     manifest = json.loads((path / "manifest.json").read_text())
     assert "aligned" in manifest["files"]["speech2face.onnx"]["outputs"]
     _node_matches_python(path, onnxruntime_node, tmp_path)
-    clip = speechlike(3.1, seed=9)
+    clip = speech_clip(3.1, seed=9)
     whole = SpeechToFace(path, "cpu").generate(clip, 16000)
     staged = SpeechToFace(path, "cpu", end_to_end=False).generate(clip, 16000)
     assert whole.aligned.shape == (224, 224, 3) and whole.aligned.dtype == np.uint8

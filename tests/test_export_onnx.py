@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import run_s2f
+from helpers import run_s2f
 
+from s2f.core.errors import InputError
 from s2f.export.graph_metadata import read_metadata
 from s2f.export.onnx_export import export_onnx
-from s2f.runtime.errors import InputError
 
 
 def _session(path):
@@ -34,6 +34,7 @@ def _tiny_models():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(_tiny_models()))
 def test_models_export_and_match(name, tmp_path):
     torch.manual_seed(0)
@@ -76,6 +77,7 @@ def test_models_export_and_match(name, tmp_path):
                                                                                               else 601]
 
 
+@pytest.mark.slow
 def test_portable_export_has_only_standard_operators(tmp_path):
     import onnx
 
@@ -88,8 +90,9 @@ def test_portable_export_has_only_standard_operators(tmp_path):
         assert written.stat().st_mode & 0o777 == 0o644, written
 
 
+@pytest.mark.slow
 def test_face_encoder_export_with_real_face(tmp_path):
-    from conftest import SAMPLE_FACE
+    from helpers import SAMPLE_FACE
 
     from s2f.models.face_encoder import build_face_encoder, he_normal_init_
     from s2f.models.face_encoder_config import FaceEncoderConfig
@@ -114,6 +117,7 @@ def test_mismatch_is_refused_and_nothing_written(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_export_command(tmp_path):
     from s2f.models.registry import MODELS
 
@@ -121,7 +125,7 @@ def test_export_command(tmp_path):
     done = run_s2f("export", "model", tmp_path / "decoder", "-o", tmp_path / "decoder.onnx")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "face_decoder, opset 18" in done.stdout and (tmp_path / "decoder.onnx").is_file()
-    from conftest import SAMPLE_FACE
+    from helpers import SAMPLE_FACE
 
     wrong = run_s2f("export", "model", tmp_path / "decoder", "-o", tmp_path / "d2.onnx", "--verify-with",
                     SAMPLE_FACE)
@@ -131,6 +135,7 @@ def test_export_command(tmp_path):
     assert missing.returncode == 2 and "nothing: not found" in missing.stderr and "Traceback" not in missing.stderr
 
 
+@pytest.mark.slow
 def test_fp16_graph_is_float16_inside_float32_outside_and_its_error_is_measured(tmp_path):
     import onnx
 
@@ -155,6 +160,7 @@ def test_fp16_graph_is_float16_inside_float32_outside_and_its_error_is_measured(
     assert np.abs(ours - theirs).max() <= 1e-2 * np.abs(theirs).max()
 
 
+@pytest.mark.slow
 def test_int8_graph_quantises_matmuls_measures_its_cosine_and_is_refused_below_the_bar(tmp_path):
     import onnx
 

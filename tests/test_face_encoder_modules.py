@@ -42,7 +42,7 @@ def test_embed_classify_contract_and_pretrained_roundtrip(tmp_path):
     again = load_face_encoder(tmp_path / "senet")
     assert not again.training
     with torch.no_grad():
-        torch.testing.assert_close(again.embed(x), embedding, rtol=0, atol=0)
+        torch.testing.assert_close(again.embed(x), embedding)  # float32 rounding: kernels may differ per load
 
 
 def test_notop_models_refuse_what_they_cannot_do():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_FACE
+from helpers import SAMPLE_FACE
 from PIL import Image
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 from s2f.runtime.image import load_face
 
 FACE = SAMPLE_FACE

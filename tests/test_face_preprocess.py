@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_FACE
+from helpers import SAMPLE_FACE
 from PIL import Image
 
 from s2f.models.face_encoder_config import FaceEncoderConfig

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from speechlike import speechlike
 
+from s2f.data.synth_voice import speech_clip
 from s2f.runtime.features import ast_fbank, kaldi_fbank, ve_spectrogram
 
 
 @pytest.fixture(scope="module")
 def voice() -> np.ndarray:
-    return speechlike(6.0, f0=130.0, seed=3)
+    return speech_clip(6.0, f0=130.0, seed=3)
 
 
 def _compress(x):
@@ -86,7 +86,7 @@ def test_kaldi_fbank_matches_kaldi_native_fbank(voice):
 def test_ast_fbank_matches_transformers(stats, seconds):
     from transformers import ASTFeatureExtractor
 
-    voice = speechlike(seconds, f0=210.0, seed=5)
+    voice = speech_clip(seconds, f0=210.0, seed=5)
     extractor = ASTFeatureExtractor(**stats)
     expected = extractor(voice, sampling_rate=16000, return_tensors="np")["input_values"][0]
     ours = ast_fbank(voice, **stats)

@@ -7,7 +7,10 @@ from __future__ import annotations
 import sys
 import zipfile
 
-from conftest import fresh_venv, run_isolated
+import pytest
+from helpers import fresh_venv, run_isolated
+
+pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
 
 def test_the_wheel_installs_only_the_s2f_package(built_wheel):

@@ -16,6 +16,8 @@ from PIL import Image
 
 from s2f.pipeline import PipelineConfig, run_pipeline
 
+pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
+
 DECODER_GATE = 0.7  # decoder L1 on unseen faces / the mean face's
 
 
@@ -99,11 +101,12 @@ def test_decoder_beats_the_mean_face_on_other_corpora(seed, tmp_path):
     (bench/decoder_recipe.py runs five)."""
     import torch
 
+    from s2f.core.splits import read_split
     from s2f.data.pairs import DecoderFaces
     from s2f.models.loading import load_model
     from s2f.pipeline import decoder_train_config, prepare_data
     from s2f.train.evaluate import mean_face
-    from s2f.train.runs import DecoderTraining, decoder_scores, read_split, train_decoder
+    from s2f.train.runs import DecoderTraining, decoder_scores, train_decoder
 
     config = PipelineConfig(seed=seed, clips=1, seconds=1.0)  # the voices are not used here
     data = prepare_data(tmp_path, config)

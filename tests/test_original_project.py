@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import REPO, run_s2f
+from helpers import REPO, run_s2f
 from original_project import (
     OriginalFaceDecoder,
     OriginalVEConv,
@@ -26,13 +26,15 @@ from original_project import (
     save_like_model_saver,
 )
 from PIL import Image
-from speechlike import speechlike
 
 from s2f.converters.convert import convert
+from s2f.data.synth_voice import speech_clip
 from s2f.models.ast_encoder import transformers4_name
 from s2f.models.loading import load_model
 from s2f.models.original import OriginalOptions
 from s2f.models.voice_encoder import VEConv
+
+pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
 THIN_VE = dict(channels=[8, 8, 12, 12, 12, 16, 16, 16, 16], hidden=48, embedding=32)
 THIN_DECODER = dict(embedding=32, shared=(48, 40), landmark=(32, 24), texture=(16, 12, 8, 8, 8))
@@ -178,7 +180,7 @@ def test_convert_writes_a_save_pretrained_directory_once(tmp_path):
 
 
 def _clip(tmp_path, seconds: float, seed: int):
-    waveform = speechlike(seconds, seed=seed)
+    waveform = speech_clip(seconds, seed=seed)
     path = tmp_path / f"voice{seed}.wav"
     soundfile.write(path, waveform, 16000, subtype="PCM_16")
     return path, soundfile.read(path, dtype="float32")[0]

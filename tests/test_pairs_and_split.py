@@ -8,11 +8,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_s2f
+from helpers import run_s2f
 
+from s2f.core.errors import InputError
 from s2f.data.pairs import DecoderFaces, VoiceFacePairs
 from s2f.data.split import split_identities
-from s2f.runtime.errors import InputError
 
 # identity -> (clips, faces); "dave" has no faces and "erin" no clips: both skipped
 COUNTS = {"alice": (3, 2), "bob": (1, 4), "carol": (5, 1), "dave": (2, 0), "erin": (0, 3), "frank": (2, 2)}

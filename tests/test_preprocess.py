@@ -9,12 +9,12 @@ import shutil
 import numpy as np
 import pytest
 import soundfile
-from conftest import SAMPLE_FACE, run_s2f
+from helpers import SAMPLE_FACE, run_s2f
 from PIL import Image
-from speechlike import speechlike
 
+from s2f.core.errors import InputError
 from s2f.data.synth import SynthConfig, synthesize_corpus
-from s2f.runtime.errors import InputError
+from s2f.data.synth_voice import speech_clip
 from s2f.runtime.face_preprocess import decoder_target, preprocess
 from s2f.runtime.image import load_face
 from s2f.runtime.voice_input import VoiceInputSpec
@@ -25,16 +25,16 @@ GOOD_CLIPS = ("alice/audios/a.wav", "alice/audios/session2/b.flac", "bob/audios/
 @pytest.fixture(scope="module")
 def audio_tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("raw_audio")
-    voice = speechlike(4.0, f0=140.0)
+    voice = speech_clip(4.0, f0=140.0)
     for relative in GOOD_CLIPS:
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(root / GOOD_CLIPS[0], voice, 16000)
-    soundfile.write(root / GOOD_CLIPS[1], speechlike(9.0, f0=200.0, seed=1), 16000, format="FLAC")
+    soundfile.write(root / GOOD_CLIPS[1], speech_clip(9.0, f0=200.0, seed=1), 16000, format="FLAC")
     soundfile.write(root / GOOD_CLIPS[2], voice, 16000, subtype="PCM_U8")
-    stereo48 = np.stack([speechlike(3.0, 48000, f0=110.0), speechlike(3.0, 48000, f0=111.0, seed=2)], axis=1)
+    stereo48 = np.stack([speech_clip(3.0, 48000, f0=110.0), speech_clip(3.0, 48000, f0=111.0, seed=2)], axis=1)
     soundfile.write(root / GOOD_CLIPS[3], stereo48, 48000)
     with soundfile.SoundFile(root / "bob/audios/hour.wav", "w", 8000, 1, subtype="PCM_16") as handle:
-        block = (speechlike(6.0, 8000) * 32767).astype(np.int16)
+        block = (speech_clip(6.0, 8000) * 32767).astype(np.int16)
         for _ in range(600):  # an hour at 8 kHz: 57 MB, of which 6 s are read
             handle.write(block)
     bad = root / "carol" / "audios"
@@ -62,6 +62,7 @@ BAD_CLIPS = {"empty.wav": "empty", "zero.wav": "no audio samples", "silent.wav":
              "nan.wav": "NaN", "notes.mp3": "not a readable audio file", "cut.ogg": ""}
 
 
+@pytest.mark.slow
 def test_preprocess_audio_end_to_end(audio_tree, tmp_path):
     out = tmp_path / "features"
     done = run_s2f("preprocess", "audio", audio_tree, out, "--encoder", "ve_conv", "--workers", "2")
@@ -152,6 +153,7 @@ def face_tree(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_preprocess_faces_given_landmarks(face_tree, face_encoder, tmp_path):
     import torch
 
@@ -180,6 +182,7 @@ def test_preprocess_faces_given_landmarks(face_tree, face_encoder, tmp_path):
                                   np.load(source.with_name("img01_landmarks.npy")))  # 224x224 source: same frame
 
 
+@pytest.mark.slow
 def test_dlib_landmarks_match_the_drawn_geometry(face_tree, face_encoder, tmp_path):
     """dlib's 68 points, reordered to the original's 72, land on the synthetic faces' exact
     landmarks: this checks the 72-point order point by point, not just the count."""
@@ -200,6 +203,7 @@ def test_dlib_landmarks_match_the_drawn_geometry(face_tree, face_encoder, tmp_pa
     assert compared >= 2  # the HOG detector finds most synthetic faces
 
 
+@pytest.mark.slow
 def test_dlib68_landmarks_train_a_68_point_decoder(face_tree, face_encoder, tmp_path):
     """--landmarks dlib68 goes end to end: 68 points preprocessed, a decoder that predicts 68."""
     import torch

@@ -15,15 +15,17 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import REPO, SAMPLE_FACE, fresh_venv, run_isolated, small_models
-from speechlike import speechlike
+from helpers import REPO, SAMPLE_FACE, fresh_venv, run_isolated, small_models
 
+from s2f.core.errors import InputError
+from s2f.data.synth_voice import speech_clip
 from s2f.export.bundle import export_bundle
 from s2f.runtime.bundle import open_bundle
-from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import preprocess
 from s2f.runtime.image import load_face
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
+
+pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
 EMBEDDING = 2048  # ResNet50's descriptor: the face encoder, voice encoder and decoder must agree
 
@@ -43,7 +45,7 @@ def bundle(models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def voice_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("voice") / "voice.wav"
-    soundfile.write(path, np.stack([speechlike(4.0, 44100, f0=150.0)] * 2, axis=1), 44100)  # stereo 44.1 kHz
+    soundfile.write(path, np.stack([speech_clip(4.0, 44100, f0=150.0)] * 2, axis=1), 44100)  # stereo 44.1 kHz
     return path
 
 

@@ -16,12 +16,14 @@ import time
 import numpy as np
 import pytest
 import soundfile
-from conftest import SAMPLE_FACE, small_models
+from helpers import SAMPLE_FACE, small_models
 from serving import Server, multipart, png_pixels
-from speechlike import speechlike
 
+from s2f.data.synth_voice import speech_clip
 from s2f.export.bundle import export_bundle
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
+
+pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
 EMBEDDING = 2048
 
@@ -38,7 +40,7 @@ def bundles(tmp_path_factory):
 @pytest.fixture(scope="module")
 def voice_wav(tmp_path_factory):
     path = tmp_path_factory.mktemp("clips") / "voice.wav"
-    soundfile.write(path, speechlike(3.0, 16000, f0=140.0), 16000)
+    soundfile.write(path, speech_clip(3.0, 16000, f0=140.0), 16000)
     return path
 
 
@@ -131,7 +133,7 @@ def test_concurrent_requests_are_batched(server, voice_wav):
     metrics = server.request("GET", "/metrics")[2].decode()
     values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
               if line and not line.startswith("#")}
-    singles, total = values['s2f_batch_size_bucket{le="1"}'], values["s2f_batch_size_count"]
+    singles, total = values['s2f_batch_size_bucket{le="1.0"}'], values["s2f_batch_size_count"]
     assert total > singles  # some onnxruntime runs carried several requests
     for name in ("s2f_request_duration_seconds_bucket", "s2f_queue_depth", "s2f_requests_in_flight"):
         assert name in metrics

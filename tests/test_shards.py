@@ -12,14 +12,16 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-from conftest import REPO, run_s2f, small_models
+from helpers import REPO, run_s2f, small_models
 from PIL import Image
-from speechlike import speechlike
 
+from s2f.core.errors import InputError
+from s2f.core.shards import Shard, parse_shard, resolve_shard, shard_from_environment
 from s2f.data.synth import SynthConfig, synthesize_corpus
+from s2f.data.synth_voice import speech_clip
 from s2f.export.bundle import export_bundle
-from s2f.runtime.errors import InputError
-from s2f.runtime.shards import Shard, parse_shard, resolve_shard, shard_from_environment
+
+pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
 LAUNCHERS = [  # how each of the three shards learns which it is
     (["--shard", "0/3"], {}),
@@ -101,7 +103,7 @@ def clips(tmp_path_factory):
     for index in range(11):
         seconds = (1.5, 2.0, 3.1)[index % 3]  # three lengths: batches hold several groups
         (root / f"speaker{index % 2}").mkdir(exist_ok=True)
-        soundfile.write(root / f"speaker{index % 2}" / f"clip{index:02d}.wav", speechlike(seconds, seed=index), 16000)
+        soundfile.write(root / f"speaker{index % 2}" / f"clip{index:02d}.wav", speech_clip(seconds, seed=index), 16000)
     (root / "speaker0" / "broken.wav").write_text("not audio")
     return root
 

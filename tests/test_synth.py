@@ -8,7 +8,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from conftest import run_s2f
+from helpers import run_s2f
 from PIL import Image
 
 from s2f.data.synth import SynthConfig, synthesize_corpus
@@ -77,6 +77,7 @@ def corpus(tmp_path_factory):
     return np.array(voices), np.array(attributes), np.array(faces)
 
 
+@pytest.mark.slow
 def test_voice_predicts_face_on_held_out_identities(corpus):
     """Voice statistics -> linear model -> face attributes and pixels of 15 unseen identities."""
     voices, attributes, faces = corpus
@@ -97,3 +98,28 @@ def test_shuffled_voices_predict_nothing(corpus):
     predicted = _ridge(shuffled[:45], attributes[:45], shuffled[45:])
     r2 = 1 - ((predicted - attributes[45:]) ** 2).sum(0) / ((attributes[45:] - attributes[:45].mean(0)) ** 2).sum(0)
     assert (r2 < 0.3).all(), r2
+
+
+@pytest.mark.slow
+def test_the_synthetic_teacher_tells_people_apart():
+    """What s2f.data.synth_teacher's docstring promises: two photos of one person are far more
+    alike to the calibrated random VGG-Face than photos of two people."""
+    import torch
+
+    from s2f.data.synth_face import draw_face
+    from s2f.data.synth_identity import Identity
+    from s2f.data.synth_teacher import synthetic_face_encoder
+    from s2f.runtime.face_preprocess import preprocess
+
+    model = synthetic_face_encoder(seed=0, calibration_faces=16)
+    people = [Identity.draw(7, index) for index in range(4)]
+    photos = [draw_face(person, 224, np.random.default_rng([7, index, shot]))[0]
+              for index, person in enumerate(people) for shot in range(2)]
+    with torch.no_grad():
+        embedding = model.embed(torch.from_numpy(preprocess(photos, model.config.preprocessing)))
+    unit = torch.nn.functional.normalize(embedding, dim=1)
+    cosine = (unit @ unit.T).numpy()
+    person = np.repeat(np.arange(4), 2)
+    same = cosine[(person[:, None] == person[None, :]) & ~np.eye(8, dtype=bool)]
+    other = cosine[person[:, None] != person[None, :]]
+    assert same.mean() > other.mean() + 0.2 and other.mean() < 0.8, (same.mean(), other.mean())

@@ -8,7 +8,10 @@ import csv
 import json
 import shutil
 
-from conftest import run_s2f
+import pytest
+from helpers import run_s2f
+
+pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
 
 def test_train_and_evaluate_commands(tmp_path):

@@ -94,6 +94,7 @@ def test_mid_epoch_checkpoint_resumes_exactly(faces_tree, tmp_path):
         assert torch.equal(value, resumed.model.state_dict()[key]), key
 
 
+@pytest.mark.slow
 def test_run_outputs_and_learning(faces_tree, tmp_path):
     # random landmarks cannot be learned; the texture (a colour carried by the embedding) can
     trainer = _trainer(faces_tree, tmp_path / "run", epochs=30, lr=3e-3, weights=DecoderLossWeights(landmarks=0.0))

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import mean_face_landmarks, warping_decoder
+from helpers import mean_face_landmarks, warping_decoder
 
 from s2f.models.landmark_warp import LandmarkWarp, spline_flow_matrix
 
@@ -101,6 +101,7 @@ def test_preprocess_faces_writes_aligned_textures_in_the_mean_frame(tmp_path):
     assert align_faces(tmp_path) == 3  # another mean: all rewritten
 
 
+@pytest.mark.slow
 def test_warping_decoder_outputs_and_export_in_standard_operators(tmp_path):
     from s2f.export.onnx_export import export_onnx
 

@@ -7,9 +7,9 @@ import http.server
 import threading
 
 import pytest
-from conftest import run_s2f
+from helpers import run_s2f
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 from s2f.weights.fetch import fetch
 from s2f.weights.registry import REGISTRY, lookup
 

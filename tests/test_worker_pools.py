@@ -10,15 +10,15 @@ import time
 
 import pytest
 
+from s2f.core.errors import InputError
 from s2f.data.jobs import process_map
-from s2f.runtime.errors import InputError
 
 
 def test_workers_that_die_on_start_fail_fast():
     started = time.perf_counter()
     with pytest.raises(InputError, match="a worker process died"):
         list(process_map(abs, [1, -2, 3], workers=2, initializer=os._exit, initargs=(3,)))
-    assert time.perf_counter() - started < 30
+    assert time.perf_counter() - started < 60  # a hang guard (respawning forever), not a speed figure
 
 
 def test_results_come_back_in_order():

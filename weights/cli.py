@@ -14,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=run_list)
     fetch = actions.add_parser(
         "fetch", help="download a registry file (resumable, verified)",
-        description="Download NAME into the cache (S2F_CACHE, default ~/.cache/speech2face/weights), "
+        description="Download NAME into the cache (the weights/ folder of the user cache; S2F_CACHE moves it), "
                     "resuming a partial download, and verify its signature, length and any known "
                     "size or checksum. Prints the path and sha256.")
     fetch.add_argument("name", help="registry name (see 's2f weights list')")

@@ -13,18 +13,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from s2f.core.cache import cache_dir
+from s2f.core.errors import InputError
+from s2f.core.progress import progress_bar
 from s2f.runtime.bundle import sha256_of
-from s2f.runtime.errors import InputError
-from s2f.runtime.progress import progress_bar
 from s2f.weights.registry import WeightFile
 
 CHUNK = 1 << 20
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("S2F_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "speech2face")
-    return Path(root) / "weights"
+    return cache_dir() / "weights"
 
 
 def _download(url: str, part: Path, progress: bool, timeout: float) -> None:

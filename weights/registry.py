@@ -70,7 +70,7 @@ REGISTRY: dict[str, WeightFile] = {
 
 
 def lookup(name: str) -> WeightFile:
-    from s2f.runtime.errors import InputError
+    from s2f.core.errors import InputError
 
     try:
         return REGISTRY[name]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from s2f.core.errors import InputError
+from s2f.core.progress import progress_bar
 from s2f.data.jobs import save_array
 from s2f.data.layout import ALIGNED_SUFFIX, LANDMARKS_SUFFIX, MEAN_LANDMARKS, TARGET_SUFFIX
-from s2f.runtime.errors import InputError
-from s2f.runtime.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

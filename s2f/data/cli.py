@@ -119,9 +119,9 @@ def _finish(report, out_dir: Path, report_name: str) -> int:
 
 
 def run_preprocess_audio(args: argparse.Namespace) -> int:
+    from s2f.core.shards import resolve_shard
     from s2f.data.layout import AUDIO_REPORT, shard_report_name
     from s2f.data.preprocess_audio import preprocess_audio
-    from s2f.runtime.shards import resolve_shard
     from s2f.runtime.voice_input import VoiceInputSpec
 
     extra = {key: value for key in ("seconds", "mean", "std") if (value := getattr(args, key)) is not None}
@@ -132,9 +132,9 @@ def run_preprocess_audio(args: argparse.Namespace) -> int:
 
 
 def run_preprocess_faces(args: argparse.Namespace) -> int:
+    from s2f.core.shards import resolve_shard
     from s2f.data.layout import FACE_REPORT, shard_report_name
     from s2f.data.preprocess_faces import preprocess_faces
-    from s2f.runtime.shards import resolve_shard
 
     shard = resolve_shard(args.shard)
     device = args.device
@@ -144,7 +144,7 @@ def run_preprocess_faces(args: argparse.Namespace) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process on a node
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    from s2f.train.runs import read_split
+    from s2f.core.splits import read_split
 
     split = read_split(args.split)
     report = preprocess_faces(args.data_dir, args.out_dir, args.face_encoder, args.landmarks, args.workers,

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from s2f.core.errors import InputError
+from s2f.core.progress import progress_bar
 from s2f.data.jobs import save_array
 from s2f.data.layout import (
     AUDIO_DIR,
@@ -41,8 +43,6 @@ from s2f.data.layout import (
     require_dir,
 )
 from s2f.data.settings import claim_settings
-from s2f.runtime.errors import InputError
-from s2f.runtime.progress import progress_bar
 from s2f.runtime.voice_input import VoiceInputSpec
 
 log = logging.getLogger(__name__)
@@ -138,80 +138,22 @@ def import_original_dataset(source: str | Path, out_dir: str | Path) -> ImportRe
     source, out_dir = require_dir(Path(source)), Path(out_dir)
     if out_dir.resolve() == source.resolve() or source.resolve() in out_dir.resolve().parents:
         raise InputError(out_dir, "must not be inside the dataset being imported")
-    features, embeddings, landmarks = _Consistent("voice features"), _Consistent("embedding"), \
-        _Consistent("landmarks")
+    shapes = _Shapes()
     plan: list[tuple[str, Path, Path]] = []  # (kind, source file, output file)
     identities = set()
     for person in identity_dirs(source):
-        before = len(plan)
-        for clip in _npy_files(person / AUDIO_DIR):
-            shape, dtype = array_header(clip)
-            if shape not in FEATURE_SHAPES or dtype.kind != "f":
-                known = ", ".join(f"{'x'.join(map(str, s))} ({FEATURE_SHAPES[s].encoder})" for s in FEATURE_SHAPES)
-                raise InputError(clip, f"voice features of shape {shape} ({dtype}): not an input of the original's "
-                                       f"models (known: {known})")
-            features.check(clip, shape)
-            plan.append(("clip", clip, out_dir / person.name / AUDIO_DIR / clip.relative_to(person / AUDIO_DIR)))
-        for embedding in _npy_files(person / IMAGE_DIR):
-            if embedding.name.endswith(LANDMARKS_SUFFIX):
-                continue
-            shape, dtype = _vector(embedding, "embedding")
-            embeddings.check(embedding, shape)
-            relative = _embedding_name(embedding.relative_to(person / IMAGE_DIR))
-            plan.append(("embedding", embedding, out_dir / person.name / IMAGE_DIR / relative))
-        for photo in sorted(p for p in person.rglob("*.jpg") if p.is_file()):
-            relative = photo.relative_to(person)
-            if relative.parts[0] == AUDIO_DIR:
-                continue
-            base = photo.with_suffix("")
-            embedding, marks = Path(f"{base}{EMBEDDING_SUFFIX}"), Path(f"{base}{LANDMARKS_SUFFIX}")
-            if not (embedding.is_file() and marks.is_file()):
-                plan.append(("skipped", photo, photo))
-                continue
-            embeddings.check(embedding, _vector(embedding, "embedding")[0])
-            shape, _ = _vector(marks, "landmarks")
-            if shape != (ORIGINAL_LANDMARKS,):
-                raise InputError(marks, f"landmarks of shape {shape}; the original's are {ORIGINAL_LANDMARKS} values "
-                                        "(72 points)")
-            landmarks.check(marks, shape)
-            stem = out_dir / person.name / IMAGE_DIR / relative.with_suffix("")
-            plan.append(("decoder", photo, stem))
-        if any(kind != "skipped" for kind, _, _ in plan[before:]):
+        planned = _plan_person(person, out_dir / person.name, shapes)
+        if any(kind != "skipped" for kind, _, _ in planned):
             identities.add(person.name)
+        plan += planned
     if not any(kind != "skipped" for kind, _, _ in plan):
         raise InputError(source, "no original dataset found: expected Person/audios/*.npy and Person/images/*.npy "
                                  "(voice encoder) or Person/x.jpg with x_embedding.npy and x_landmarks.npy (decoder)")
     report = ImportReport(identities=len(identities))
     out_dir.mkdir(parents=True, exist_ok=True)
-    if features.shape is not None:
-        spec = FEATURE_SHAPES[features.shape]
-        report.features = f"{spec.encoder}" + (f" {spec.variant} spectrogram" if spec.encoder == "ve_conv" else
-                                               " fbank") + f" {'x'.join(map(str, features.shape))}"
-        claim_settings(out_dir / AUDIO_SETTINGS, {"kind": "voice_features", **spec.to_dict(),
-                                                  "shape": list(spec.shape), "stored_shape": list(features.shape),
-                                                  "imported_from": ORIGINAL, "source": str(source.resolve())})
-    if landmarks.shape is not None or embeddings.shape is not None:
-        claim_settings(out_dir / FACE_SETTINGS, {
-            "kind": "face_features", "imported_from": ORIGINAL, "source": str(source.resolve()),
-            "embedding_dim": int(embeddings.shape[0]) if embeddings.shape else None,
-            "landmarks": "dlib72" if landmarks.shape else None, "target_size": 224})
+    _record_settings(source, out_dir, shapes, report)
     for kind, src, target in progress_bar(plan, desc="import", unit="file"):
-        if kind == "skipped":
-            report.skipped_photos.append(str(src))
-        elif kind == "clip":
-            link(src, target, report)
-            report.clips += 1
-        elif kind == "embedding":
-            link(src, target, report)
-            report.embeddings += 1
-        else:
-            base = src.with_suffix("")
-            link(Path(f"{base}{EMBEDDING_SUFFIX}"), Path(f"{target}{EMBEDDING_SUFFIX}"), report)
-            link(Path(f"{base}{LANDMARKS_SUFFIX}"), Path(f"{target}{LANDMARKS_SUFFIX}"), report)
-            output = Path(f"{target}{TARGET_SUFFIX}")
-            if not output.is_file():
-                save_array(output, _decoder_target(src))
-            report.decoder_faces += 1
+        _carry_out(kind, src, target, report)
     for photo in report.skipped_photos[:5]:
         log.warning("%s: no %s and %s beside it; skipped (as the original did)", photo, EMBEDDING_SUFFIX,
                     LANDMARKS_SUFFIX)
@@ -220,6 +162,85 @@ def import_original_dataset(source: str | Path, out_dir: str | Path) -> ImportRe
 
         align_faces(out_dir)
     return report
+
+
+class _Shapes:
+    """The one shape each kind of array must have across the whole dataset."""
+
+    def __init__(self) -> None:
+        self.features, self.embeddings = _Consistent("voice features"), _Consistent("embedding")
+        self.landmarks = _Consistent("landmarks")
+
+
+def _plan_person(person: Path, out: Path, shapes: _Shapes) -> list[tuple[str, Path, Path]]:
+    """What to do with each file of one identity, every array checked before anything is written."""
+    plan = []
+    for clip in _npy_files(person / AUDIO_DIR):
+        shape, dtype = array_header(clip)
+        if shape not in FEATURE_SHAPES or dtype.kind != "f":
+            known = ", ".join(f"{'x'.join(map(str, s))} ({FEATURE_SHAPES[s].encoder})" for s in FEATURE_SHAPES)
+            raise InputError(clip, f"voice features of shape {shape} ({dtype}): not an input of the original's "
+                                   f"models (known: {known})")
+        shapes.features.check(clip, shape)
+        plan.append(("clip", clip, out / AUDIO_DIR / clip.relative_to(person / AUDIO_DIR)))
+    for embedding in _npy_files(person / IMAGE_DIR):
+        if embedding.name.endswith(LANDMARKS_SUFFIX):
+            continue
+        shapes.embeddings.check(embedding, _vector(embedding, "embedding")[0])
+        relative = _embedding_name(embedding.relative_to(person / IMAGE_DIR))
+        plan.append(("embedding", embedding, out / IMAGE_DIR / relative))
+    for photo in sorted(p for p in person.rglob("*.jpg") if p.is_file()):
+        relative = photo.relative_to(person)
+        if relative.parts[0] == AUDIO_DIR:
+            continue
+        base = photo.with_suffix("")
+        embedding, marks = Path(f"{base}{EMBEDDING_SUFFIX}"), Path(f"{base}{LANDMARKS_SUFFIX}")
+        if not (embedding.is_file() and marks.is_file()):
+            plan.append(("skipped", photo, photo))
+            continue
+        shapes.embeddings.check(embedding, _vector(embedding, "embedding")[0])
+        shape, _ = _vector(marks, "landmarks")
+        if shape != (ORIGINAL_LANDMARKS,):
+            raise InputError(marks, f"landmarks of shape {shape}; the original's are {ORIGINAL_LANDMARKS} values "
+                                    "(72 points)")
+        shapes.landmarks.check(marks, shape)
+        plan.append(("decoder", photo, out / IMAGE_DIR / relative.with_suffix("")))
+    return plan
+
+
+def _record_settings(source: Path, out_dir: Path, shapes: _Shapes, report: ImportReport) -> None:
+    """The settings files that tell training what the imported arrays are."""
+    if shapes.features.shape is not None:
+        spec = FEATURE_SHAPES[shapes.features.shape]
+        report.features = f"{spec.encoder}" + (f" {spec.variant} spectrogram" if spec.encoder == "ve_conv" else
+                                               " fbank") + f" {'x'.join(map(str, shapes.features.shape))}"
+        claim_settings(out_dir / AUDIO_SETTINGS, {
+            "kind": "voice_features", **spec.to_dict(), "shape": list(spec.shape),
+            "stored_shape": list(shapes.features.shape), "imported_from": ORIGINAL, "source": str(source.resolve())})
+    if shapes.landmarks.shape is not None or shapes.embeddings.shape is not None:
+        claim_settings(out_dir / FACE_SETTINGS, {
+            "kind": "face_features", "imported_from": ORIGINAL, "source": str(source.resolve()),
+            "embedding_dim": int(shapes.embeddings.shape[0]) if shapes.embeddings.shape else None,
+            "landmarks": "dlib72" if shapes.landmarks.shape else None, "target_size": 224})
+
+
+def _carry_out(kind: str, src: Path, target: Path, report: ImportReport) -> None:
+    if kind == "skipped":
+        report.skipped_photos.append(str(src))
+    elif kind == "clip":
+        link(src, target, report)
+        report.clips += 1
+    elif kind == "embedding":
+        link(src, target, report)
+        report.embeddings += 1
+    else:
+        base = src.with_suffix("")
+        link(Path(f"{base}{EMBEDDING_SUFFIX}"), Path(f"{target}{EMBEDDING_SUFFIX}"), report)
+        link(Path(f"{base}{LANDMARKS_SUFFIX}"), Path(f"{target}{LANDMARKS_SUFFIX}"), report)
+        output = Path(f"{target}{TARGET_SUFFIX}")
+        if not output.is_file():
+            save_array(output, _decoder_target(src))
+        report.decoder_faces += 1
 
 
 def _vector(path: Path, what: str) -> tuple[tuple[int, ...], np.dtype]:

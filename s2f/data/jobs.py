@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from s2f.runtime.atomic import atomic_output
-from s2f.runtime.errors import InputError
-from s2f.runtime.progress import progress_bar
+from s2f.core.atomic import atomic_output
+from s2f.core.errors import InputError
+from s2f.core.progress import progress_bar
 
 
 @dataclass

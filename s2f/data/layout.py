@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from s2f.core.errors import InputError
 from s2f.runtime.corpus import AUDIO_DIR, IMAGE_DIR, identity_dirs  # noqa: F401 (one place for the names)
-from s2f.runtime.errors import InputError
 
 # per face image <stem>.jpg, preprocessing writes <stem> + each of these
 EMBEDDING_SUFFIX = "_embedding.npy"
@@ -54,3 +54,42 @@ def identity_of(relative: Path) -> str:
     """The identity a file belongs to: the first folder under the dataset root."""
     return relative.parts[0] if len(relative.parts) > 1 else ""
 
+
+
+# what a preprocessed tree holds, read off its files: the models are sized to fit it
+def _first_array(root: Path, suffix: str, missing: str):
+    import numpy as np
+
+    for path in sorted(Path(root).rglob(f"*{suffix}")):
+        return np.load(path, allow_pickle=False)
+    raise InputError(root, missing)
+
+
+def embedding_dim(root: Path) -> int:
+    """The face embeddings' size (the decoder's input and the voice encoder's output)."""
+    return int(_first_array(root, EMBEDDING_SUFFIX, "no face embeddings found; run 's2f preprocess faces' "
+                                                    "first").shape[-1])
+
+
+def landmark_count(root: Path) -> int:
+    """Points per face in the preprocessed landmarks (72, or 68 with ``--landmarks dlib68``)."""
+    values = _first_array(root, LANDMARKS_SUFFIX, "no face landmarks found; run 's2f preprocess faces' with "
+                                                  "--landmarks dlib72, dlib68 or given").size
+    return int(values) // 2
+
+
+def has_decoder_faces(root: Path) -> bool:
+    """Whether the tree keeps face photos (targets); the original's voice datasets keep only embeddings."""
+    return next(Path(root).rglob(f"*{TARGET_SUFFIX}"), None) is not None
+
+
+def audio_settings(root: Path, encoder: str) -> dict:
+    """How the tree's voice features were made (``{}`` when unrecorded); refuses features of
+    another encoder than ``encoder``."""
+    from s2f.data.settings import read_settings
+
+    settings = read_settings(Path(root) / AUDIO_SETTINGS) or {}
+    if settings and settings.get("encoder") != encoder:
+        raise InputError(root, f"holds {settings.get('encoder')} features; --encoder {encoder} needs "
+                               f"'s2f preprocess audio --encoder {encoder}'")
+    return settings

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from s2f.core.errors import InputError
 from s2f.data.layout import (
     ALIGNED_SUFFIX,
     AUDIO_DIR,
@@ -28,7 +29,6 @@ from s2f.data.layout import (
     identity_dirs,
     require_dir,
 )
-from s2f.runtime.errors import InputError
 
 PAIRINGS = ("all_to_one", "one_to_one", "all_to_all")
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from s2f.core.errors import InputError
+from s2f.core.shards import WHOLE, Shard
 from s2f.data.jobs import FileJob, RunReport, run_jobs, save_array
 from s2f.data.layout import AUDIO_REPORT, AUDIO_SETTINGS, find_files, require_dir, shard_report_name
 from s2f.data.settings import claim_settings
 from s2f.runtime.audio import AUDIO_SUFFIXES
-from s2f.runtime.errors import InputError
-from s2f.runtime.shards import WHOLE, Shard
 from s2f.runtime.voice_input import VoiceInputSpec
 
 _spec: VoiceInputSpec | None = None

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from s2f.core.errors import InputError
+from s2f.core.shards import WHOLE, Shard
 from s2f.data.jobs import FileJob, RunReport, run_jobs, save_array
 from s2f.data.landmarks import LANDMARK_MODES, LandmarkDetector, NoFaceFound
 from s2f.data.layout import (
@@ -27,10 +29,8 @@ from s2f.data.layout import (
     shard_report_name,
 )
 from s2f.data.settings import claim_settings
-from s2f.runtime.errors import InputError
 from s2f.runtime.face_preprocess import INPUT_SIZE, decoder_target, preprocess
 from s2f.runtime.image import IMAGE_SUFFIXES, load_face
-from s2f.runtime.shards import WHOLE, Shard
 
 log = logging.getLogger(__name__)
 _worker: dict = {}

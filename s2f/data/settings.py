@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from s2f.runtime.atomic import atomic_output
-from s2f.runtime.errors import InputError
+from s2f.core.atomic import atomic_output
+from s2f.core.errors import InputError
 
 
 def claim_settings(path: Path, settings: dict[str, Any], overwrite: bool = False) -> None:

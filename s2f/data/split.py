@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
 SPLITS = ("train", "val", "test")
 
@@ -93,8 +93,8 @@ def write_split(data_dir: Path, output: Path, fractions: Sequence[float] = (0.8,
     """Split the identity folders of ``data_dir`` and write the split JSON atomically."""
     import json
 
+    from s2f.core.atomic import atomic_output
     from s2f.data.layout import identity_dirs, require_dir
-    from s2f.runtime.atomic import atomic_output
 
     names = [folder.name for folder in identity_dirs(require_dir(data_dir))]
     strata = read_strata(strata_csv, strata_column) if strata_csv else None

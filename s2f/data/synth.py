@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from s2f.core.atomic import atomic_output
+from s2f.core.progress import progress_bar
 from s2f.data.jobs import process_map, save_array
 from s2f.data.landmarks import to_72
 from s2f.data.layout import AUDIO_DIR, IMAGE_DIR, LANDMARKS_SUFFIX
@@ -28,8 +30,6 @@ from s2f.data.settings import claim_settings
 from s2f.data.synth_face import draw_face
 from s2f.data.synth_identity import Identity
 from s2f.data.synth_voice import synthesize_voice
-from s2f.runtime.atomic import atomic_output
-from s2f.runtime.progress import progress_bar
 
 IDENTITIES_CSV = "identities.csv"
 SETTINGS_FILE = "synth.json"

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from s2f.core.errors import InputError
 from s2f.models.pretrained import Pretrained, build_from_foreign_state, load_state_strict, weight_shapes
-from s2f.runtime.errors import InputError
 
 AUDIOSET_BASE = {  # MIT/ast-finetuned-audioset-10-10-0.4593
     "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,

@@ -7,7 +7,7 @@ import pickle
 import zipfile
 from pathlib import Path
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
 TORCH_SIGNATURES = (b"PK\x03\x04", b"\x80")  # torch.save zip archive, legacy pickle
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from s2f.core.errors import InputError
 from s2f.models.landmark_warp import LandmarkWarp
 from s2f.models.pretrained import Pretrained, build_from_foreign_state, weight_shapes
-from s2f.runtime.errors import InputError
 
 
 @dataclass

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from s2f.core.errors import InputError
 from s2f.models.face_encoder_config import (
     RESNET_STAGES,
     SE_REDUCTION,
@@ -36,7 +37,6 @@ from s2f.models.face_encoder_config import (
     vgg_conv_names,
 )
 from s2f.models.pretrained import WEIGHTS_NAME, Pretrained, build_with_weights
-from s2f.runtime.errors import InputError
 
 
 class FaceEncoder(nn.Module, Pretrained):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from torch import nn
 
+from s2f.core.errors import InputError
 from s2f.models.original import OriginalOptions
 from s2f.models.registry import MODELS
-from s2f.runtime.errors import InputError
 
 RUN_POINTER = "latest.json"
 

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from s2f import __version__
+from s2f.core.atomic import atomic_directory
+from s2f.core.errors import InputError
 from s2f.models.checkpoints import load_torch_state_dict
 from s2f.models.pretrained import CONFIG_NAME
 from s2f.models.registry import MODELS, ModelEntry
-from s2f.runtime.atomic import atomic_directory
-from s2f.runtime.errors import InputError
 
 ORIGINAL_FORMAT = "speech-to-face-original"
 

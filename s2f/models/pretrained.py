@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from s2f.runtime.atomic import atomic_output
-from s2f.runtime.errors import InputError
+from s2f.core.atomic import atomic_output
+from s2f.core.errors import InputError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -100,8 +100,8 @@ def build_with_weights(build, state: dict, source: str | Path, check) -> Any:
     """``build()`` with ``state`` as its weights, without initialising weights first.
 
     Building on the ``meta`` device allocates and initialises nothing; ``load_state_dict(assign=
-    True)`` then makes the loaded tensors the parameters. A full VE_conv loads 2.4x faster
-    that way (bench/onnx_runtime.py). ``check(model, state, source)`` validates names and
+    True)`` then makes the loaded tensors the parameters. A full model loads faster that
+    way (bench/onnx_runtime.py). ``check(model, state, source)`` validates names and
     shapes first. Buffers a checkpoint does not hold (BatchNorm's step counters) are made
     real; anything else left on ``meta`` means the fast path does not fit this model, which is
     then built the ordinary way.

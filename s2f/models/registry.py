@@ -182,3 +182,24 @@ def entry_for(model_or_type: Any) -> ModelEntry:
     if model_type not in MODELS:
         raise KeyError(f"unknown model type {model_type!r}; known: {', '.join(MODELS)}")
     return MODELS[model_type]
+
+
+def voice_encoder_for(encoder: str, size: str, embedding_dim: int, settings: dict[str, Any],
+                      ast_pretrained: Any = None, ast_head_first: bool = False, ast_top_layers: int = 2) -> Any:
+    """A fresh voice encoder (``ve_conv`` or ``ast``) of ``size`` for features made with
+    ``settings`` (the preprocessed tree's record: variant, normalisation, audio steps)."""
+    from s2f.core.errors import InputError
+
+    if encoder not in VOICE_ENCODERS:
+        raise InputError(None, f"unknown voice encoder {encoder!r}; one of {', '.join(VOICE_ENCODERS)}")
+    entry = MODELS[VOICE_ENCODERS[encoder]]
+    steps = settings.get("audio_steps", "speech2face")  # "original" for s2f data import-original trees
+    if encoder == "ve_conv":
+        return entry.build(size, variant=settings.get("variant", "paper"), embedding_dim=embedding_dim,
+                           audio_steps=steps)
+    base = entry.config_for(size)
+    config = entry.config_for(size, embedding_dim=embedding_dim, feature_mean=settings.get("mean", base.feature_mean),
+                              feature_std=settings.get("std", base.feature_std),
+                              train_mode="head" if ast_head_first else "full", audio_steps=steps,
+                              train_top_layers=ast_top_layers)
+    return entry.module_class(config, pretrained_ast=ast_pretrained)

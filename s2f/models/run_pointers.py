@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
 LATEST, BEST = "latest.json", "best.json"
 

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from s2f.core.atomic import atomic_output
+from s2f.core.errors import InputError
 from s2f.models.run_pointers import BEST, LATEST, resolve
-from s2f.runtime.atomic import atomic_output
-from s2f.runtime.errors import InputError
 
 log = logging.getLogger(__name__)
 

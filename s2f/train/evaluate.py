@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from s2f.core.atomic import atomic_output
 from s2f.data.pairs import VoiceFacePairs
-from s2f.runtime.atomic import atomic_output
 
 KS = (1, 5, 10)
 

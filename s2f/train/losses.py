@@ -18,23 +18,14 @@ else is in its batch (``tests/test_losses.py`` checks exactly that).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from s2f.train.options import DecoderLossWeights, VoiceLossWeights  # noqa: F401 (defined torch-free)
+
 Head = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class VoiceLossWeights:
-    """Defaults of the original: lambda1 0.025, lambda2 200, decoder term 1, T 2."""
-
-    decoder: float = 1.0
-    distance: float = 0.025
-    distillation: float = 200.0
-    temperature: float = 2.0
 
 
 def normalized_distance(voice: torch.Tensor, face: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -82,22 +73,7 @@ class VoiceEncoderLoss(nn.Module):
         return terms
 
 
-@dataclass
-class DecoderLossWeights:
-    """Landmarks MSE (pixels^2), texture L1 x100, embedding cosine x100 (off unless a face
-    encoder is given), and for the warping decoder the L1 of the warped face x100.
 
-    The original weighted the landmarks 1. Its MSE is in squared pixels, hundreds at the start
-    and tens later, against a texture term of a few units, so the shared layers mostly
-    followed the landmarks and the texture head underfit, and on some corpora did not beat
-    the mean face at all; ``bench/decoder_recipe.py`` measures both weights on several
-    corpora. 0.01 is the default; ``--w-landmarks 1`` is the original's.
-    """
-
-    landmarks: float = 0.01
-    texture: float = 100.0
-    embedding: float = 100.0
-    image: float = 100.0
 
 
 class FaceDecoderLoss(nn.Module):

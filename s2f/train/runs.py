@@ -1,7 +1,8 @@
 """Training and evaluation runs as functions of dataclasses: the command line fills them from
 its flags, the whole-system pipeline and the demo build them directly.
 
-    train_decoder(DecoderTraining(data=pre, out=runs / "decoder", size="tiny", epochs=30))
+    train_decoder(DecoderTraining(data=pre, out=runs / "decoder", size="tiny",
+                                  train=TrainConfig(epochs=30)))
 """
 
 from __future__ import annotations
@@ -12,25 +13,32 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from s2f.models.registry import MODELS, VOICE_ENCODERS
-from s2f.runtime.atomic import atomic_output
-from s2f.runtime.errors import InputError
-from s2f.train.options import TrainConfig
+from s2f.core.atomic import atomic_output
+from s2f.core.errors import InputError
+from s2f.core.splits import PARTS as SPLIT_PARTS
+from s2f.core.splits import read_split
+from s2f.models.registry import SIZES
+from s2f.train.options import PAIRINGS, VOICE_ENCODER_NAMES, DecoderLossWeights, TrainConfig, VoiceLossWeights
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class RunSettings:
-    """What every training run takes: data, where it goes, model size and the loop's settings."""
+    """What every training run takes: data, where it goes, model size and the loop's settings.
+
+    Args:
+        data: preprocessed tree ('s2f preprocess').
+        out: run directory (checkpoints, metrics, grids).
+        split: split JSON ('s2f data split'): train on train, validate on val.
+        size: model size preset: full (the paper's) or tiny (CPU tests and demos).
+        resume: continue from the run directory's latest checkpoint.
+    """
 
     data: Path
     out: Path
     split: Path | None = None
-    size: str = "full"
+    size: str = field(default="full", metadata={"choices": SIZES})
     resume: bool = False
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -38,48 +46,65 @@ class RunSettings:
 @dataclass
 class DecoderTraining(RunSettings):
     """Args:
-        face_encoder: the face encoder the embeddings came from; adds the embedding-cosine term.
-        w_landmarks, w_texture, w_embedding, w_image: loss weights (``DecoderLossWeights``;
-            the original's were 1, 100, 100).
-        warp: Cole et al.'s warping decoder: the texture head draws the aligned texture
-            (``s2f preprocess faces`` writes them), warped to the predicted landmarks.
-        mean_start: outputs start at the mean training face (texture base and landmark
-            bias, ``FaceDecoder.start_from_mean``) instead of grey at the image centre.
+        face_encoder: the face encoder the embeddings came from: adds the embedding-cosine term.
+        w_landmarks: landmarks MSE weight, squared pixels (the original's 1 starves the texture head).
+        w_texture: texture L1 weight (original: 100); with --warp on the aligned texture.
+        w_embedding: embedding cosine weight (original: 100).
+        w_image: --warp: L1 weight of the warped face.
+        warp: Cole et al.'s warping decoder: the texture in the mean face's frame, warped to the
+            predicted landmarks by a thin-plate spline, trained on the aligned textures 's2f
+            preprocess faces' writes; --no-warp: the texture head draws the photo itself, as the
+            original did.
+        mean_start: start at the mean training face (texture base and landmark bias,
+            FaceDecoder.start_from_mean); --no-mean-start: grey at the image centre (the original).
     """
 
     face_encoder: Path | None = None
-    w_landmarks: float = 0.01
-    w_texture: float = 100.0
-    w_embedding: float = 100.0
-    w_image: float = 100.0
+    w_landmarks: float = DecoderLossWeights.landmarks
+    w_texture: float = DecoderLossWeights.texture
+    w_embedding: float = DecoderLossWeights.embedding
+    w_image: float = DecoderLossWeights.image
     warp: bool = True
     mean_start: bool = True
+
+    def loss_weights(self) -> DecoderLossWeights:
+        return DecoderLossWeights(self.w_landmarks, self.w_texture, self.w_embedding, self.w_image)
 
 
 @dataclass
 class VoiceTraining(RunSettings):
     """Args:
-        encoder: ``ve_conv`` or ``ast``.
-        pairing: how clips meet faces (``all_to_one``, ``one_to_one``, ``all_to_all``).
-        decoder: a trained decoder: its first layer enters the loss, and the grids use it.
-        face_encoder: the face encoder with its classifier: fc8 distillation.
-        ast_head_epochs: AST only: train the head alone this many epochs first, then
-            ``train.epochs`` more in ``ast_then`` mode.
+        encoder: the voice encoder: the paper's ve_conv or an Audio Spectrogram Transformer.
+        pairing: how clips meet faces.
+        decoder: trained decoder (its first layer enters the loss; grids).
+        face_encoder: face encoder with its classifier: fc8 distillation.
+        w_decoder: decoder first-layer L1 weight (original: 1).
+        w_distance: normalised distance weight (original: 0.025).
+        w_distillation: fc8 distillation weight (original: 200).
+        temperature: distillation temperature (original: 2).
+        ast_pretrained: local transformers AST checkpoint directory.
+        ast_head_epochs: AST: train only the head for this many epochs first, then --epochs more
+            with --ast-then.
+        ast_then: AST: what trains after the head: everything, or the top --ast-top-layers.
+        ast_top_layers: AST: how many top transformer layers --ast-then top trains.
     """
 
-    encoder: str = "ve_conv"
-    pairing: str = "all_to_all"
+    encoder: str = field(default="ve_conv", metadata={"choices": VOICE_ENCODER_NAMES})
+    pairing: str = field(default="all_to_all", metadata={"choices": PAIRINGS})
     decoder: Path | None = None
     face_encoder: Path | None = None
-    w_decoder: float = 1.0
-    w_distance: float = 0.025
-    w_distillation: float = 200.0
-    temperature: float = 2.0
+    w_decoder: float = VoiceLossWeights.decoder
+    w_distance: float = VoiceLossWeights.distance
+    w_distillation: float = VoiceLossWeights.distillation
+    temperature: float = VoiceLossWeights.temperature
     ast_pretrained: Path | None = None
     ast_head_epochs: int = 0
-    ast_then: str = "full"
+    ast_then: str = field(default="full", metadata={"choices": ("full", "top")})
     ast_top_layers: int = 2
     original_decoder_output: str = "sigmoid"
+
+    def loss_weights(self) -> VoiceLossWeights:
+        return VoiceLossWeights(self.w_decoder, self.w_distance, self.w_distillation, self.temperature)
 
 
 PROTOCOLS = ("retrieval", "sf2f")
@@ -93,22 +118,34 @@ class Evaluation:
     ``protocol="sf2f"`` scores the generated faces instead (``s2f.runtime.scorecard``): it
     needs ``decoder`` and a judge, the ``face_encoder`` (PyTorch) or any face-recognition
     ONNX graph ``judge`` with its input convention (``judge_input``).
+
+    Args:
+        split: split JSON ('s2f data split'); without it, every identity is scored.
+        part: which part of the split.
+        candidates: retrieval: faces ranked per voice clip.
+        decoder: trained decoder (a run directory or checkpoint): adds reconstruction L1 vs the
+            mean training face, and the result grid original | face->face | speech->face.
+        device: auto, cpu or cuda.
+        protocol: retrieval: rank face embeddings by the voice embedding. sf2f: the SF2F
+            scorecard of the generated faces (needs --decoder and a judge): recall@1-50 in
+            galleries of 100 identities, face->face and voice-embedding rows beside it.
+        max_clips: sf2f: clips per identity to generate faces from (default: all).
     """
 
     voice_encoder: Path
     data: Path
     output: Path
     split: Path | None = None
-    part: str = "test"
+    part: str = field(default="test", metadata={"choices": SPLIT_PARTS})
     candidates: int = 10
     decoder: Path | None = None
     device: str = "auto"
     original_decoder_output: str = "sigmoid"
-    protocol: str = "retrieval"
+    protocol: str = field(default="retrieval", metadata={"choices": PROTOCOLS})
     face_encoder: Path | None = None
     judge: Path | None = None
     judge_input: Any = None  # s2f.runtime.scorecard.JudgeInput
-    max_clips: int | None = None  # sf2f: clips per identity faces are generated from (default all)
+    max_clips: int | None = None
 
 
 def train_config(values: dict[str, Any]) -> TrainConfig:
@@ -120,51 +157,20 @@ def train_config(values: dict[str, Any]) -> TrainConfig:
         raise InputError(None, str(err)) from None
 
 
-def read_split(path: Path | None) -> dict[str, list[str]] | None:
-    if path is None:
-        return None
-    try:
-        split = json.loads(Path(path).read_text())
-        parts = {part: list(split[part]) for part in ("train", "val", "test")}
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise InputError(path, f"not a split file from 's2f data split' ({err})") from None
-    if not all(isinstance(name, str) for names in parts.values() for name in names):
-        raise InputError(path, "identity names in a split file must be strings")
-    return parts
-
-
-def _first_array(root: Path, suffix: str, missing: str) -> np.ndarray:
-    for path in sorted(Path(root).rglob(f"*{suffix}")):
-        return np.load(path, allow_pickle=False)
-    raise InputError(root, missing)
-
-
-def embedding_dim(root: Path) -> int:
-    from s2f.data.layout import EMBEDDING_SUFFIX
-
-    return int(_first_array(root, EMBEDDING_SUFFIX, "no face embeddings found; run 's2f preprocess faces' "
-                                                    "first").shape[-1])
-
-
-def landmark_count(root: Path) -> int:
-    """Points per face in the preprocessed landmarks (72, or 68 with ``--landmarks dlib68``)."""
-    from s2f.data.layout import LANDMARKS_SUFFIX
-
-    values = _first_array(root, LANDMARKS_SUFFIX, "no face landmarks found; run 's2f preprocess faces' with "
-                                                  "--landmarks dlib72, dlib68 or given").size
-    return int(values) // 2
-
-
 def train_decoder(run: DecoderTraining) -> Path:
     """Train the face decoder; returns the run directory."""
+    import torch
+
+    from s2f.data.layout import embedding_dim, landmark_count
     from s2f.data.pairs import DecoderFaces
-    from s2f.train.losses import DecoderLossWeights
+    from s2f.models.registry import MODELS
     from s2f.train.tasks import DecoderTask
     from s2f.train.trainer import Trainer, shutdown_distributed
 
     split = read_split(run.split)
     train = DecoderFaces(run.data, split["train"] if split else None, aligned=run.warp)
     val = DecoderFaces(run.data, split["val"], aligned=run.warp) if split and split["val"] else None
+
     torch.manual_seed(run.train.seed)
     points = landmark_count(run.data)
     extra: dict[str, Any] = {"texture_base": run.mean_start}
@@ -188,7 +194,7 @@ def train_decoder(run: DecoderTraining) -> Path:
         from s2f.models.face_encoder import load_face_encoder
 
         encoder = load_face_encoder(run.face_encoder)
-    weights = DecoderLossWeights(run.w_landmarks, run.w_texture, run.w_embedding, run.w_image)
+    weights = run.loss_weights()
     task = DecoderTask(model, preview=val or train, weights=weights, face_encoder=encoder)
     trainer = Trainer(task, train, val, run.out, run.train)
     if run.resume and not trainer.resume():
@@ -200,46 +206,28 @@ def train_decoder(run: DecoderTraining) -> Path:
     return Path(run.out)
 
 
-def voice_model(run: VoiceTraining, dim: int) -> torch.nn.Module:
-    """A fresh voice encoder of ``run.size`` for the features in ``run.data``."""
-    from s2f.data.layout import AUDIO_SETTINGS
-    from s2f.data.settings import read_settings
-
-    if run.encoder not in VOICE_ENCODERS:
-        raise InputError(None, f"unknown voice encoder {run.encoder!r}; one of {', '.join(VOICE_ENCODERS)}")
-    settings = read_settings(Path(run.data) / AUDIO_SETTINGS) or {}
-    if settings and settings.get("encoder") != run.encoder:
-        raise InputError(run.data, f"holds {settings.get('encoder')} features; --encoder {run.encoder} needs "
-                                   f"'s2f preprocess audio --encoder {run.encoder}'")
-    entry = MODELS[VOICE_ENCODERS[run.encoder]]
-    steps = settings.get("audio_steps", "speech2face")  # "original" for s2f data import-original trees
-    if run.encoder == "ve_conv":
-        return entry.build(run.size, variant=settings.get("variant", "paper"), embedding_dim=dim, audio_steps=steps)
-    base = entry.config_for(run.size)
-    config = entry.config_for(run.size, embedding_dim=dim,
-                              feature_mean=settings.get("mean", base.feature_mean),
-                              feature_std=settings.get("std", base.feature_std),
-                              train_mode="head" if run.ast_head_epochs else "full", audio_steps=steps,
-                              train_top_layers=run.ast_top_layers)
-    return entry.module_class(config, pretrained_ast=run.ast_pretrained)
-
-
 def train_voice(run: VoiceTraining) -> Path:
     """Train a voice encoder against the face embeddings; returns the run directory."""
     from dataclasses import replace
 
+    import torch
+
+    from s2f.data.layout import audio_settings, embedding_dim
     from s2f.data.pairs import VoiceFacePairs
     from s2f.models.loading import load_model_for
     from s2f.models.original import OriginalOptions
-    from s2f.train.losses import VoiceLossWeights
+    from s2f.models.registry import voice_encoder_for
     from s2f.train.tasks import FaceHead, VoiceTask
     from s2f.train.trainer import Trainer, shutdown_distributed
 
     split = read_split(run.split)
     train = VoiceFacePairs(run.data, run.pairing, split["train"] if split else None)
     val = VoiceFacePairs(run.data, "all_to_one", split["val"]) if split and split["val"] else None
+
     torch.manual_seed(run.train.seed)
-    model = voice_model(run, embedding_dim(run.data))
+    model = voice_encoder_for(run.encoder, run.size, embedding_dim(run.data), audio_settings(run.data, run.encoder),
+                              ast_pretrained=run.ast_pretrained, ast_head_first=bool(run.ast_head_epochs),
+                              ast_top_layers=run.ast_top_layers)
     decoder = load_model_for("face_decoder", run.decoder, original=OriginalOptions(run.original_decoder_output),
                              flag="--decoder") if run.decoder else None
     face_head = None
@@ -249,7 +237,7 @@ def train_voice(run: VoiceTraining) -> Path:
         encoder = load_face_encoder(run.face_encoder)
         if encoder.config.include_top:
             face_head = FaceHead(encoder)
-    weights = VoiceLossWeights(run.w_decoder, run.w_distance, run.w_distillation, run.temperature)
+    weights = run.loss_weights()
     task = VoiceTask(model, face_head, decoder, preview=val or train, weights=weights)
     # AST as the original trained it: the head alone first, then everything (or the top K layers)
     epochs = run.train.epochs
@@ -270,14 +258,9 @@ def train_voice(run: VoiceTraining) -> Path:
     return Path(run.out)
 
 
-def _has_decoder_faces(root: Path) -> bool:
-    from s2f.data.layout import TARGET_SUFFIX
-
-    return next(root.rglob(f"*{TARGET_SUFFIX}"), None) is not None
-
-
 def evaluate(run: Evaluation) -> dict[str, Any]:
     """Write the JSON report (and its PNG plot, and with a decoder the result grid); return it."""
+    from s2f.data.layout import has_decoder_faces
     from s2f.models.loading import checkpoint_dir, load_model_for
     from s2f.models.original import OriginalOptions
     from s2f.train.evaluate import evaluate_voice_encoder, plot_recall
@@ -302,7 +285,7 @@ def evaluate(run: Evaluation) -> dict[str, Any]:
         decoder_dir = checkpoint_dir(run.decoder)
         decoder = load_model_for("face_decoder", decoder_dir, str(device),
                                  OriginalOptions(run.original_decoder_output), flag="--decoder")
-        if _has_decoder_faces(Path(run.data)):
+        if has_decoder_faces(Path(run.data)):
             baseline = mean_face(DecoderFaces(run.data, split["train"] if split else None))
             result.update(decoder_reconstruction(decoder, DecoderFaces(run.data, identities), baseline, device))
         else:  # the original project's voice datasets keep embeddings, not photos

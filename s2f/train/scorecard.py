@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from s2f.core.errors import InputError
+from s2f.core.progress import progress_bar
 from s2f.data.layout import EMBEDDING_SUFFIX, TARGET_SUFFIX
 from s2f.data.pairs import VoiceFacePairs
-from s2f.runtime.errors import InputError
 from s2f.runtime.pipeline import texture_to_image
-from s2f.runtime.progress import progress_bar
 from s2f.runtime.scorecard import Embedder, ScorecardInputs, gallery_entries
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
+from s2f.core.atomic import atomic_output
+from s2f.core.errors import InputError
+from s2f.core.progress import progress_bar
 from s2f.models.run_pointers import BEST, LATEST, resolve
-from s2f.runtime.atomic import atomic_output
-from s2f.runtime.errors import InputError
-from s2f.runtime.progress import progress_bar
 from s2f.train.checkpoint import load_checkpoint, save_checkpoint
 from s2f.train.options import TrainConfig
 

@@ -12,9 +12,9 @@ import argparse
 import logging
 import sys
 
-from s2f.runtime.errors import InputError
-from s2f.runtime.extras import explain, require
-from s2f.runtime.progress import show_progress
+from s2f.core.errors import InputError
+from s2f.core.extras import explain, require
+from s2f.core.progress import show_progress
 
 
 def add_verbosity_flags(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
 # extra -> the import names it provides that our code needs, each with the name users know
 EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -24,7 +24,8 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
                ("keras_vggface", "keras-vggface"), ("h5py", "h5py"), ("torch", "PyTorch")),
     "landmarks": (("dlib", "dlib"), ("face_recognition_models", "face-recognition-models")),
     "serve": (("onnxruntime", "onnxruntime"), ("starlette", "Starlette"), ("uvicorn", "uvicorn"),
-              ("python_multipart", "python-multipart"), ("soundfile", "soundfile"), ("av", "PyAV"), ("soxr", "soxr")),
+              ("python_multipart", "python-multipart"), ("prometheus_client", "prometheus_client"),
+              ("soundfile", "soundfile"), ("av", "PyAV"), ("soxr", "soxr")),
     # not an extra of its own: the audio readers, which 'runtime' (and 'train') bring
     "audio": (("soundfile", "soundfile"), ("av", "PyAV"), ("soxr", "soxr")),
 }

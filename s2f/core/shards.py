@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

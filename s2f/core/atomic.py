@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from s2f.runtime.errors import InputError
+from s2f.core.errors import InputError
 
 
 @contextlib.contextmanager

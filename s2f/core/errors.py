@@ -1,6 +1,6 @@
 """The one exception type for mistakes a user can fix (bad file, wrong flag, unwritable path).
 
-Command-line entry points (``s2f.runtime.command_line.run_command``) catch it and print its
+Command-line entry points (``s2f.core.command_line.run_command``) catch it and print its
 message as a single line with exit code 2; anything else is a bug and keeps its traceback.
 """
 

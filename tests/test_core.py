@@ -1,0 +1,171 @@
+"""The base layer (``s2f.core``) and the one-schema rules: flags generated from the config
+dataclasses, the cache folder, the split file, the manifest schema and the bench report."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO
+
+from s2f.core.config_flags import add_config_flags, config_from_args, field_help
+from s2f.core.errors import InputError
+
+
+def _parser_of(build, *path: str) -> argparse.ArgumentParser:
+    """The (sub)parser reached by the subcommand ``path`` of a command line's parser."""
+    parser = build()
+    for name in path:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+def _defaults(parser: argparse.ArgumentParser) -> dict:
+    return {a.dest: a.default for a in parser._actions if a.option_strings and a.dest != "help"}
+
+
+def _check_against(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = (), overrides: dict | None = None):
+    flags = _defaults(parser)
+    checked = 0
+    for spec in dataclasses.fields(cls):
+        required = spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+        if spec.name in skip or required or spec.name not in flags or spec.name == "train":
+            continue
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+        expected = (overrides or {}).get(spec.name, default)
+        assert flags[spec.name] == expected, f"--{spec.name}: flag default {flags[spec.name]!r}, dataclass {expected!r}"
+        checked += 1
+    return checked
+
+
+def test_serve_flags_are_the_serve_config():
+    from s2f.runtime.cli import SHARED_SERVE_FIELDS, build_parser
+    from s2f.runtime.server import ServeConfig
+
+    serve = _parser_of(build_parser, "serve")
+    assert _check_against(serve, ServeConfig, skip=SHARED_SERVE_FIELDS) == 6
+    text = serve.format_help()
+    assert "--decode-threads" in text and "larger request bodies get 413. (default: 20.0)" in " ".join(text.split())
+
+
+def test_train_and_evaluate_flags_are_the_run_dataclasses():
+    from s2f.cli import build_parser
+    from s2f.train.options import DECODER_RECIPE, TrainConfig
+    from s2f.train.runs import DecoderTraining, Evaluation, VoiceTraining
+
+    decoder, voice = _parser_of(build_parser, "train", "decoder"), _parser_of(build_parser, "train", "voice")
+    assert _check_against(decoder, TrainConfig, overrides=DECODER_RECIPE) == len(dataclasses.fields(TrainConfig))
+    assert _check_against(voice, TrainConfig) == len(dataclasses.fields(TrainConfig))
+    assert _check_against(decoder, DecoderTraining) >= 9
+    assert _check_against(voice, VoiceTraining, skip=("encoder",)) >= 14  # --encoder is required
+    assert _check_against(_parser_of(build_parser, "evaluate"), Evaluation) >= 7
+    # the loss weights' defaults are the losses' own
+    from s2f.train.options import DecoderLossWeights
+
+    assert _defaults(decoder)["w_landmarks"] == DecoderLossWeights().landmarks == 0.01
+    assert "--no-mean-start" in decoder.format_help() and "--no-warp" in decoder.format_help()
+
+
+def test_flags_round_trip_into_the_dataclass_and_refusals_name_the_flag():
+    from s2f.runtime.server import ServeConfig
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bundle")
+    add_config_flags(parser, ServeConfig, exclude=("bundle",))
+    config = config_from_args(ServeConfig, parser.parse_args(["--bundle", "b", "--max-batch", "3", "--no-end-to-end"]))
+    assert (config.max_batch, config.end_to_end, config.max_queue, str(config.bundle)) == (3, False, 64, "b")
+    with pytest.raises(InputError, match=r"--max-batch\) must be at least 1"):
+        config_from_args(ServeConfig, parser.parse_args(["--bundle", "b", "--max-batch", "0"]))
+
+
+def test_docstring_entries_name_fields_and_continue_on_indented_lines():
+    @dataclasses.dataclass
+    class Example:
+        """Args:
+            a, b: shared text
+                that continues.
+            c: its own (50% of it).
+        """
+
+        a: int = 1
+        b: float = 2.0
+        c: tuple[float, float] = (0.5, 0.25)
+
+    assert field_help(Example) == {"a": "shared text that continues.", "b": "shared text that continues.",
+                                   "c": "its own (50% of it)."}
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, Example)
+    assert parser.parse_args(["--c", "1", "2"]).c == [1.0, 2.0]
+    assert "(50% of it). (default: 0.5 0.25)" in " ".join(parser.format_help().split())
+
+
+def test_one_cache_folder_and_one_variable(tmp_path, monkeypatch):
+    from s2f.core.cache import cache_dir
+    from s2f.runtime.verify_cache import cache_path
+    from s2f.weights.fetch import default_cache_dir
+
+    monkeypatch.setenv("S2F_CACHE", str(tmp_path / "mine"))
+    assert cache_path() == tmp_path / "mine" / "verified.json"
+    assert default_cache_dir() == tmp_path / "mine" / "weights"
+    monkeypatch.delenv("S2F_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "speech2face"  # platformdirs on Linux
+
+
+def test_split_file_is_read_once_and_edits_fail_in_one_line(tmp_path):
+    from s2f.core.splits import read_split
+
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"train": ["a", "b"], "val": [], "test": ["c"], "seed": 0}))
+    assert read_split(path) == {"train": ["a", "b"], "val": [], "test": ["c"]} and read_split(None) is None
+    path.write_text(json.dumps({"train": ["a"], "test": ["c"]}))
+    with pytest.raises(InputError, match="split.json: not a split file .*KeyError: 'val'"):
+        read_split(path)
+    path.write_text(json.dumps({"train": [1], "val": [], "test": []}))
+    with pytest.raises(InputError, match="must be strings"):
+        read_split(path)
+
+
+def test_manifest_schema_round_trips_and_refuses_a_bad_field(tmp_path):
+    from s2f.runtime.manifest import GRAPH_FILES, BundleManifest, FileEntry
+
+    digest = "0" * 64
+    manifest = BundleManifest(
+        files={GRAPH_FILES["voice_encoder"]: FileEntry("voice_encoder", digest, 10, "fp32", "voice_encoder.onnx.data",
+                                                       "ve_conv", {"x": ["batch"]}, ["embedding"], {}, 16),
+               "voice_encoder.onnx.data": FileEntry("voice_encoder weights", digest, 5)},
+        voice_input={"encoder": "ve_conv", "variant": "paper", "seconds": 6.0, "sample_rate": 16000,
+                     "target_dbfs": -23.0, "mean": 0.0, "std": 1.0})
+    raw = json.loads(json.dumps(manifest.to_dict()))
+    assert list(raw)[:3] == ["format", "versions", "files"]
+    assert "precision" not in raw["files"]["voice_encoder.onnx.data"]  # weights entries carry no interface
+    again = BundleManifest.parse(tmp_path / "manifest.json", raw)
+    assert again == manifest and again.path_of("voice_encoder") == "voice_encoder.onnx"
+    assert again.files["voice_encoder.onnx"].weight_files == ["voice_encoder.onnx.data"]
+    raw["files"]["voice_encoder.onnx"]["bytes"] = -1
+    with pytest.raises(InputError, match=r"manifest.json: field 'files.voice_encoder.onnx.bytes' must be in"):
+        BundleManifest.parse(tmp_path / "manifest.json", raw)
+
+
+def test_bench_report_is_current():
+    """bench/README.md and the README's headline figures are what bench/results/ holds."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "report.py"), "--check"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_bench_report_renders_the_results_it_reads(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO / "bench"))
+    import report
+
+    assert report.number(0.123456) == "0.1235" and report.number(2.5e-7) == "2.5e-07" and report.number(True) == "yes"
+    lines = report.render_mapping("", {"a": 1, "groups": {"x": {"p": 1.5, "q": 2}, "y": {"p": 3, "q": 4}}}, 0)
+    assert "| a | 1 |" in lines and "| x | 1.5 | 2 |" in lines and "| y | 3 | 4 |" in lines
+    page = report.render()
+    learning = json.loads((REPO / "bench" / "results" / "learning.json").read_text())
+    assert report.number(learning["summary"]["recall@5_over_chance"]) in page
