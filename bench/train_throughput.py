@@ -96,8 +96,10 @@ def main() -> None:
 
 def trainer_overhead(steps: int) -> dict:
     """Same model, data and steps, through the Trainer (checkpointing, metrics) and by hand."""
-    import numpy as np
     import torch
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from helpers import random_decoder_faces
 
     from s2f.data.pairs import DecoderFaces
     from s2f.models.registry import MODELS
@@ -107,14 +109,7 @@ def trainer_overhead(steps: int) -> dict:
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch) / "pre"
-        rng = np.random.default_rng(0)
-        for person in range(8):
-            images = root / f"p{person}" / "images"
-            images.mkdir(parents=True)
-            for k in range(8):
-                np.save(images / f"f{k}_target.npy", rng.integers(0, 255, (224, 224, 3), dtype=np.uint8))
-                np.save(images / f"f{k}_embedding.npy", rng.random(4096, dtype=np.float32))
-                np.save(images / f"f{k}_landmarks.npy", rng.uniform(0, 224, 144).astype(np.float32))
+        random_decoder_faces(root, people=8, faces=8, embedding_dim=4096)
         data = DecoderFaces(root)
         epochs = 3
         torch.manual_seed(0)

@@ -14,6 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,20 +40,16 @@ class Comparison:
 
 
 def compare(name: str, reference: np.ndarray, candidate: np.ndarray) -> Comparison:
-    reference = np.asarray(reference, dtype=np.float64)
-    candidate = np.asarray(candidate, dtype=np.float64)
-    if reference.shape != candidate.shape:
-        raise ValueError(f"{name}: Keras shape {reference.shape} != PyTorch shape {candidate.shape}")
-    diff = np.abs(reference - candidate)
-    max_abs = float(diff.max()) if diff.size else 0.0
-    span = float(reference.max() - reference.min()) if reference.size else 0.0
-    max_rel = max_abs / span if span > 0 else max_abs
-    flat_ref = reference.reshape(reference.shape[0], -1)
-    flat_can = candidate.reshape(candidate.shape[0], -1)
-    norms = np.linalg.norm(flat_ref, axis=1) * np.linalg.norm(flat_can, axis=1)
-    dots = np.sum(flat_ref * flat_can, axis=1)
-    cosines = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 1.0)
-    return Comparison(name, tuple(reference.shape), max_abs, max_rel, float(cosines.min()))
+    """Keras (``reference``) against PyTorch; the relative error is to the reference's range,
+    since a layer's activations may sit far from zero (``s2f.core.agreement``)."""
+    from s2f.core.agreement import ShapeMismatch
+    from s2f.core.agreement import compare as agreement
+
+    try:
+        found = agreement(reference, candidate, name)
+    except ShapeMismatch:
+        raise ValueError(f"{name}: Keras shape {np.shape(reference)} != PyTorch shape {np.shape(candidate)}") from None
+    return Comparison(name, tuple(np.shape(reference)), found.max_abs, found.relative_to_range, found.min_cosine)
 
 
 @dataclass
@@ -139,51 +136,89 @@ def run_parity(source: str | Path, arch: str | None = None, images: list[str | P
     ``converted`` is an existing ``s2f convert`` output to check; by default the file is
     converted into a temporary directory first.
     """
-    import torch
-
-    from s2f.converters.convert import convert
-    from s2f.converters.keras_reference import build_keras_model, keras_descriptor_layer
-    from s2f.models.face_encoder import load_face_encoder
-    from s2f.models.face_encoder_config import torch_name_for_keras_layer, vgg_conv_names
-
     started = time.perf_counter()
     source = Path(source)
     named = random_images(random_count, seed) + (load_images(images) if images else [])
     if not named:
         raise InputError(None, "parity needs at least one input image (random or real)")
+    model = _converted_model(source, arch, converted)
+    config = model.config
+    keras_model = _keras_model(source, config)
+    batch = preprocess([image for _, image in named], config.preprocessing)
+    pairs = _layer_pairs(keras_model, config)
+    keras_values = _keras_values(keras_model, config, pairs, batch.transpose(0, 2, 3, 1).copy())
+    captured, output, embedding = _torch_values(model, pairs, batch)
+    report = ParityReport(str(source), config.arch, config.include_top, [n for n, _ in named],
+                          tolerance, gate="embedding" if embedding is not None else "output")
+    for (layer, name), value in zip(pairs, keras_values[:len(pairs)], strict=True):
+        activation = _keras_activation(layer)
+        report.layers.append(compare(f"{layer.name} -> {name}", _channels_first(value),
+                                     activation(captured[name])))
+    report.outputs.append(compare("output", _channels_first(keras_values[len(pairs)]), output))
+    if embedding is not None:
+        reference = keras_values[-1].reshape(len(named), -1)
+        report.outputs.append(compare("embedding", reference, embedding))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _converted_model(source: Path, arch: str | None, converted: str | Path | None):
+    """The PyTorch port: ``converted`` if given, else ``source`` converted into a temp dir."""
+    from s2f.converters.convert import convert
+    from s2f.models.face_encoder import load_face_encoder
+
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(converted) if converted else Path(tmp) / "converted.safetensors"
         if converted is None:
-            result = convert(source, target, arch)
-            arch = result.arch
+            arch = convert(source, target, arch).arch
         model = load_face_encoder(target)
-        config = model.config
-        if arch is not None and arch != config.arch:
-            raise InputError(target, f"converted file is {config.arch}, not {arch}")
+    if arch is not None and arch != model.config.arch:
+        raise InputError(target, f"converted file is {model.config.arch}, not {arch}")
+    return model
+
+
+def _keras_model(source: Path, config):
+    """The upstream Keras model with ``source``'s weights loaded by Keras itself."""
+    from s2f.converters.keras_reference import build_keras_model
+
     keras_model = build_keras_model(config.arch, config.include_top)
     try:
         keras_model.load_weights(str(source))
     except (ValueError, OSError) as err:
         raise InputError(source, f"Keras could not load these weights into the upstream "
                                  f"{config.arch} model ({str(err).splitlines()[0][:200]})") from None
-    batch = preprocess([image for _, image in named], config.preprocessing)
-    keras_input = batch.transpose(0, 2, 3, 1).copy()
+    return keras_model
+
+
+def _layer_pairs(keras_model, config) -> list[tuple[Any, str]]:
+    """Each Keras layer with weights and the PyTorch module it became."""
+    from s2f.models.face_encoder_config import torch_name_for_keras_layer, vgg_conv_names
 
     weighted = [layer for layer in keras_model.layers if layer.weights]
-    if not config.spec.named_layers:  # deepface: layers in order
-        torch_names = [name for name, _, _ in vgg_conv_names()] + ["fc6", "fc7"]
-        torch_names += ["fc8"] if config.include_top else []
-        pairs = list(zip(weighted, torch_names, strict=True))
-    else:
-        pairs = [(layer, torch_name_for_keras_layer(layer.name)) for layer in weighted]
+    if config.spec.named_layers:
+        return [(layer, torch_name_for_keras_layer(layer.name)) for layer in weighted]
+    # deepface: layers in order (its Keras names are generated)
+    torch_names = [name for name, _, _ in vgg_conv_names()] + ["fc6", "fc7"] + (["fc8"] if config.include_top else [])
+    return list(zip(weighted, torch_names, strict=True))
+
+
+def _keras_values(keras_model, config, pairs, keras_input: np.ndarray) -> list[np.ndarray]:
+    """Every paired layer's output, the model's output and (when it has one) the descriptor."""
+    import tf_keras
+
+    from s2f.converters.keras_reference import keras_descriptor_layer
+
     descriptor = keras_descriptor_layer(keras_model, config.arch)
     probes = [layer.output for layer, _ in pairs] + [keras_model.output]
     if descriptor is not None:
         probes.append(descriptor.output)
-    import tf_keras
-
     probe_model = tf_keras.Model(inputs=keras_model.inputs, outputs=probes)
-    keras_values = [np.asarray(v) for v in probe_model(keras_input, training=False)]
+    return [np.asarray(v) for v in probe_model(keras_input, training=False)]
+
+
+def _torch_values(model, pairs, batch: np.ndarray):
+    """The PyTorch port's paired layer outputs (forward hooks), output and embedding."""
+    import torch
 
     captured: dict[str, np.ndarray] = {}
 
@@ -198,20 +233,8 @@ def run_parity(source: str | Path, arch: str | None = None, images: list[str | P
         output = model(tensor).numpy()
         for handle in handles:
             handle.remove()
-        embedding = model.embed(tensor).numpy() if config.has_descriptor else None
-
-    report = ParityReport(str(source), config.arch, config.include_top, [n for n, _ in named],
-                          tolerance, gate="embedding" if embedding is not None else "output")
-    for (layer, name), value in zip(pairs, keras_values[:len(pairs)], strict=True):
-        activation = _keras_activation(layer)
-        report.layers.append(compare(f"{layer.name} -> {name}", _channels_first(value),
-                                     activation(captured[name])))
-    report.outputs.append(compare("output", _channels_first(keras_values[len(pairs)]), output))
-    if embedding is not None:
-        reference = keras_values[-1].reshape(len(named), -1)
-        report.outputs.append(compare("embedding", reference, embedding))
-    report.seconds = time.perf_counter() - started
-    return report
+        embedding = model.embed(tensor).numpy() if model.config.has_descriptor else None
+    return captured, output, embedding
 
 
 def write_report(report: ParityReport, path: str | Path) -> None:

@@ -27,7 +27,8 @@ from torch import nn
 
 from s2f.core.atomic import atomic_directory, parent_dir
 from s2f.core.errors import InputError
-from s2f.export.onnx_export import export_onnx, fp16_path, int8_path
+from s2f.export.onnx_export import ExportOptions, export_onnx
+from s2f.export.onnx_files import variant_path
 from s2f.runtime.bundle import sha256_of
 from s2f.runtime.manifest import GRAPH_FILES, MANIFEST, BundleManifest, FileEntry
 
@@ -54,46 +55,19 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
     ones, for GPUs (see ``export_onnx``); ``int8``: dynamically quantised int8 graphs beside
     them, for CPUs; ``verify_with``: voice clips and face photos checked
     as well as random inputs, the decoder on the embeddings the encoders make of them."""
-    from s2f.export.graph_metadata import read_metadata
-
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise InputError(out_dir, "already exists; pass --overwrite to replace it")
-    if out_dir.exists() and not (out_dir.is_dir() and (out_dir / MANIFEST).is_file()):
-        raise InputError(out_dir, "exists and is not a speech2face bundle (no manifest.json): --overwrite only "
-                                  "replaces bundles; remove it yourself or choose another directory")
-    parent_dir(out_dir)  # before the export's minutes of work
-    embedding_dims = {getattr(voice_encoder.config, "embedding_dim", None), face_decoder.config.embedding_dim}
-    if len(embedding_dims) != 1:
-        raise InputError(None, f"voice encoder and decoder disagree on the embedding size: {sorted(embedding_dims)}")
-    if face_encoder is not None and face_encoder.config.embedding_dim != face_decoder.config.embedding_dim:
-        encoder_config = face_encoder.config
-        raise InputError(None, f"the face encoder ({encoder_config.arch}) gives {encoder_config.embedding_dim}-D "
-                               f"embeddings, the decoder takes {face_decoder.config.embedding_dim}-D: they do not "
-                               "fit (use the face encoder the decoder was trained on)")
+    _check_destination(out_dir, overwrite)
+    _check_fit(voice_encoder, face_decoder, face_encoder)
     models = {"voice_encoder": voice_encoder, "face_decoder": face_decoder}
     if face_encoder is not None:
         models["face_encoder"] = face_encoder
     real = _real_inputs(models, verify_with or [])
     raw = _raw_inputs(voice_encoder, verify_with or [])
+    options = ExportOptions(portable=portable, fp16=fp16, int8=int8)
     with atomic_directory(out_dir) as staging:
-        files, reports = {}, {}
-        for role, model in models.items():
-            path = staging / GRAPH_FILES[role]
-            report = export_onnx(model, path, real_inputs=real.get(role), portable=portable, fp16=fp16, int8=int8)
-            log.info("%s", report.summary().replace(str(staging), str(out_dir)))
-            metadata = read_metadata(path)
-            graphs = ([(path, "fp32")] + ([(fp16_path(path), "fp16")] if fp16 else [])
-                      + ([(int8_path(path), "int8")] if int8 else []))
-            for graph, precision in graphs:
-                weights = graph.with_name(graph.name + ".data")
-                files[graph.name] = FileEntry(role, sha256_of(graph), graph.stat().st_size, precision, weights.name,
-                                              metadata["model_type"], metadata["inputs"], metadata["outputs"],
-                                              report.fusions, face_decoder.config.embedding_dim)
-                files[weights.name] = FileEntry(f"{role} weights", sha256_of(weights), weights.stat().st_size)
-            reports[role] = {"max_relative_error": report.max_relative_error, "preprocessing":
-                             metadata.get("preprocessing"), "config": metadata.get("config"),
-                             "fp16": report.fp16_max_relative_error, "int8": report.int8_min_cosine}
+        files: dict[str, FileEntry] = {}
+        reports = {role: _export_model(staging, out_dir, role, model, real.get(role), options, files,
+                                       face_decoder.config.embedding_dim) for role, model in models.items()}
         end_to_end = _export_end_to_end(staging, files, reports["voice_encoder"]["preprocessing"], face_encoder, raw,
                                         embedding_dim=face_decoder.config.embedding_dim)
         manifest = BundleManifest(
@@ -113,6 +87,49 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
         ).to_dict()
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def _check_destination(out_dir: Path, overwrite: bool) -> None:
+    """Refuse before the export's minutes of work: an existing path replaced only if it is a bundle."""
+    if out_dir.exists() and not overwrite:
+        raise InputError(out_dir, "already exists; pass --overwrite to replace it")
+    if out_dir.exists() and not (out_dir.is_dir() and (out_dir / MANIFEST).is_file()):
+        raise InputError(out_dir, "exists and is not a speech2face bundle (no manifest.json): --overwrite only "
+                                  "replaces bundles; remove it yourself or choose another directory")
+    parent_dir(out_dir)
+
+
+def _check_fit(voice_encoder: nn.Module, face_decoder: nn.Module, face_encoder: nn.Module | None) -> None:
+    embedding_dims = {getattr(voice_encoder.config, "embedding_dim", None), face_decoder.config.embedding_dim}
+    if len(embedding_dims) != 1:
+        raise InputError(None, f"voice encoder and decoder disagree on the embedding size: {sorted(embedding_dims)}")
+    if face_encoder is not None and face_encoder.config.embedding_dim != face_decoder.config.embedding_dim:
+        encoder_config = face_encoder.config
+        raise InputError(None, f"the face encoder ({encoder_config.arch}) gives {encoder_config.embedding_dim}-D "
+                               f"embeddings, the decoder takes {face_decoder.config.embedding_dim}-D: they do not "
+                               "fit (use the face encoder the decoder was trained on)")
+
+
+def _export_model(staging: Path, out_dir: Path, role: str, model: nn.Module, real: list[np.ndarray] | None,
+                  options: ExportOptions, files: dict[str, FileEntry], embedding_dim: int) -> dict[str, Any]:
+    """One model's graphs (each precision) into ``staging``, listed in ``files``; returns what
+    the manifest records of them."""
+    from s2f.export.graph_metadata import read_metadata
+
+    path = staging / GRAPH_FILES[role]
+    report = export_onnx(model, path, real_inputs=real, options=options)
+    log.info("%s", report.summary().replace(str(staging), str(out_dir)))
+    metadata = read_metadata(path)
+    for precision in ["fp32", *(variant.precision for variant in options.variants())]:
+        graph = variant_path(path, precision)
+        weights = graph.with_name(graph.name + ".data")
+        files[graph.name] = FileEntry(role, sha256_of(graph), graph.stat().st_size, precision, weights.name,
+                                      metadata["model_type"], metadata["inputs"], metadata["outputs"],
+                                      report.fusions, embedding_dim)
+        files[weights.name] = FileEntry(f"{role} weights", sha256_of(weights), weights.stat().st_size)
+    return {"max_relative_error": report.max_relative_error, "preprocessing": metadata.get("preprocessing"),
+            "config": metadata.get("config"), "fp16": report.fp16_max_relative_error,
+            "int8": report.int8_min_cosine}
 
 
 def _export_end_to_end(staging: Path, files: dict[str, FileEntry], voice_input: dict[str, Any],

@@ -31,6 +31,7 @@ import numpy as np
 import onnx
 from onnx import compose, helper
 
+from s2f.core.agreement import compare
 from s2f.core.errors import InputError
 from s2f.export.face_graph import face_input
 from s2f.export.graph_metadata import set_metadata
@@ -180,8 +181,7 @@ def _session(graph: Path | onnx.ModelProto):
 
 
 def _relative(ours: np.ndarray, theirs: np.ndarray) -> float:
-    scale = float(np.max(np.abs(theirs))) or 1.0
-    return float(np.max(np.abs(ours.astype(np.float64) - theirs.astype(np.float64)))) / scale
+    return compare(theirs, ours).max_relative
 
 
 def synthetic_speech(seconds: float, sample_rate: int = 16000, seed: int = 0, level: float = 0.3) -> np.ndarray:
@@ -305,7 +305,7 @@ def export_face_to_face(bundle_dir: Path, face_encoder: str, face_decoder: str, 
             image, graph_landmarks, graph_embedding, *graph_aligned = end_to_end.run(
                 graph_output_names(end_to_end), {"photo": photo})
             ours, theirs = graph_embedding[0].astype(np.float64), embedding[0].astype(np.float64)
-            cosine = float(ours @ theirs / (np.linalg.norm(ours) * np.linalg.norm(theirs) or 1.0))
+            cosine = compare(theirs[None], ours[None]).min_cosine
             _check(report, path, "embedding_cosine", cosine, FACE_COSINE, above=False)
             for name, ours, texture in zip(("image_levels", "aligned_levels"), [image, *graph_aligned], textures,
                                            strict=False):

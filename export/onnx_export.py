@@ -12,8 +12,7 @@ written (temp files + rename): the graph, and its weights beside it in ``NAME.on
 
 from __future__ import annotations
 
-import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from s2f.core.atomic import atomic_output
+from s2f.core.agreement import ShapeMismatch, compare
 from s2f.core.errors import InputError
 from s2f.export.dense_convolutions import with_dense_convolutions
 from s2f.export.graph_metadata import set_metadata
+from s2f.export.onnx_files import fp16_path, int8_path, variant_path, write_inline, write_with_external_data
+from s2f.export.ort_fusions import fuse_for_onnxruntime
+from s2f.export.precisions import (
+    FP16_RELATIVE_TOLERANCE,
+    INT8_MIN_COSINE,
+    Variant,
+    fp16_variant,
+    int8_variant,
+)
 from s2f.export.subpixel import defer_final_shuffle, with_subpixel_convolutions
 from s2f.runtime.manifest import OPSET
 
+__all__ = ["ExportOptions", "ExportReport", "ExportSpec", "export_onnx", "fp16_path", "int8_path", "spec_for"]
 RELATIVE_TOLERANCE = 1e-5
-FP16_RELATIVE_TOLERANCE = 1e-2  # float16 keeps 11 significant bits: ~5e-4 per rounding, accumulated over layers
-INT8_OPERATORS = ("MatMul", "Gemm")
-INT8_MIN_COSINE = 0.999  # int8 weights move values by ~1/255 of each tensor's range: judged by direction
 
 
 class _FaceEncoderOutputs(nn.Module):
@@ -112,192 +118,139 @@ def _random_inputs(spec: ExportSpec, seed: int) -> list[np.ndarray]:
     return [rng.standard_normal((batch, *spec.input_shape)).astype(np.float32) for batch in (1, 3)]
 
 
-def _output_pairs(session, spec: ExportSpec, inputs: list[np.ndarray]):
-    """(output name, onnxruntime's value, PyTorch's value) for every input and output."""
+def _agreements(session, spec: ExportSpec, inputs: list[np.ndarray]) -> dict[str, list]:
+    """Per output, how onnxruntime's value agrees with PyTorch's, for every input."""
+    found: dict[str, list] = {name: [] for name in spec.output_names}
     for array in inputs:
         got = session.run(spec.output_names, {spec.input_name: array})
         with torch.no_grad():
             expected = spec.module(torch.from_numpy(array))
         expected = expected if isinstance(expected, tuple) else (expected,)
         for name, ours, theirs in zip(spec.output_names, got, expected, strict=True):
-            theirs = theirs.numpy()
-            if ours.shape != theirs.shape:
-                raise ExportMismatch(f"{name}: onnxruntime gives shape {ours.shape}, PyTorch {theirs.shape}")
-            yield name, ours, theirs
-
-
-def _compare(session, spec: ExportSpec, inputs: list[np.ndarray]) -> dict[str, float]:
-    worst = dict.fromkeys(spec.output_names, 0.0)
-    for name, ours, theirs in _output_pairs(session, spec, inputs):
-        scale = float(np.max(np.abs(theirs))) or 1.0
-        worst[name] = max(worst[name], float(np.max(np.abs(ours - theirs))) / scale)
-    return worst
-
+            try:
+                found[name].append(compare(theirs.numpy(), ours, name))
+            except ShapeMismatch as err:
+                raise ExportMismatch(str(err).replace("the reference", "PyTorch").replace("the candidate",
+                                                                                           "onnxruntime")) from None
+    return found
 
 class ExportMismatch(Exception):
     """The exported graph does not compute what the PyTorch model computes."""
 
 
+@dataclass
+class ExportOptions:
+    """Args:
+        tolerance: the float32 graph's largest relative error against PyTorch, per output
+            (a model's registry entry may allow more for one output).
+        seed: of the random verification inputs.
+        external_data: weights in ``NAME.onnx.data`` (False: one self-contained file).
+        portable: standard ONNX operators only (no onnxruntime fused kernels).
+        fp16, fp16_tolerance: also write ``NAME.fp16.onnx``, kept within that relative error.
+        int8, int8_min_cosine: also write ``NAME.int8.onnx``, kept at least at that cosine.
+        rewrite: replace layers onnxruntime runs badly by equivalents (bench/export_rewrites.py).
+    """
+
+    tolerance: float = RELATIVE_TOLERANCE
+    seed: int = 0
+    external_data: bool = True
+    portable: bool = False
+    fp16: bool = False
+    fp16_tolerance: float = FP16_RELATIVE_TOLERANCE
+    int8: bool = False
+    int8_min_cosine: float = INT8_MIN_COSINE
+    rewrite: bool = True
+
+    def variants(self) -> list[Variant]:
+        """The graphs besides float32 that this export writes."""
+        return ([fp16_variant(self.fp16_tolerance)] if self.fp16 else []) + \
+            ([int8_variant(self.portable, self.int8_min_cosine)] if self.int8 else [])
+
+
 def export_onnx(model: nn.Module, path: str | Path, real_inputs: list[np.ndarray] | None = None,
-                tolerance: float = RELATIVE_TOLERANCE, seed: int = 0, external_data: bool = True,
-                portable: bool = False, fp16: bool = False,
-                fp16_tolerance: float = FP16_RELATIVE_TOLERANCE, rewrite: bool = True, int8: bool = False,
-                int8_min_cosine: float = INT8_MIN_COSINE) -> ExportReport:
+                options: ExportOptions | None = None, **overrides) -> ExportReport:
     """Export, check, verify, then write ``path`` (and ``path.data`` with the weights unless
     ``external_data=False``); raises ``InputError`` (nothing written) if verification fails.
+    ``overrides`` are ``ExportOptions`` fields (``portable=True``, ``int8=True``, ...).
 
     Stride-s transposed convolutions are exported as convolution + depth-to-space
     (``s2f.export.subpixel``: a faster decoder) and convolutions that cover their whole input
     as Gemm (``s2f.export.dense_convolutions``: VGG-Face's session opens faster); both
-    standard operators, same arithmetic (bench/export_rewrites.py). Unless
-    ``portable``, the graph is rewritten with onnxruntime's fused kernels (attention,
-    skip-layer-norm, bias-GELU; see ``_fuse_for_onnxruntime``): the AST runs faster, but
-    only onnxruntime can run the result. The verification runs on the graph that is written.
-
-    ``fp16=True`` also writes ``NAME.fp16.onnx`` (float16 weights and arithmetic, float32
-    inputs and outputs) for GPUs, with its own measured error against PyTorch float32, which
-    must stay under ``fp16_tolerance``. ``int8=True`` also writes ``NAME.int8.onnx``:
-    onnxruntime's dynamic quantisation of the MatMul/Gemm weights (its standard CPU path for
-    transformers; convolutions stay float), kept only if every output's cosine to PyTorch
-    float32 is at least ``int8_min_cosine`` on every input. ``rewrite=False`` exports the layers as they are
-    (``bench/export_rewrites.py`` measures what the rewrites buy).
+    standard operators, same arithmetic (bench/export_rewrites.py). Unless ``portable``, the
+    graph is rewritten with onnxruntime's fused kernels (``s2f.export.ort_fusions``): the AST
+    runs faster, but only onnxruntime can run the result. Each precision variant
+    (``s2f.export.precisions``) is verified on the same inputs against PyTorch float32. The
+    verification runs on the graphs that are written.
     """
     import onnx
 
+    options = replace(options or ExportOptions(), **overrides)
     path = Path(path)
     spec = spec_for(model.eval())
     spec.module.eval()
-    example = torch.from_numpy(_random_inputs(spec, seed)[1])
+    example = torch.from_numpy(_random_inputs(spec, options.seed)[1])
     batch = torch.export.Dim("batch", min=1, max=4096)
-    exported, rewrites = (_rewrite_for_onnxruntime(spec.module, example) if rewrite  # verified against spec.module
+    exported, rewrites = (_rewrite_for_onnxruntime(spec.module, example) if options.rewrite  # verified vs spec.module
                           else (spec.module, {}))
     with torch.no_grad():
         program = torch.onnx.export(exported, (example,), dynamo=True, opset_version=OPSET, verbose=False,
                                     input_names=[spec.input_name], output_names=spec.output_names,
                                     dynamic_shapes=({0: batch},))
-    unfused = program.model_proto if int8 else None  # the int8 graph is fused its own way
-    fusions = {} if portable else _fuse_for_onnxruntime(program.model)
+    unfused = program.model_proto if options.int8 else None  # the int8 graph is fused its own way
+    fusions = {} if options.portable else fuse_for_onnxruntime(program.model)
     proto = program.model_proto
     metadata = {"model_type": spec.model_type, "inputs": {spec.input_name: ["batch", *spec.input_shape]},
                 "outputs": spec.output_names, "opset": OPSET, "torch": torch.__version__, "precision": "fp32",
                 "onnxruntime_fusions": fusions, "rewrites": rewrites, **spec.metadata}
     set_metadata(proto, metadata)
     onnx.checker.check_model(proto, full_check=True)
-    inputs = _random_inputs(spec, seed) + [np.asarray(x, np.float32) for x in (real_inputs or [])]
-    errors = _verify(proto, spec, inputs, tolerance, path)
+    inputs = _random_inputs(spec, options.seed) + [np.asarray(x, np.float32) for x in (real_inputs or [])]
+    float32 = Variant("fp32", lambda unfused, fused, fusions: (fused, fusions), "max_relative", options.tolerance)
+    errors = _verify(proto, spec, inputs, float32, path)
     report = ExportReport(str(path), spec.model_type, OPSET, errors, len(inputs), 0, fusions)
     graphs = [(proto, path)]
-    if fp16:
-        half, half_path = _to_fp16(proto), fp16_path(path)
-        half_errors = _verify(half, spec, inputs, fp16_tolerance, half_path, "the fp16 graph")
-        set_metadata(half, {**metadata, "precision": "fp16", "fp16_max_relative_error": half_errors})
-        report.fp16_max_relative_error = half_errors
-        graphs.append((half, half_path))
-    if int8:
-        source, int8_fusions = _int8_source(unfused, portable)
-        quantized, quantized_path = _to_int8(source), int8_path(path)
-        cosines = _verify_cosine(quantized, spec, inputs, int8_min_cosine, quantized_path)
-        set_metadata(quantized, {**metadata, "precision": "int8", "int8_min_cosine": cosines,
-                                 "onnxruntime_fusions": int8_fusions})
-        report.int8_min_cosine = cosines
-        graphs.append((quantized, quantized_path))
+    for variant in options.variants():
+        graph, variant_fusions = variant.make(unfused, proto, fusions)
+        target = variant_path(path, variant.precision)
+        measured = _verify(graph, spec, inputs, variant, target)
+        key = "fp16_max_relative_error" if variant.precision == "fp16" else "int8_min_cosine"
+        set_metadata(graph, {**metadata, "precision": variant.precision, key: measured,
+                             "onnxruntime_fusions": variant_fusions})
+        setattr(report, key, measured)
+        graphs.append((graph, target))
     for graph, target in graphs:  # only once every graph is verified
-        written = (_write_with_external_data(graph, target) if external_data
-                   else _write_inline(graph.SerializeToString(), target))
+        written = (write_with_external_data(graph, target) if options.external_data
+                   else write_inline(graph.SerializeToString(), target))
         report.bytes = report.bytes or written
     return report
 
 
-def int8_path(path: str | Path) -> Path:
-    """``ast.onnx`` -> ``ast.int8.onnx``."""
-    path = Path(path)
-    return path.with_name(path.stem + ".int8" + path.suffix)
-
-
-def _to_int8(proto):
-    """Dynamic int8 quantisation of MatMul and Gemm weights (activations quantised per run).
-
-    Per output channel: on the full AST it keeps the embedding's cosine at 0.9993 where one
-    scale per tensor gives 0.9990, at the same speed."""
-    import tempfile
-
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # its advice to pre-process for static quantisation does not apply here
-    try:
-        with tempfile.TemporaryDirectory() as directory:
-            target = Path(directory) / "int8.onnx"
-            quantize_dynamic(proto, target, op_types_to_quantize=list(INT8_OPERATORS), weight_type=QuantType.QInt8,
-                             per_channel=True, use_external_data_format=True,
-                             extra_options={"MatMulConstBOnly": True})  # weights only, never activation x activation
-            return onnx.load(str(target))
-    finally:
-        root.setLevel(level)
-
-
-def _cosines(session, spec: ExportSpec, inputs: list[np.ndarray]) -> dict[str, float]:
-    """Per output, the smallest cosine between onnxruntime's and PyTorch's value of one sample."""
-    worst = dict.fromkeys(spec.output_names, 1.0)
-    for name, ours, theirs in _output_pairs(session, spec, inputs):
-        a = ours.reshape(len(ours), -1).astype(np.float64)
-        b = theirs.reshape(len(ours), -1).astype(np.float64)
-        norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-        cosine = np.where(norms > 0, (a * b).sum(axis=1) / np.where(norms > 0, norms, 1.0), 1.0)
-        worst[name] = min(worst[name], float(cosine.min()))
-    return worst
-
-
-def _verify_cosine(proto, spec: ExportSpec, inputs: list[np.ndarray], minimum: float, path: Path) -> dict[str, float]:
+def _verify(proto, spec: ExportSpec, inputs: list[np.ndarray], variant: Variant, path: Path) -> dict[str, float]:
+    """Per output, the variant's measure of ``proto`` in onnxruntime against PyTorch float32
+    over every input (the worst); ``InputError`` (export refused) past its limit."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     try:
-        cosines = _cosines(session, spec, inputs)
+        found = _agreements(session, spec, inputs)
     except ExportMismatch as err:
         raise InputError(path, f"export refused: {err}") from None
-    bad = {name: value for name, value in cosines.items() if not value >= minimum}
+    worst = min if variant.measure == "min_cosine" else max
+    measured = {name: worst(getattr(a, variant.measure) for a in agreements) for name, agreements in found.items()}
+    if variant.measure == "min_cosine":
+        bad = {name: value for name, value in measured.items() if not variant.passes(value)}
+        if bad:
+            raise InputError(path, f"export refused: the {variant.precision} graph's cosine to PyTorch float32 is "
+                                   + ", ".join(f"{k} {v:.5f}" for k, v in bad.items())
+                                   + f" (minimum {variant.limit:g})")
+        return measured
+    allowed = {name: max(variant.limit, spec.tolerances.get(name, 0.0)) for name in measured}
+    bad = {name: error for name, error in measured.items() if not error <= allowed[name]}
     if bad:
-        raise InputError(path, "export refused: the int8 graph's cosine to PyTorch float32 is "
-                               + ", ".join(f"{k} {v:.5f}" for k, v in bad.items()) + f" (minimum {minimum:g})")
-    return cosines
-
-
-def fp16_path(path: str | Path) -> Path:
-    """``voice_encoder.onnx`` -> ``voice_encoder.fp16.onnx``."""
-    path = Path(path)
-    return path.with_name(path.stem + ".fp16" + path.suffix)
-
-
-def _verify(proto, spec: ExportSpec, inputs: list[np.ndarray], tolerance: float, path: Path,
-            what: str = "onnxruntime") -> dict[str, float]:
-    """Worst relative error per output of ``proto`` in onnxruntime against PyTorch float32;
-    ``InputError`` (export refused) above ``tolerance``."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    try:
-        errors = _compare(session, spec, inputs)
-    except ExportMismatch as err:
-        raise InputError(path, f"export refused: {err}") from None
-    allowed = {name: max(tolerance, spec.tolerances.get(name, 0.0)) for name in errors}
-    bad = {name: error for name, error in errors.items() if not error <= allowed[name]}
-    if bad:
+        what = "onnxruntime" if variant.precision == "fp32" else f"the {variant.precision} graph"
         raise InputError(path, f"export refused: {what} differs from PyTorch by "
                                + ", ".join(f"{k} {v:.2e} (tolerance {allowed[k]:g})" for k, v in bad.items()))
-    return errors
-
-
-def _to_fp16(proto):
-    """Float16 weights and arithmetic, float32 at the graph's edges (so callers and IOBinding
-    stay the same). onnxruntime's converter knows which of its fused kernels take float16."""
-    import copy
-
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    return convert_float_to_float16(copy.deepcopy(proto), keep_io_types=True)
+    return measured
 
 
 def _rewrite_for_onnxruntime(module: nn.Module, example: torch.Tensor) -> tuple[nn.Module, dict[str, int]]:
@@ -308,77 +261,3 @@ def _rewrite_for_onnxruntime(module: nn.Module, example: torch.Tensor) -> tuple[
     module, dense = with_dense_convolutions(module, example)
     return module, {"transposed_convolution_as_subpixel": subpixel, "depth_to_space_after_rgb": deferred,
                     "convolution_as_gemm": dense}
-
-
-def _int8_source(proto, portable: bool):
-    """The float graph to quantise, and its fusions: attention fused into
-    ``MultiHeadAttention`` with the Q, K and V projections left as MatMuls (packed into
-    ``Attention`` they cannot be quantised), so every weight matrix becomes int8. The full
-    AST runs faster this way than from the quantised packed graph (bench/onnx_runtime.py)."""
-    if portable:
-        return proto, {}
-    import onnx_ir as ir
-
-    model = ir.serde.deserialize_model(proto)
-    fusions = _fuse_for_onnxruntime(model, pack_qkv=False)
-    return ir.serde.serialize_model(model), fusions
-
-
-def _fuse_for_onnxruntime(model, pack_qkv: bool = True) -> dict[str, int]:
-    """Replace subgraphs by onnxruntime's fused contrib kernels, in place; returns how many
-    nodes of each fused (``com.microsoft``) operator the graph now has.
-
-    The dynamo exporter writes attention as MatMul, Softmax and a NaN guard (IsNaN/Where)
-    per head group; onnxruntime runs that unfused, and the AST slower than fused
-    (bench/export_rewrites.py). ``onnxscript``'s ORT fusions turn it into
-    ``com.microsoft.Attention`` (plus SkipLayerNormalization and BiasGelu). Convolutional
-    models have nothing to fuse and come out unchanged.
-    """
-    from collections import Counter
-
-    from onnxscript.rewriter.ort_fusions import _core, optimize_for_ort
-
-    packing = _core.fuse_attention
-    if not pack_qkv:  # the last attention step packs Q, K, V weights into one Attention node: skip it
-        _core.fuse_attention = lambda model, debug=False, **options: 0
-    try:
-        optimize_for_ort(model)
-    finally:
-        _core.fuse_attention = packing
-    fused = Counter(node.op_type for node in model.graph.all_nodes() if node.domain == "com.microsoft")
-    return dict(sorted(fused.items()))
-
-
-def _write_inline(data: bytes, path: Path) -> int:
-    with atomic_output(path) as handle:
-        handle.write(data)
-    return len(data)
-
-
-def _write_with_external_data(proto, path: Path) -> int:
-    """``NAME.onnx`` (the graph) + ``NAME.onnx.data`` (the weights, one file): onnxruntime
-    maps the weights instead of parsing them out of a protobuf, so a large model opens faster
-    (bench/onnx_runtime.py, session_open). Both are written under temporary names; the data file is renamed
-    first, the graph last, so a present graph always has its complete weights."""
-    import os
-    import tempfile
-
-    import onnx
-
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise InputError(path, f"output directory {str(directory)!r} does not exist")
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=directory))
-    try:
-        data_name = path.name + ".data"
-        onnx.save_model(proto, str(staging / path.name), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data_name, size_threshold=1024)
-        for name in (data_name, path.name):  # the staging directory's files are private (0600)
-            os.chmod(staging / name, 0o644)
-        os.replace(staging / data_name, directory / data_name)
-        os.replace(staging / path.name, path)
-        return path.stat().st_size + (directory / data_name).stat().st_size
-    finally:
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)

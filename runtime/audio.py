@@ -52,7 +52,7 @@ def _pyav_blocks(source: Path | BinaryIO, path: Path) -> tuple[int, Iterator[np.
     import av
 
     try:
-        container = av.open(str(source) if isinstance(source, Path) else source)
+        container = av.open(str(source) if isinstance(source, Path) else source, mode="r")
         stream = next(s for s in container.streams if s.type == "audio")
     except StopIteration:
         raise _Unreadable("no audio stream") from None

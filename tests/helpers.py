@@ -78,3 +78,19 @@ def warping_decoder(embedding_dim: int = 2048, seed: int = 0):
         decoder.texture_base.normal_(0, 1)
         decoder.landmark_out.weight.mul_(0.05)  # landmarks near the mean face, as a trained decoder's are
     return decoder.eval()
+
+
+def random_decoder_faces(root: Path, people: int = 4, faces: int = 3, embedding_dim: int = 16, seed: int = 0) -> Path:
+    """A preprocessed decoder tree of ``people`` x ``faces`` random targets, embeddings and
+    72-point landmarks, laid out as ``s2f preprocess faces`` writes it."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for person in range(people):
+        images = Path(root) / f"p{person}" / "images"
+        images.mkdir(parents=True)
+        for k in range(faces):
+            np.save(images / f"f{k}_target.npy", rng.integers(0, 255, (224, 224, 3), dtype=np.uint8))
+            np.save(images / f"f{k}_embedding.npy", rng.random(embedding_dim, dtype=np.float32))
+            np.save(images / f"f{k}_landmarks.npy", rng.uniform(0, 224, 144).astype(np.float32))
+    return Path(root)

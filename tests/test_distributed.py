@@ -9,23 +9,15 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from helpers import REPO
+from helpers import REPO, random_decoder_faces
 
 pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
 
 def _faces(root):
     """4 people x 3 preprocessed faces with random targets, 16-D embeddings and landmarks."""
-    rng = np.random.default_rng(0)
-    for person in range(4):
-        images = root / f"p{person}" / "images"
-        images.mkdir(parents=True)
-        for k in range(3):
-            np.save(images / f"f{k}_target.npy", rng.integers(0, 255, (224, 224, 3), dtype=np.uint8))
-            np.save(images / f"f{k}_embedding.npy", rng.random(16, dtype=np.float32))
-            np.save(images / f"f{k}_landmarks.npy", rng.uniform(0, 224, 144).astype(np.float32))
+    random_decoder_faces(root)
 
 
 def test_torchrun_two_processes_gloo(tmp_path):

@@ -186,3 +186,24 @@ def test_int8_graph_quantises_matmuls_measures_its_cosine_and_is_refused_below_t
     with pytest.raises(InputError, match="int8 graph's cosine"):
         export_onnx(model, tmp_path / "strict.onnx", int8=True, int8_min_cosine=0.9999999)
     assert not list(tmp_path.glob("strict*"))  # nothing written, not even the float32 graph
+
+
+def test_the_private_fusion_hook_is_used_only_on_checked_onnxscript_versions(monkeypatch, caplog):
+    """int8 graphs need attention fused without packing Q, K and V, which onnxscript offers
+    only privately: the swap is made on the checked versions, undone after, and any other
+    version falls back to the public fusion with a warning."""
+    from onnxscript.rewriter.ort_fusions import _core
+
+    from s2f.export import ort_fusions
+
+    original = _core.fuse_attention
+    low, high = ort_fusions.CHECKED_ONNXSCRIPT
+    assert low <= ort_fusions.onnxscript_version() <= high, "installed onnxscript: re-check _core.fuse_attention"
+    with ort_fusions._skip_qkv_packing() as skipped:
+        assert skipped and _core.fuse_attention is not original and _core.fuse_attention(None) == 0
+    assert _core.fuse_attention is original
+    monkeypatch.setattr(ort_fusions, "onnxscript_version", lambda: (high[0], high[1] + 1))
+    with caplog.at_level("WARNING", logger="s2f.export.ort_fusions"):
+        with ort_fusions._skip_qkv_packing() as skipped:
+            assert not skipped and _core.fuse_attention is original
+    assert "is not one this export was checked with" in caplog.text

@@ -40,6 +40,12 @@ def test_an_m4a_upload_is_decoded_by_pyav_from_memory(tmp_path):
             container.mux(packet)
     waveform = load_audio(io.BytesIO(path.read_bytes()), 16000, name="upload.m4a")
     assert abs(len(waveform) - 16000) < 2048 and np.abs(waveform).max() > 0.05
+    # a multipart upload arrives as the parser's spooled file, opened "w+b": still read, never written
+    import tempfile
+
+    with tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+b") as spooled:
+        spooled.write(path.read_bytes())
+        np.testing.assert_array_equal(load_audio(spooled, 16000, name="upload.m4a"), waveform)
 
 
 def test_bad_uploads_are_named_as_the_upload_not_a_path():

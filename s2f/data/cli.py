@@ -9,6 +9,7 @@ from pathlib import Path
 from s2f.data.jobs import default_workers
 
 
+# Over 60 lines on purpose: one add_argument per flag of five commands, declarations and no logic.
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from s2f.data.landmarks import LANDMARK_MODES
     from s2f.runtime.voice_input import AUDIO_STEPS, ENCODERS, VE_VARIANTS
