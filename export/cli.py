@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from s2f.models.original import add_original_decoder_flag
+from s2f.runtime.manifest import OPSET
 
 
 def _graph_options(parser: argparse.ArgumentParser, verify_with_help: str) -> None:
@@ -30,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "model", help="one model -> .onnx",
         description="Export a face encoder (.safetensors from 's2f convert' or a save_pretrained dir), a "
                     "voice encoder, or a face decoder (save_pretrained dirs or training run dirs) to ONNX "
-                    "(opset 18, dynamic batch, names and preprocessing in the metadata). The graph is "
+                    f"(opset {OPSET}, dynamic batch, names and preprocessing in the metadata). The graph is "
                     "checked with onnx.checker and must match PyTorch in onnxruntime within float32 "
                     "rounding before the file is written.")
     model.add_argument("model", type=Path, help="save_pretrained directory, training run, .safetensors face encoder, "

@@ -1,8 +1,8 @@
 """PyTorch -> ONNX for every Speech2Face model, verified before anything is written.
 
-Each export goes through ``torch.onnx.export(dynamo=True)`` with a dynamic batch axis,
-opset 18, named inputs and outputs, and metadata that lets a torch-free runtime use the
-graph on its own: the model type and config, input/output names and shapes, and the
+Each export goes through ``torch.onnx.export(dynamo=True)`` with a dynamic batch axis, the
+bundle's opset (``s2f.runtime.manifest.OPSET``), named inputs and outputs, and metadata that
+lets a torch-free runtime use the graph on its own: the model type and config, input/output names and shapes, and the
 preprocessing the inputs need (face-encoder conventions, spectrogram variant, fbank
 normalisation). Then the graph must pass ``onnx.checker`` and agree with PyTorch in
 onnxruntime on random inputs (batch 1 and 3), plus any real inputs given, within float32

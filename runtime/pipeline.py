@@ -23,7 +23,7 @@ from s2f.runtime.audio import AudioSource
 from s2f.runtime.bundle import Bundle, open_bundle
 from s2f.runtime.face_preprocess import as_rgb_uint8, decoder_target, preprocess
 from s2f.runtime.image import load_face
-from s2f.runtime.manifest import face_preprocessing
+from s2f.runtime.manifest import MANIFEST, face_preprocessing
 from s2f.runtime.providers import PRECISIONS, create_session
 from s2f.runtime.voice_input import VoiceInputSpec
 
@@ -198,7 +198,7 @@ class FaceToFace(_Decoding):
         super().__init__(bundle, *args, **kwargs)
         self.preprocessing = face_preprocessing(self.bundle.manifest)
         if self.preprocessing is None:
-            raise InputError(self.bundle.root / "manifest.json", "field 'face_input' is missing: this bundle was "
+            raise InputError(self.bundle.root / MANIFEST, "field 'face_input' is missing: this bundle was "
                                                                 "exported without a face encoder")
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
