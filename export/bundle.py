@@ -31,6 +31,7 @@ from s2f.export.onnx_export import ExportOptions, export_onnx
 from s2f.export.onnx_files import variant_path
 from s2f.runtime.bundle import sha256_of
 from s2f.runtime.manifest import GRAPH_FILES, MANIFEST, BundleManifest, FileEntry
+from s2f.runtime.onnx_refs import check_weight_locations
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
                                        face_decoder.config.embedding_dim) for role, model in models.items()}
         end_to_end = _export_end_to_end(staging, files, reports["voice_encoder"]["preprocessing"], face_encoder, raw,
                                         embedding_dim=face_decoder.config.embedding_dim)
+        for name, entry in files.items():  # never write a bundle whose graphs read unlisted (unhashed) files
+            if not entry.role.endswith(" weights"):
+                check_weight_locations(staging / name, entry.weight_files)
         manifest = BundleManifest(
             files=files,
             voice_input=reports["voice_encoder"]["preprocessing"],

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from s2f.core.errors import InputError
 from s2f.runtime.manifest import MANIFEST, BundleManifest
+from s2f.runtime.onnx_refs import check_weight_locations
 from s2f.runtime.verify_cache import VerifyCache, file_identity
 
 
@@ -55,6 +56,8 @@ class Bundle:
             paths.append(path)
             names += [path.name] + self.manifest.files[path.name].weight_files
         self.verify(names)
+        for path in paths:  # hashed graphs may still name other files than their hashed weights
+            check_weight_locations(path, self.manifest.files[path.name].weight_files)
         return paths
 
     def verify(self, names: list[str] | None = None) -> None:
@@ -78,6 +81,24 @@ class Bundle:
             self.cache.save()
 
 
+def _require_plain_file(path: Path) -> None:
+    """A listed file must be a regular file of the bundle itself: not missing, not a symbolic
+    link (which could point anywhere) and not hard-linked (its other name may be outside)."""
+    import stat
+
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        raise InputError(path, "listed in the manifest but missing: incomplete bundle") from None
+    if stat.S_ISLNK(status.st_mode):
+        raise InputError(path, "is a symbolic link: a bundle's files must be its own regular files")
+    if not stat.S_ISREG(status.st_mode):
+        raise InputError(path, "listed in the manifest but not a regular file")
+    if status.st_nlink > 1:
+        raise InputError(path, f"has {status.st_nlink} hard links: a bundle's files must be its own (copy the "
+                               "bundle instead of linking it)")
+
+
 def open_bundle(root: str | Path, verify: bool = True, cache: bool = True) -> Bundle:
     """``verify=True`` hashes every file now; ``False`` leaves hashing to ``require``.
     ``cache=False`` ignores (and does not update) the record of files hashed before."""
@@ -94,8 +115,7 @@ def open_bundle(root: str | Path, verify: bool = True, cache: bool = True) -> Bu
     manifest = BundleManifest.parse(manifest_path, manifest)
     for name, entry in manifest.files.items():
         path = root / name
-        if not path.is_file():
-            raise InputError(path, "listed in the manifest but missing: incomplete bundle")
+        _require_plain_file(path)
         if path.stat().st_size != entry.bytes:
             raise InputError(path, f"is {path.stat().st_size} bytes, the manifest says {entry.bytes}: "
                                    "truncated or replaced")

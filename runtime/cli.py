@@ -198,8 +198,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from s2f.runtime.server import ServeConfig, serve
 
     config = config_from_args(ServeConfig, args, end_to_end=_end_to_end(args))
-    print(f"serving {args.bundle} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-    serve(config, args.host, args.port)
+    serve(config, args.host, args.port, on_open=lambda: print(
+        f"serving {args.bundle} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True))
     return 0
 
 

@@ -97,7 +97,12 @@ class _Decoding:
         self.on_cuda = "CUDAExecutionProvider" in self.decoder.get_providers()
 
     def _run_end_to_end(self, input_name: str, batch: np.ndarray) -> list[Face]:
-        image, landmarks, embedding, *aligned = self.graph.run(graph_output_names(self.graph), {input_name: batch})
+        image, landmarks, embedding, *aligned = run_graph(self.graph, graph_output_names(self.graph),
+                                                          {input_name: batch})
+        count = len(batch) if input_name == "waveform" else 1
+        _expect(self.graph, "image", image, np.uint8, (count, IMAGE_SIZE, IMAGE_SIZE, 3))
+        _expect(self.graph, "landmarks", landmarks, np.floating, (count, None, 2))
+        _expect(self.graph, "embedding", embedding, np.floating, (count, None))
         aligned = aligned[0] if aligned else [None] * len(image)
         return [Face(i, lm, e, a) for i, lm, e, a in zip(image, landmarks, embedding, aligned, strict=True)]
 
@@ -105,9 +110,11 @@ class _Decoding:
         if self.on_cuda:
             embedding, landmarks, texture, *aligned = self._bound(self.encoder, input_name, batch)
         else:
-            (embedding,) = self.encoder.run(["embedding"], {input_name: batch})
-            landmarks, texture, *aligned = self.decoder.run(decoder_output_names(self.decoder),
-                                                            {"embedding": embedding})
+            (embedding,) = run_graph(self.encoder, ["embedding"], {input_name: batch})
+            _expect(self.encoder, "embedding", embedding, np.floating, (len(batch), None))
+            landmarks, texture, *aligned = run_graph(self.decoder, decoder_output_names(self.decoder),
+                                                     {"embedding": embedding})
+        _expect(self.decoder, "texture", texture, np.floating, (len(batch), 3, None, None))
         aligned = [texture_to_image(a) for a in aligned[0]] if aligned else [None] * len(texture)
         return [Face(texture_to_image(t), lm.reshape(-1, 2), e, a)
                 for t, lm, e, a in zip(texture, landmarks, embedding, aligned, strict=True)]
@@ -127,6 +134,34 @@ class _Decoding:
             decoding.bind_output(name, "cpu")
         self.decoder.run_with_iobinding(decoding)
         return (embedding.numpy(), *(value.numpy() for value in decoding.get_outputs()))
+
+
+IMAGE_SIZE = 224  # the decoder's face, and so every graph's image output
+
+
+def run_graph(session, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """``session.run``, a failure of onnxruntime becoming one ``InputError`` naming the graph."""
+    from s2f.runtime.providers import onnxruntime_errors, onnxruntime_reason
+
+    try:
+        return session.run(outputs, feeds)
+    except (*onnxruntime_errors(), RuntimeError, MemoryError) as err:
+        path = getattr(session, "graph_path", None)
+        raise InputError(path, f"onnxruntime failed to run this graph ({onnxruntime_reason(err, path)})") from None
+
+
+def _expect(session, name: str, value: np.ndarray, kind, shape: tuple) -> None:
+    """An output must have the dtype and shape the bundle's interface declares (None: any size)
+    before anything is made of it."""
+    path = getattr(session, "graph_path", None)
+    if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, kind):
+        wanted = "uint8" if kind is np.uint8 else "float"
+        raise InputError(path, f"output {name!r} is {getattr(value, 'dtype', type(value).__name__)}, expected {wanted}")
+    ok = value.ndim == len(shape) and all(want is None or got == want for got, want in zip(value.shape, shape,
+                                                                                            strict=False))
+    if not ok:
+        wanted = "x".join("N" if want is None else str(want) for want in shape)
+        raise InputError(path, f"output {name!r} has shape {list(value.shape)}, expected {wanted}")
 
 
 class SpeechToFace(_Decoding):

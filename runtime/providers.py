@@ -45,6 +45,24 @@ def session_options(threads: int | None = None, prepack: bool = True):
     return options
 
 
+def onnxruntime_errors() -> tuple[type[Exception], ...]:
+    """What onnxruntime raises for a graph it cannot load or run (its own exception types)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "EngineError", "RuntimeException",
+             "InvalidProtobuf", "NotImplemented", "InvalidGraph", "EPFail")
+    return tuple(getattr(state, name) for name in names if hasattr(state, name))
+
+
+def onnxruntime_reason(err: BaseException, path: str | Path | None = None) -> str:
+    """onnxruntime's message in one line, without its error-code prefix or our file's path."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    text = text.split(" : ", 3)[-1] if text.startswith("[ONNXRuntimeError]") else text
+    if path is not None:
+        text = text.replace(f"Load model from {path} failed:", "").replace(str(path), "the graph")
+    return text.strip()[:300]
+
+
 def create_session(path: str | Path, device: str = "auto", threads: int | None = None, prepack: bool = True):
     """An InferenceSession that really runs on ``device``."""
     import onnxruntime as ort
@@ -60,7 +78,11 @@ def create_session(path: str | Path, device: str = "auto", threads: int | None =
     if device != "auto" and providers[0] not in available:
         raise InputError(path, f"--device {device}: {providers[0]} is not in this onnxruntime build "
                                f"(installed: {', '.join(available)}); install onnxruntime-gpu instead of onnxruntime")
-    session = ort.InferenceSession(str(path), sess_options=session_options(threads, prepack), providers=providers)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=session_options(threads, prepack), providers=providers)
+    except (*onnxruntime_errors(), RuntimeError, MemoryError) as err:
+        raise InputError(path, f"onnxruntime cannot load this graph ({onnxruntime_reason(err, path)})") from None
+    session.graph_path = Path(path)  # what run failures and output checks name
     active = session.get_providers()
     if providers[0] not in active:
         if device != "auto":

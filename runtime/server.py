@@ -108,7 +108,8 @@ class Service:
             self.face = FaceToFace(bundle, **options)
 
     async def start(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.open)
+        if self.speech is None:  # serve() opens the bundle before the server starts listening
+            await asyncio.get_running_loop().run_in_executor(None, self.open)
         wait = self.config.max_wait_ms / 1000
         for name, pipeline in {"speech2face": self.speech, "face2face": self.face}.items():
             if pipeline is not None:
@@ -286,13 +287,14 @@ class ObservedMiddleware:
                 log.info("%s %s %d %.3f s", scope.get("method"), route, status[0], seconds)
 
 
-def create_app(config: ServeConfig):
-    """The ASGI application (Starlette) serving ``config.bundle``."""
+def create_app(config: ServeConfig, service: Service | None = None):
+    """The ASGI application (Starlette) serving ``config.bundle`` (through ``service`` when
+    given, e.g. one whose bundle is already open)."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.routing import Route
 
-    service = Service(config)
+    service = service or Service(config)
     routes = [Route("/v1/speech2face", speech2face, methods=["POST"]),
               Route("/v1/face2face", face2face, methods=["POST"]),
               Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics), Route("/", page)]
@@ -302,11 +304,17 @@ def create_app(config: ServeConfig):
     return app
 
 
-def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the service until SIGINT/SIGTERM; in-flight requests finish first (graceful shutdown)."""
+def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, on_open=None) -> None:
+    """Run the service until SIGINT/SIGTERM; in-flight requests finish first (graceful shutdown).
+    The bundle is opened and verified first, so a bundle that cannot be served is one
+    ``InputError`` (exit 2) before anything listens."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port, log_level="warning",
+    service = Service(config)
+    service.open()
+    if on_open is not None:
+        on_open()
+    server = uvicorn.Server(uvicorn.Config(create_app(config, service), host=host, port=port, log_level="warning",
                                            timeout_graceful_shutdown=max(5, int(config.timeout_s)),
                                            access_log=False))
     server.run()
