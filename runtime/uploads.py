@@ -39,14 +39,39 @@ class Upload:
     name: str
 
 
+# A refused body is read and discarded up to this much (and this long) before the 413 is sent,
+# as nginx's lingering close does: a client that writes its whole body before reading (Python's
+# urllib, many SDKs) would otherwise see its connection reset instead of the answer.
+DRAIN_BYTES = 64 << 20
+DRAIN_SECONDS = 10.0
+
+
+async def _drain(stream: AsyncIterator[bytes], already: int = 0) -> None:
+    import asyncio
+
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for chunk in stream:
+                already += len(chunk)
+                if already > DRAIN_BYTES:
+                    return
+    except Exception:  # noqa: BLE001 - a timeout or a disconnect: whatever the client does now, the 413 stands
+        return
+
+
 async def _limited(request, limit: int) -> AsyncIterator[bytes]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
+        # a client that sent "Expect: 100-continue" waits for this answer before sending the body
+        if "100-continue" not in request.headers.get("expect", "").lower() and int(declared) <= DRAIN_BYTES:
+            await _drain(request.stream())
         raise RequestError(413, f"request body is {int(declared)} bytes; the limit is {limit}")
     size = 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    async for chunk in stream:
         size += len(chunk)
         if size > limit:
+            await _drain(stream, size)
             raise RequestError(413, f"request body exceeds the limit of {limit} bytes")
         yield chunk
 

@@ -143,6 +143,27 @@ def test_limits_busy_and_missing_face_encoder(bundles, voice_wav):
     strict = Server(bundles[1], "--max-body-mb", "0.05", "--max-queue", "1", "--max-wait-ms", "200")
     try:
         assert "limit" in _json_error(strict.request("POST", "/v1/speech2face", bytes(100_000)), 413)
+        # a client that writes its whole body before reading the answer still gets the 413, not a reset
+        import urllib.error
+        import urllib.request
+
+        for extra in ({}, {"Transfer-Encoding": "chunked"}):
+            body = bytes(25 << 20) if not extra else iter([bytes(1 << 20)] * 25)
+            request = urllib.request.Request(f"http://127.0.0.1:{strict.port}/v1/speech2face", data=body,
+                                             headers={"Content-Type": "audio/wav", **extra})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=60)
+            assert refused.value.code == 413 and "limit" in json.loads(refused.value.read())["error"]
+        # one that asks first (Expect: 100-continue) gets the 413 before it sends anything
+        connection = http.client.HTTPConnection("127.0.0.1", strict.port, timeout=30)
+        connection.putrequest("POST", "/v1/speech2face")
+        for name, value in (("Content-Type", "audio/wav"), ("Content-Length", str(25 << 20)),
+                            ("Expect", "100-continue")):
+            connection.putheader(name, value)
+        connection.endheaders()
+        answer = connection.getresponse()
+        assert answer.status == 413 and "limit" in json.loads(answer.read())["error"]
+        connection.close()
         message = _json_error(strict.request("POST", "/v1/face2face", SAMPLE_FACE.read_bytes()[:1000]), 501)
         assert "no face encoder" in message
         small = voice_wav.read_bytes()[:40_000]  # under the body limit, still a valid (shorter) wav
