@@ -335,7 +335,10 @@ class Trainer:
 
 
 def shutdown_distributed() -> None:
+    """Leave the process group together: a gloo rank whose peer tears down first can abort
+    ("terminate called without an active exception") instead of exiting cleanly."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
