@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from s2f import __version__
-from s2f.converters.keras_h5 import HDF5_SIGNATURE, read_head
+from s2f.converters.keras_h5 import HDF5_SIGNATURE
 from s2f.converters.vggface import ConversionResult, Detection, Sha256InBackground, convert_keras_file
 from s2f.core.atomic import atomic_output
-from s2f.core.errors import InputError
+from s2f.core.errors import InputError, read_head
 from s2f.models.checkpoints import TORCH_SIGNATURES
 from s2f.models.face_encoder_config import ARCHITECTURES
 from s2f.models.original import OriginalImport, OriginalOptions
@@ -26,7 +26,7 @@ def convert(source: str | Path, output: str | Path, arch: str | None = None,
         raise InputError(None, f"unknown --arch {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     if source.resolve() == output.resolve():
         raise InputError(output, "output would overwrite the input")
-    head = read_head(source)
+    head = read_head(source, len(HDF5_SIGNATURE), "weights file")
     if head == HDF5_SIGNATURE:
         return convert_keras_file(source, output, arch)
     if head.startswith(TORCH_SIGNATURES):

@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from s2f.core.errors import InputError
+from s2f.core.errors import InputError, read_head
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -54,19 +54,6 @@ class KerasLayer:
             if weight.kind == kind:
                 return weight
         return None
-
-
-def read_head(path: Path, nbytes: int = len(HDF5_SIGNATURE)) -> bytes:
-    """The first bytes of an input file, with the user-facing errors for unreadable paths."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(nbytes)
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, expected a weights file") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read ({err.strerror})") from None
 
 
 def _decode(value: object) -> str:
@@ -115,7 +102,7 @@ class KerasWeightsFile:
             raise
 
     def _check_signature(self) -> None:
-        if read_head(self.path) != HDF5_SIGNATURE:
+        if read_head(self.path, len(HDF5_SIGNATURE), "weights file") != HDF5_SIGNATURE:
             raise InputError(self.path, "not an HDF5 file (bad signature); expected a Keras .h5 weights file")
 
     def _read_layer(self, name: str) -> KerasLayer:

@@ -50,14 +50,20 @@ def _versions() -> dict[str, str]:
 def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: nn.Module,
                   face_encoder: nn.Module | None = None, overwrite: bool = False,
                   portable: bool = False, fp16: bool = False, verify_with: list[Path] | None = None,
-                  int8: bool = False) -> dict[str, Any]:
+                  int8: bool = False, sign_key: str | Path | None = None) -> dict[str, Any]:
     """Export, verify and write the bundle; returns the manifest. ``portable``: standard ONNX
     operators only (no onnxruntime fused kernels); ``fp16``: float16 graphs beside the float32
     ones, for GPUs (see ``export_onnx``); ``int8``: dynamically quantised int8 graphs beside
     them, for CPUs; ``verify_with``: voice clips and face photos checked
-    as well as random inputs, the decoder on the embeddings the encoders make of them."""
+    as well as random inputs, the decoder on the embeddings the encoders make of them;
+    ``sign_key``: an elliptic-curve private key that signs the finished bundle
+    (``s2f.export.signing``) before it appears."""
     out_dir = Path(out_dir)
     _check_destination(out_dir, overwrite)
+    if sign_key is not None:
+        from s2f.export.signing import check_signing_key
+
+        check_signing_key(Path(sign_key))
     _check_fit(voice_encoder, face_decoder, face_encoder)
     models = {"voice_encoder": voice_encoder, "face_decoder": face_decoder}
     if face_encoder is not None:
@@ -90,6 +96,10 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             sources={role: dict(model.source) for role, model in models.items() if getattr(model, "source", None)},
         ).to_dict()
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if sign_key is not None:
+            from s2f.export.signing import sign_bundle
+
+            sign_bundle(staging, sign_key)
     return manifest
 
 

@@ -61,6 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_original_decoder_flag(bundle)
     bundle.add_argument("--face-encoder", type=Path, help="converted face encoder (.safetensors or directory)")
     bundle.add_argument("--overwrite", action="store_true")
+    bundle.add_argument("--sign-key", type=Path, metavar="KEY.pem",
+                        help="sign the bundle with this elliptic-curve private key (writes model.sig; see 's2f "
+                             "bundle'); an encrypted key's passphrase is read from $S2F_SIGN_KEY_PASSWORD")
     _graph_options(bundle, "voice clips (and face photos, with --face-encoder) to verify on besides random "
                            "inputs; the decoder is checked on the embeddings made of them")
     bundle.set_defaults(func=run_export_bundle, extras=("export",), what_runs="export")
@@ -93,11 +96,17 @@ def run_export_bundle(args: argparse.Namespace) -> int:
     from s2f.models.original import OriginalOptions
 
     original = OriginalOptions(args.original_decoder_output)
+    if args.sign_key:  # a key that cannot sign fails now, not after the export
+        from s2f.export.signing import check_signing_key
+
+        check_signing_key(args.sign_key)
     face_encoder = load_model_for("face_encoder", args.face_encoder, flag="--face-encoder") if args.face_encoder \
         else None
     voice_encoder = load_model_for("voice_encoder", args.voice_encoder, flag="--voice-encoder")
     decoder = load_model_for("face_decoder", args.decoder, original=original, flag="--decoder")
     manifest = export_bundle(args.output, voice_encoder, decoder, face_encoder,
-                             args.overwrite, args.portable, args.fp16, args.verify_with, args.int8)
-    print(f"bundle {args.output}: {', '.join(manifest['files'])} + manifest.json")
+                             args.overwrite, args.portable, args.fp16, args.verify_with, args.int8,
+                             sign_key=args.sign_key)
+    signed = f" + model.sig (signed with {args.sign_key})" if args.sign_key else ""
+    print(f"bundle {args.output}: {', '.join(manifest['files'])} + manifest.json{signed}")
     return 0

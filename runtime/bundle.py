@@ -7,7 +7,9 @@ graph and of its weights file. Only what is used is hashed (speech -> face does 
 the 580 MB face encoder), and the files are hashed in parallel. A file hashed by an earlier
 process and unchanged since (same inode, size, mtime and ctime) is not hashed again
 (``s2f.runtime.verify_cache``; ``cache=False`` always hashes). A tampered, truncated or
-incomplete bundle is refused with a message naming the file.
+incomplete bundle is refused with a message naming the file. With a trusted key, the bundle
+must also be signed by it (``s2f.runtime.signature``): the sha256 say the files are what the
+manifest lists, the signature says who wrote the manifest.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from s2f.core.errors import InputError
 from s2f.runtime.manifest import MANIFEST, BundleManifest
 from s2f.runtime.onnx_refs import check_weight_locations
 from s2f.runtime.verify_cache import VerifyCache, file_identity
+
+MAX_MANIFEST_BYTES = 16 << 20  # a real one is a few kB; never read a huge file whole
 
 
 def sha256_of(path: Path) -> str:
@@ -35,6 +40,8 @@ class Bundle:
     manifest: BundleManifest
     cache: VerifyCache | None = None
     verified: set[str] = field(default_factory=set)
+    manifest_sha256: str = ""  # of the bytes parsed, which a signature covers
+    signed_by: str | None = None  # the trusted key's fingerprint, when the signature was checked
 
     def has(self, role: str, precision: str = "fp32") -> bool:
         return self.path_of(role, precision) is not None
@@ -99,15 +106,25 @@ def _require_plain_file(path: Path) -> None:
                                "bundle instead of linking it)")
 
 
-def open_bundle(root: str | Path, verify: bool = True, cache: bool = True) -> Bundle:
+def open_bundle(root: str | Path, verify: bool = True, cache: bool = True,
+                trust_key: str | Path | Literal[False] | None = None) -> Bundle:
     """``verify=True`` hashes every file now; ``False`` leaves hashing to ``require``.
-    ``cache=False`` ignores (and does not update) the record of files hashed before."""
+    ``cache=False`` ignores (and does not update) the record of files hashed before.
+    ``trust_key`` (default ``$S2F_TRUST_KEY``): a public key the bundle must be signed with
+    (``s2f.runtime.signature``); unsigned bundles, other keys and files the signature does not
+    cover are refused. ``False``: no signature check, whatever the environment says."""
+    from s2f.runtime.signature import trusted_key, verify_signature
+
     root = Path(root)
+    key = trusted_key(trust_key)
     if not root.is_dir():
         raise InputError(root, "bundle directory not found" if not root.exists() else "not a directory")
     manifest_path = root / MANIFEST
     try:
-        manifest = json.loads(manifest_path.read_text())
+        if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise InputError(manifest_path, f"is {manifest_path.stat().st_size} bytes: not a bundle manifest")
+        raw = manifest_path.read_bytes()
+        manifest = json.loads(raw)
     except FileNotFoundError:
         raise InputError(manifest_path, "missing: not a speech2face bundle (or an incomplete one)") from None
     except (OSError, ValueError, RecursionError) as err:
@@ -119,7 +136,9 @@ def open_bundle(root: str | Path, verify: bool = True, cache: bool = True) -> Bu
         if path.stat().st_size != entry.bytes:
             raise InputError(path, f"is {path.stat().st_size} bytes, the manifest says {entry.bytes}: "
                                    "truncated or replaced")
-    bundle = Bundle(root, manifest, VerifyCache() if cache else None)
+    bundle = Bundle(root, manifest, VerifyCache() if cache else None, manifest_sha256=hashlib.sha256(raw).hexdigest())
+    if key is not None:
+        bundle.signed_by = verify_signature(bundle, key)
     if verify:
         bundle.verify()
     return bundle

@@ -21,7 +21,7 @@ from s2f.runtime.directory import DEFAULT_BATCH_SIZE
 from s2f.runtime.providers import DEVICES, PRECISIONS
 
 # ServeConfig fields every runtime command shares (common()) or that come from --two-stage
-SHARED_SERVE_FIELDS = ("bundle", "device", "threads", "precision", "end_to_end")
+SHARED_SERVE_FIELDS = ("bundle", "device", "threads", "precision", "end_to_end", "trust_key")
 
 
 # Over 60 lines on purpose: one add_argument per flag of six commands, declarations and no logic.
@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--precision", choices=PRECISIONS, default="fp32",
                          help="fp16: the bundle's float16 graphs (exported with --fp16), meant for GPUs; int8: its "
                               "int8 graphs (exported with --int8), meant for CPUs")
+        sub.add_argument("--trust-key", type=Path, metavar="KEY.pub",
+                         help="refuse the bundle unless it is signed by this public key ('s2f bundle sign') and holds "
+                              "only the files signed; default: $S2F_TRUST_KEY. Needs speech2face[signing]")
         sub.add_argument("--rehash", action="store_true",
                          help="hash every bundle file even if it was verified before and is unchanged since")
         sub.add_argument("--two-stage", action="store_true",
@@ -134,7 +137,7 @@ def run_convert(args: argparse.Namespace) -> int:
         raise InputError(args.input, "--shard splits a directory of files; this is one file")
     model = (SpeechToFace if args.mode == "speech2face" else FaceToFace)(
         args.bundle, args.device, args.threads, prepack=not one_file, verify_cache=not args.rehash,
-        precision=args.precision, end_to_end=_end_to_end(args))
+        precision=args.precision, end_to_end=_end_to_end(args), trust_key=args.trust_key)
     if one_file:
         _save_png(args.output, model.generate_from_file(args.input).image)
         print(f"{args.input} -> {args.output}")
@@ -170,7 +173,7 @@ def run_grid(args: argparse.Namespace) -> int:
     if len(args.faces) != len(args.voices):
         raise InputError(None, f"{len(args.faces)} faces but {len(args.voices)} voices: give one voice per face")
     face_to_face = FaceToFace(args.bundle, args.device, args.threads, prepack=False, verify_cache=not args.rehash,
-                              precision=args.precision, end_to_end=_end_to_end(args))
+                              precision=args.precision, end_to_end=_end_to_end(args), trust_key=args.trust_key)
     speech_to_face = SpeechToFace(face_to_face.bundle, args.device, args.threads, prepack=False,
                                   precision=args.precision, end_to_end=_end_to_end(args))
     rows = []

@@ -20,6 +20,7 @@ from s2f.core.errors import InputError
 from s2f.runtime.providers import PRECISIONS
 
 MANIFEST = "manifest.json"
+SIGNATURE = "model.sig"  # model-signing's default name; covers every other file of the bundle
 BUNDLE_FORMAT = 2  # 2 adds the end-to-end graphs, whose "weights" list two files
 SUPPORTED_FORMATS = (1, 2)
 OPSET = 18  # every graph of a bundle

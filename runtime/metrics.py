@@ -1,5 +1,6 @@
 """The HTTP service's Prometheus metrics, on ``prometheus_client``: requests by route and
-status, a latency histogram per route, requests in flight, the queue depth and batch sizes.
+status, a latency histogram per route, requests in flight, request bodies being received, the
+queue depth and batch sizes.
 
 Each service keeps its own registry, so several apps in one process (tests) never share
 counters. With ``PROMETHEUS_MULTIPROC_DIR`` set (several server processes behind one port),
@@ -31,6 +32,8 @@ class Metrics:
         self.queue_depth.set_function(lambda: self.waiting())
         self.in_flight_gauge = Gauge("s2f_requests_in_flight", "Requests accepted and not yet answered.",
                                      registry=self.registry, multiprocess_mode="livesum")
+        self.uploads_in_progress = Gauge("s2f_uploads_in_progress", "Request bodies being received.",
+                                         registry=self.registry, multiprocess_mode="livesum")
         self.waiting = queue_depth
         self.in_flight = 0  # admission reads it; the gauge mirrors it
 

@@ -67,7 +67,8 @@ class _Decoding:
     ``precision="fp16"`` uses the bundle's float16 graphs (``s2f export bundle --fp16``),
     meant for GPUs; ``"int8"`` its int8 graphs (``--int8``), meant for CPUs; inputs and
     outputs stay float32 either way. ``end_to_end``: None uses the end-to-end
-    graph when the bundle has one (fp32 only), False never, True insists on it.
+    graph when the bundle has one (fp32 only), False never, True insists on it. ``trust_key``
+    (default ``$S2F_TRUST_KEY``): refuse a bundle not signed by this public key.
     """
 
     encoder_role = ""
@@ -75,8 +76,9 @@ class _Decoding:
 
     def __init__(self, bundle: Bundle | str | Path, device: str = "auto", threads: int | None = None,
                  prepack: bool = True, verify_cache: bool = True, precision: str = "fp32",
-                 end_to_end: bool | None = None) -> None:
-        self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False, cache=verify_cache)
+                 end_to_end: bool | None = None, trust_key: str | Path | None = None) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False, cache=verify_cache,
+                                                                           trust_key=trust_key)
         self.device = device
         if precision not in PRECISIONS:
             raise InputError(None, f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from s2f.core.errors import InputError
@@ -42,6 +43,9 @@ def session_options(threads: int | None = None, prepack: bool = True):
     if threads:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # a failing run reaches the user as our one-line error; onnxruntime's own log line on stderr
+    # would be a second, raw copy of it (its warnings show with -v)
+    options.log_severity_level = 2 if log.isEnabledFor(logging.DEBUG) else 4
     return options
 
 
@@ -58,6 +62,7 @@ def onnxruntime_reason(err: BaseException, path: str | Path | None = None) -> st
     """onnxruntime's message in one line, without its error-code prefix or our file's path."""
     text = " ".join(str(err).split()) or type(err).__name__
     text = text.split(" : ", 3)[-1] if text.startswith("[ONNXRuntimeError]") else text
+    text = re.sub(r"/onnxruntime_src/\S+:\d+ (?:[^()]*\([^)]*\) )?", "", text)  # source file and C++ function
     if path is not None:
         text = text.replace(f"Load model from {path} failed:", "").replace(str(path), "the graph")
     return text.strip()[:300]

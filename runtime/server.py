@@ -7,11 +7,13 @@ uvicorn, onnxruntime underneath).
     GET  /healthz /readyz /metrics /
 
 What keeps it standing under load and abuse: a request body limit (413, ``s2f.runtime.uploads``),
-a bounded number of accepted requests (503 with ``Retry-After`` beyond it), a per-request
-timeout (504), uploads decoded in worker threads that read only the seconds the model needs,
-concurrent requests micro-batched into one onnxruntime run (``s2f.runtime.batching``), and
-every failure answered as JSON ``{"error": ...}`` without a traceback. The process keeps no
-state between requests: run as many replicas as you like behind any load balancer.
+a minimum pace for bodies (408), bodies being received counted apart from requests waiting for
+the model and capped per client address (429), a bounded number of accepted requests (503 with
+``Retry-After`` beyond it), a per-request timeout (504), uploads decoded in worker threads
+that read only the seconds the model needs, concurrent requests micro-batched into one
+onnxruntime run (``s2f.runtime.batching``), and every failure answered as JSON
+``{"error": ...}`` without a traceback. The process keeps no state between requests: run as
+many replicas as you like behind any load balancer.
 
 The endpoints are module-level functions; what they share (the config and the ``Service``)
 is on ``app.state``.
@@ -35,7 +37,7 @@ import numpy as np
 from s2f.core.errors import InputError
 from s2f.runtime.batching import MicroBatcher
 from s2f.runtime.metrics import Metrics
-from s2f.runtime.uploads import RequestError, Upload, read_upload
+from s2f.runtime.uploads import BodyPace, RequestError, Upload, UploadSlots, read_upload
 
 log = logging.getLogger(__name__)
 WEB_PAGE = Path(__file__).with_name("web") / "index.html"
@@ -52,10 +54,16 @@ class ServeConfig:
         max_batch: micro-batching: most requests per onnxruntime run (1: off).
         max_wait_ms: micro-batching: how long a batch waits for more requests on their way.
         max_body_mb: larger request bodies get 413.
-        max_queue: requests accepted at once (decoding, waiting or running); more get 503.
-        timeout_s: a request not answered by then gets 504.
+        max_queue: requests accepted at once once their body has arrived (decoding, waiting or running);
+            more get 503.
+        timeout_s: a request whose body has arrived and is not answered within this many seconds gets 504.
+        max_uploads: request bodies being received at once; more get 503.
+        max_uploads_per_client: request bodies one client address sends at once; more get 429.
+        body_grace_s: a request body may take this long, plus its size at --min-body-rate-kb; a slower one gets 408.
+        min_body_rate_kb: the slowest average rate, in kB/s, at which a request body may arrive after the grace.
         end_to_end: use the bundle's end-to-end graphs (None: when it has them).
         decode_threads: threads decoding uploads in parallel with inference.
+        trust_key: refuse a bundle not signed by this public key (default: ``$S2F_TRUST_KEY``).
     """
 
     bundle: Path
@@ -67,19 +75,25 @@ class ServeConfig:
     max_body_mb: float = 20.0
     max_queue: int = 64
     timeout_s: float = 30.0
+    max_uploads: int = 256
+    max_uploads_per_client: int = 16
+    body_grace_s: float = 10.0
+    min_body_rate_kb: float = 32.0
     end_to_end: bool | None = None
     decode_threads: int = 2
+    trust_key: Path | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_queue", "decode_threads"):
+        for name in ("max_batch", "max_queue", "decode_threads", "max_uploads", "max_uploads_per_client"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} (--{name.replace('_', '-')}) must be at least 1, got {getattr(self, name)}")
-        for name in ("timeout_s", "max_body_mb"):
+        for name in ("timeout_s", "max_body_mb", "min_body_rate_kb", "body_grace_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} (--{name.replace('_', '-')}) must be positive, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms (--max-wait-ms) must not be negative, got {self.max_wait_ms}")
         self.bundle = Path(self.bundle)
+        self.trust_key = None if self.trust_key is None else Path(self.trust_key)
 
 
 class Service:
@@ -94,13 +108,16 @@ class Service:
         self.decoders = ThreadPoolExecutor(config.decode_threads, thread_name_prefix="decode")
         self.metrics = Metrics(queue_depth=lambda: sum(b.waiting for b in self.batchers.values()))
         self.body_limit = int(config.max_body_mb * 1024 * 1024)
+        self.uploads = UploadSlots(config.max_uploads, config.max_uploads_per_client)
+        self.pace = BodyPace(config.body_grace_s, config.min_body_rate_kb * 1024)
+        self.metrics.uploads_in_progress.set_function(lambda: self.uploads.in_progress)
 
     def open(self) -> None:
         """Open and fully verify the bundle (every sha256), then the sessions it serves."""
         from s2f.runtime.bundle import open_bundle
         from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 
-        bundle = open_bundle(self.config.bundle, verify=True)
+        bundle = open_bundle(self.config.bundle, verify=True, trust_key=self.config.trust_key)
         options = dict(device=self.config.device, threads=self.config.threads, precision=self.config.precision,
                        end_to_end=self.config.end_to_end)
         self.speech = SpeechToFace(bundle, **options)
@@ -177,15 +194,27 @@ def _face_response(face, wants_json: bool):
     return JSONResponse(body)
 
 
+def _refuse_when_busy(service: Service) -> None:
+    if service.metrics.in_flight >= service.config.max_queue:
+        raise RequestError(503, "server busy: too many requests in progress; retry shortly", {"Retry-After": "1"})
+
+
 async def _generation(request, route: str, field: str):
+    """A body still arriving holds an upload slot (``UploadSlots``, paced by ``BodyPace``),
+    never one of the ``max_queue`` slots that wait for the model."""
     service: Service = request.app.state.service
     config = service.config
-    if service.metrics.in_flight >= config.max_queue:
-        raise RequestError(503, "server busy: too many requests in progress; retry shortly", {"Retry-After": "1"})
+    _refuse_when_busy(service)  # shed load before reading a body when the model is saturated
+    with service.uploads.hold(request.client.host if request.client else "unknown"):
+        upload = await read_upload(request, field, service.body_limit, service.pace)
+    try:
+        _refuse_when_busy(service)
+    except RequestError:
+        upload.file.close()
+        raise
     service.metrics.admit()
     try:
         async with asyncio.timeout(config.timeout_s):
-            upload = await read_upload(request, field, service.body_limit)
             face = await service.generate(route, upload)
     except TimeoutError:
         raise RequestError(504, f"not answered within {config.timeout_s:g} s") from None
@@ -236,13 +265,6 @@ async def refused(request, err: RequestError):
     return JSONResponse({"error": err.message}, status_code=err.status, headers=err.headers)
 
 
-async def failed(request, err: Exception):
-    from starlette.responses import JSONResponse
-
-    log.error("internal error on %s: %s: %s", request.url.path, type(err).__name__, err)
-    return JSONResponse({"error": "internal server error"}, status_code=500)
-
-
 @asynccontextmanager
 async def lifespan(app):
     await app.state.service.start()
@@ -252,9 +274,10 @@ async def lifespan(app):
 
 class ObservedMiddleware:
     """Every response counted and timed, and the request log line written (pure ASGI, so it
-    sees the status of streamed and error responses too). Errors were already answered as JSON
-    by the application's handlers (Starlette re-raises unexpected ones after answering);
-    whatever still escapes is answered here if nothing was sent yet, never with a traceback."""
+    sees the status of streamed and error responses too). Refusals (``RequestError``) were
+    already answered as JSON by the application's handler; any other error reaches this
+    middleware first (Starlette's own 500 handler sits outside it) and is answered here as a
+    JSON 500 if nothing was sent yet, logged as one line, never with a traceback."""
 
     def __init__(self, app, service: Service) -> None:
         self.app, self.service = app, service
@@ -273,8 +296,10 @@ class ObservedMiddleware:
 
         try:
             await self.app(scope, receive, observed_send)
-        except Exception:  # noqa: BLE001 - logged with its traceback here, never sent
-            log.debug("after the response on %s", route, exc_info=True)
+        except Exception as err:  # noqa: BLE001 - logged as one line (traceback at debug level), never sent
+            if not sent[0]:
+                log.error("internal error on %s: %s: %s", route, type(err).__name__, err)
+            log.debug("traceback of the error on %s", route, exc_info=True)
             if not sent[0]:
                 status[0] = 500
                 from starlette.responses import JSONResponse
@@ -298,7 +323,7 @@ def create_app(config: ServeConfig, service: Service | None = None):
     routes = [Route("/v1/speech2face", speech2face, methods=["POST"]),
               Route("/v1/face2face", face2face, methods=["POST"]),
               Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics), Route("/", page)]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={RequestError: refused, Exception: failed},
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={RequestError: refused},
                     middleware=[Middleware(ObservedMiddleware, service=service)])
     app.state.service = service
     return app

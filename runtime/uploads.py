@@ -1,16 +1,23 @@
-"""Reading one upload from an HTTP request: the body limit, raw bodies and multipart forms.
+"""Reading one upload from an HTTP request: the body limit, its pace, raw bodies and multipart forms.
 
 The decoders read open binary files (``load_audio``, ``load_face``), so an upload goes to them
 as one: a raw body is gathered into one in-memory buffer as it streams in, and a multipart
 file is the parser's own spooled file (in memory while small). Nothing is written to a
 temporary file of ours or copied again before decoding. The limit is enforced on the stream
 itself, so a body that lies about (or omits) its length is cut off at the limit.
+
+A body must also keep arriving (``BodyPace``): after a grace period, at a minimum average
+rate, as nginx's ``client_body_timeout`` and Apache's ``mod_reqtimeout`` require. A client
+that announces a megabyte and sends a byte a second is answered 408 once it falls behind, so
+it cannot hold a connection, or a slot of the service, for long.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -39,6 +46,67 @@ class Upload:
     name: str
 
 
+@dataclass(frozen=True)
+class BodyPace:
+    """How fast a request body must arrive: byte ``n`` within ``grace_s + n / min_rate`` seconds
+    of the request's start (``min_rate`` in bytes per second)."""
+
+    grace_s: float = 10.0
+    min_rate: float = 32 * 1024
+
+    def deadline(self, received: int) -> float:
+        return self.grace_s + received / self.min_rate
+
+
+class UploadSlots:
+    """Bodies being received, counted apart from requests waiting for the model: at most
+    ``total`` at once (503 beyond), and at most ``per_client`` from one client address (429
+    beyond), so one address opening connections cannot take every slot. Behind a proxy, every
+    client has the proxy's address unless it sends ``X-Forwarded-For`` (uvicorn trusts it from
+    ``--forwarded-allow-ips``, 127.0.0.1 by default)."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total, self.per_client = total, per_client
+        self.by_client: dict[str, int] = {}
+        self.in_progress = 0
+
+    @contextlib.contextmanager
+    def hold(self, client: str) -> Iterator[None]:
+        if self.in_progress >= self.total:
+            raise RequestError(503, "server busy: too many uploads in progress; retry shortly", {"Retry-After": "1"})
+        if self.by_client.get(client, 0) >= self.per_client:
+            raise RequestError(429, f"too many uploads at once from {client} (at most {self.per_client})",
+                               {"Retry-After": "1"})
+        self.in_progress += 1
+        self.by_client[client] = self.by_client.get(client, 0) + 1
+        try:
+            yield
+        finally:
+            self.in_progress -= 1
+            self.by_client[client] -= 1
+            if not self.by_client[client]:
+                del self.by_client[client]
+
+
+async def _paced(stream: AsyncIterator[bytes], pace: BodyPace) -> AsyncIterator[bytes]:
+    """``stream``'s chunks, or 408 when the next one is late."""
+    loop = asyncio.get_running_loop()
+    started, received = loop.time(), 0
+    iterator = stream.__aiter__()
+    while True:
+        wait = pace.deadline(received + 1) - (loop.time() - started)
+        try:
+            chunk = await asyncio.wait_for(anext(iterator), timeout=max(wait, 0.0))
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestError(408, f"request body too slow: {received} bytes in {loop.time() - started:.0f} s; "
+                                    f"send at least {pace.min_rate / 1024:g} kB/s after the first "
+                                    f"{pace.grace_s:g} s") from None
+        received += len(chunk)
+        yield chunk
+
+
 # A refused body is read and discarded up to this much (and this long) before the 413 is sent,
 # as nginx's lingering close does: a client that writes its whole body before reading (Python's
 # urllib, many SDKs) would otherwise see its connection reset instead of the answer.
@@ -47,8 +115,6 @@ DRAIN_SECONDS = 10.0
 
 
 async def _drain(stream: AsyncIterator[bytes], already: int = 0) -> None:
-    import asyncio
-
     try:
         async with asyncio.timeout(DRAIN_SECONDS):
             async for chunk in stream:
@@ -59,7 +125,7 @@ async def _drain(stream: AsyncIterator[bytes], already: int = 0) -> None:
         return
 
 
-async def _limited(request, limit: int) -> AsyncIterator[bytes]:
+async def _limited(request, limit: int, pace: BodyPace) -> AsyncIterator[bytes]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         # a client that sent "Expect: 100-continue" waits for this answer before sending the body
@@ -67,7 +133,7 @@ async def _limited(request, limit: int) -> AsyncIterator[bytes]:
             await _drain(request.stream())
         raise RequestError(413, f"request body is {int(declared)} bytes; the limit is {limit}")
     size = 0
-    stream = request.stream()
+    stream = _paced(request.stream(), pace)
     async for chunk in stream:
         size += len(chunk)
         if size > limit:
@@ -76,13 +142,22 @@ async def _limited(request, limit: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def read_upload(request, field: str, limit: int) -> Upload:
-    """The file of a raw body or of multipart field ``field``; ``RequestError`` (400, 413) else."""
+async def read_upload(request, field: str, limit: int, pace: BodyPace = BodyPace()) -> Upload:
+    """The file of a raw body or of multipart field ``field``; ``RequestError`` (400, 408, 413) else."""
+    from starlette.requests import ClientDisconnect
+
+    try:
+        return await _read_upload(request, field, _limited(request, limit, pace))
+    except ClientDisconnect:
+        raise RequestError(400, "the client disconnected before sending the whole body") from None
+
+
+async def _read_upload(request, field: str, stream: AsyncIterator[bytes]) -> Upload:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        return await _multipart_file(request, _limited(request, limit), field)
+        return await _multipart_file(request, stream, field)
     body = io.BytesIO()
-    async for chunk in _limited(request, limit):
+    async for chunk in stream:
         body.write(chunk)
     if not body.tell():
         raise RequestError(400, f"empty request body: send the {field} file as the body or as multipart "

@@ -17,7 +17,7 @@ from s2f.core.command_line import add_verbosity_flags, run_command
 
 # modules with ``add_parser(subparsers)``; each sets ``func`` (and ``extras``) on its parsers
 SUBCOMMAND_MODULES = ("s2f.converters.cli", "s2f.weights.cli", "s2f.data.cli", "s2f.train.cli", "s2f.export.cli",
-                      "s2f.demo_cli")
+                      "s2f.export.signing_cli", "s2f.demo_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,20 @@ def run_isolated(command: list, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(part) for part in command], capture_output=True, text=True, env=env, **kwargs)
 
 
+def rewrite_manifest_to_match(bundle: Path, *names: str) -> None:
+    """Rewrite a bundle's manifest so its sha256 and sizes match the files as they now are, as
+    whoever hands out a hostile bundle would."""
+    import hashlib
+    import json
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for name in names:
+        entry = manifest["files"][name]
+        entry["sha256"] = hashlib.sha256((bundle / name).read_bytes()).hexdigest()
+        entry["bytes"] = (bundle / name).stat().st_size
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
 def small_models(seed: int = 0, embedding_dim: int = 2048):
     """A tiny VE_conv, a tiny decoder and a random ResNet50 face encoder (2048-D, the smallest
     real one) that fit together: what bundle and serving tests export."""

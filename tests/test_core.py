@@ -48,7 +48,7 @@ def test_serve_flags_are_the_serve_config():
     from s2f.runtime.server import ServeConfig
 
     serve = _parser_of(build_parser, "serve")
-    assert _check_against(serve, ServeConfig, skip=SHARED_SERVE_FIELDS) == 6
+    assert _check_against(serve, ServeConfig, skip=SHARED_SERVE_FIELDS) == 10
     text = serve.format_help()
     assert "--decode-threads" in text and "larger request bodies get 413. (default: 20.0)" in " ".join(text.split())
 

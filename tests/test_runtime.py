@@ -247,6 +247,12 @@ def test_torch_free_environment(bundle, voice_file, built_wheel, tmp_path_factor
     no_server = run_isolated([command, "serve", "--bundle", bundle])
     assert no_server.returncode == 2 and no_server.stderr.strip() == \
         "s2f-runtime: error: serve needs Starlette: pip install 'speech2face[serve]'"
+    no_signing = run_isolated([command, "speech2face", voice_file, "-o", tmp_path / "x.png", "--bundle", bundle,
+                               "--trust-key", tmp_path / "key.pub"])
+    assert no_signing.returncode == 2 and no_signing.stderr.strip() == (
+        f"s2f-runtime: error: checking a bundle signature ({tmp_path / 'key.pub'}) needs model-signing: "
+        "pip install 'speech2face[signing]'")
+    assert not (tmp_path / "x.png").exists()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     voices = tmp_path / "voices"
     (voices / "sub").mkdir(parents=True)

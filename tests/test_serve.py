@@ -1,22 +1,24 @@
 """``s2f-runtime serve`` as a real server process on 127.0.0.1: every endpoint, every refusal
-(400, 404/405, 413, 501, 503, 504) as one JSON line without a traceback, the same faces as
+(400, 404/405, 408, 413, 429, 500, 501, 503, 504) as one JSON line without a traceback, the same faces as
 the Python runtime, micro-batching of concurrent requests, and a graceful SIGTERM that
 answers every request already accepted."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import io
 import json
 import signal
+import socket
 import threading
 import time
 
 import numpy as np
 import pytest
 import soundfile
-from helpers import SAMPLE_FACE, small_models
+from helpers import SAMPLE_FACE, rewrite_manifest_to_match, small_models
 from serving import Server, multipart, png_pixels
 
 from s2f.data.synth_voice import speech_clip
@@ -221,3 +223,93 @@ def test_sigterm_answers_every_accepted_request(bundles, voice_wav):
     assert stderr.count("POST /v1/speech2face 200") == 4
     with pytest.raises(OSError):  # and it no longer takes new requests
         server.request("GET", "/healthz", timeout=5)
+
+
+def _slow_upload(port: int, address: str) -> socket.socket:
+    """A client on ``address`` that announces a 1 MB body and has sent none of it yet."""
+    client = socket.socket()
+    client.bind((address, 0))
+    client.connect(("127.0.0.1", port))
+    client.sendall(b"POST /v1/speech2face HTTP/1.1\r\nHost: localhost\r\nContent-Type: audio/wav\r\n"
+                   b"Content-Length: 1000000\r\n\r\n")
+    return client
+
+
+def _status_line(client: socket.socket, timeout: float) -> str:
+    client.settimeout(timeout)
+    try:
+        return client.recv(4096).split(b"\r\n", 1)[0].decode()
+    except (TimeoutError, ConnectionError):
+        return ""
+
+
+def test_slow_uploads_do_not_starve_real_requests(bundles, voice_wav):
+    """80 clients from ten loopback addresses announce a megabyte each and send a byte a second;
+    with only four model slots, requests from another address are still answered at once, the
+    slow ones get 408 after the grace, and a ninth upload from one address gets 429."""
+    server = Server(bundles[1], "--max-queue", "4", "--max-uploads-per-client", "8", "--body-grace-s", "4")
+    slow = [_slow_upload(server.port, f"127.0.0.{2 + k % 10}") for k in range(80)]
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.wait(1.0):
+            for client in slow:
+                with contextlib.suppress(OSError):
+                    client.send(b"R")
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    try:
+        started = time.monotonic()
+        ninth = _slow_upload(server.port, "127.0.0.2")
+        assert _status_line(ninth, 5) == "HTTP/1.1 429 Too Many Requests"
+        ninth.close()
+        data, answered = voice_wav.read_bytes(), []
+        while time.monotonic() - started < 3.0:  # all 80 still uploading (grace 4 s)
+            status, _, body = server.request("POST", "/v1/speech2face", data, timeout=10)
+            answered.append((status, png_pixels(body).shape if status == 200 else body))
+        metrics = server.request("GET", "/metrics")[2].decode()
+        assert "s2f_uploads_in_progress 80.0" in metrics, [m for m in metrics.splitlines() if "uploads" in m]
+        assert len(answered) >= 3 and answered == [(200, (224, 224, 3))] * len(answered)
+        lines = [_status_line(client, 10) for client in slow]
+        assert lines == ["HTTP/1.1 408 Request Timeout"] * 80
+        assert time.monotonic() - started < 12
+        assert server.request("POST", "/v1/speech2face", data)[0] == 200
+        assert "s2f_uploads_in_progress 0.0" in server.request("GET", "/metrics")[2].decode()
+    finally:
+        stop.set()
+        for client in slow:
+            client.close()
+        server.stop()
+
+
+def test_a_graph_that_fails_to_run_is_a_json_500_and_the_server_keeps_serving(bundles, voice_wav, tmp_path):
+    """The speech->face graph loads but fails in onnxruntime on every run: each request gets a
+    JSON 500 naming no file and no traceback; face->face, from the same server, still answers."""
+    import shutil
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundles[0], bundle)
+    waveform = helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "samples"])
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in ("image", "landmarks",
+                                                                                          "embedding")]
+    shape = numpy_helper.from_array(np.array([3, 5], dtype=np.int64), "impossible")
+    nodes = [helper.make_node("Reshape", ["waveform", "impossible"], ["reshaped"])]
+    nodes += [helper.make_node("Identity", ["reshaped"], [name]) for name in ("image", "landmarks", "embedding")]
+    graph = helper.make_graph(nodes, "fails", [waveform], outputs, [shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    (bundle / "speech2face.onnx").write_bytes(model.SerializeToString())
+    rewrite_manifest_to_match(bundle, "speech2face.onnx")
+    server = Server(bundle)
+    try:
+        for _ in range(2):
+            assert _json_error(server.request("POST", "/v1/speech2face", voice_wav.read_bytes()), 500) == \
+                "internal server error"
+        status, headers, body = server.request("POST", "/v1/face2face", SAMPLE_FACE.read_bytes())
+        assert status == 200 and png_pixels(body).shape == (224, 224, 3)
+        assert server.request("GET", "/healthz")[0] == 200
+    finally:
+        _, stderr = server.stop()
+    assert "Traceback" not in stderr and "onnxruntime failed to run this graph" in stderr, stderr[-2000:]

@@ -89,3 +89,44 @@ def test_metrics_are_prometheus_exposition_from_one_registry_per_service():
     assert samples[("s2f_batch_size_bucket", (("le", "4.0"),))] == 1
     assert samples[("s2f_queue_depth", ())] == 3 and samples[("s2f_requests_in_flight", ())] == 1
     assert b"s2f_requests_total{" not in other.render()[0]  # another service counts nothing of these
+
+
+def test_upload_slots_cap_all_uploads_and_each_client_and_free_them():
+    from s2f.runtime.uploads import RequestError, UploadSlots
+
+    slots = UploadSlots(total=3, per_client=2)
+    with slots.hold("10.0.0.1"), slots.hold("10.0.0.1"):
+        with pytest.raises(RequestError) as per_client:
+            with slots.hold("10.0.0.1"):
+                pass
+        assert per_client.value.status == 429 and per_client.value.headers == {"Retry-After": "1"}
+        with slots.hold("10.0.0.2"):
+            with pytest.raises(RequestError) as total:
+                with slots.hold("10.0.0.3"):
+                    pass
+            assert total.value.status == 503 and slots.in_progress == 3
+    assert slots.in_progress == 0 and slots.by_client == {}
+    with pytest.raises(ValueError), slots.hold("10.0.0.1"):  # a failing upload frees its slot too
+        raise ValueError("decoder failed")
+    assert slots.in_progress == 0 and slots.by_client == {}
+
+
+def test_a_body_that_falls_behind_the_pace_gets_408_and_one_that_keeps_up_does_not():
+    import asyncio
+
+    from s2f.runtime.uploads import BodyPace, RequestError, _paced
+
+    async def trickle(chunks: int, size: int, every: float):
+        for _ in range(chunks):
+            await asyncio.sleep(every)
+            yield b"x" * size
+
+    async def receive(stream, pace):
+        return sum([len(chunk) async for chunk in _paced(stream, pace)])
+
+    pace = BodyPace(grace_s=0.2, min_rate=1000)  # byte n due by 0.2 s + n ms
+    assert asyncio.run(receive(trickle(5, 100, 0.05), pace)) == 500  # 2000 bytes/s: keeps up
+    with pytest.raises(RequestError) as slow:
+        asyncio.run(receive(trickle(50, 1, 0.05), pace))  # 20 bytes/s: behind after the grace
+    assert slow.value.status == 408 and "request body too slow" in slow.value.message
+    assert pace.deadline(0) == 0.2 and pace.deadline(1000) == pytest.approx(1.2)

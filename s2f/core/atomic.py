@@ -12,13 +12,14 @@ from s2f.core.errors import InputError
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | Path, mode: str = "wb", durable: bool = True) -> Iterator:
+def atomic_output(path: str | Path, mode: str = "wb", durable: bool = True, permissions: int = 0o644) -> Iterator:
     """Open a temporary sibling of ``path``; on clean exit fsync it and rename it into place.
 
     The temporary file lives in the destination directory so the final ``os.replace`` is
     atomic on POSIX. On any exception the temporary file is removed and the destination is
     left untouched (an older file of the same name survives). ``durable=False`` skips the
     fsync: still all-or-nothing if the process dies, not guaranteed across a power cut.
+    ``permissions``: 0o600 for a secret (the temporary file is never readable by others).
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -36,7 +37,7 @@ def atomic_output(path: str | Path, mode: str = "wb", durable: bool = True) -> I
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
+        os.chmod(tmp_name, permissions)
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

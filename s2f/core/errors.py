@@ -17,3 +17,17 @@ class InputError(Exception):
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
 
+
+def read_head(path: Path, nbytes: int, what: str = "file") -> bytes:
+    """The first ``nbytes`` of a file the user named, or one line saying why it cannot be read
+    (``what``: what the file should have been, for the message about a directory)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(nbytes)
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, f"is a directory, expected a {what}") from None
+    except OSError as err:
+        raise InputError(path, f"cannot read ({err.strerror})") from None
+
