@@ -76,7 +76,7 @@ class ServeConfig:
     max_queue: int = 64
     timeout_s: float = 30.0
     max_uploads: int = 256
-    max_uploads_per_client: int = 16
+    max_uploads_per_client: int = 64
     body_grace_s: float = 10.0
     min_body_rate_kb: float = 32.0
     end_to_end: bool | None = None
