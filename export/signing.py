@@ -33,9 +33,9 @@ def check_signing_key(path: Path) -> str:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    from s2f.runtime.signature import _check_curve, _read_key_file, key_fingerprint
+    from s2f.runtime.signature import check_curve, key_fingerprint, read_key_file
 
-    data = _read_key_file(path)
+    data = read_key_file(path)
     if b"PUBLIC KEY" in data and b"PRIVATE KEY" not in data:
         raise InputError(path, "is a public key: sign with the private key (key.pem)")
     try:
@@ -47,7 +47,7 @@ def check_signing_key(path: Path) -> str:
     except ValueError as err:
         reason = "wrong passphrase in $" + PASSWORD_ENV if "decrypt" in str(err).lower() else "not a PEM private key"
         raise InputError(path, reason) from None
-    _check_curve(path, key, ec)
+    check_curve(path, key, ec)
     return key_fingerprint(key.public_key())
 
 

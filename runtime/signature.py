@@ -71,7 +71,7 @@ def load_public_key(path: Path):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
-    data = _read_key_file(path)
+    data = read_key_file(path)
     try:
         key = load_pem_public_key(data)
     except (ValueError, TypeError):
@@ -84,18 +84,18 @@ def load_public_key(path: Path):
             raise InputError(path, "is a private key: trust the public key (key.pub), and keep this one secret") \
                 from None
         raise InputError(path, "not a PEM public key (expected '-----BEGIN PUBLIC KEY-----')") from None
-    _check_curve(path, key, ec)
+    check_curve(path, key, ec)
     return key
 
 
-def _read_key_file(path: Path) -> bytes:
+def read_key_file(path: Path) -> bytes:
     data = read_head(path, MAX_KEY_BYTES + 1, "key file")
     if len(data) > MAX_KEY_BYTES:
         raise InputError(path, "is too large to be a key file")
     return data
 
 
-def _check_curve(path: Path, key, ec) -> None:
+def check_curve(path: Path, key, ec) -> None:
     if not isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
         raise InputError(path, f"is a {type(key).__name__.removeprefix('_')} key; bundle signatures use elliptic-curve "
                                f"keys ({', '.join(SUPPORTED_CURVES)}): make one with 's2f bundle keygen'")
