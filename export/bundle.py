@@ -30,7 +30,7 @@ from s2f.core.errors import InputError
 from s2f.export.onnx_export import ExportOptions, export_onnx
 from s2f.export.onnx_files import variant_path
 from s2f.runtime.bundle import sha256_of
-from s2f.runtime.manifest import GRAPH_FILES, MANIFEST, BundleManifest, FileEntry
+from s2f.runtime.manifest import GRAPH_FILES, GRAPH_ROLES, MANIFEST, BundleManifest, FileEntry
 from s2f.runtime.onnx_refs import check_weight_locations
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,10 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
                                        face_decoder.config.embedding_dim) for role, model in models.items()}
         end_to_end = _export_end_to_end(staging, files, reports["voice_encoder"]["preprocessing"], face_encoder, raw,
                                         embedding_dim=face_decoder.config.embedding_dim)
+        _add_probe(staging, files, voice_encoder, face_decoder, face_encoder,
+                   reports["voice_encoder"]["preprocessing"])
         for name, entry in files.items():  # never write a bundle whose graphs read unlisted (unhashed) files
-            if not entry.role.endswith(" weights"):
+            if entry.role in GRAPH_ROLES:
                 check_weight_locations(staging / name, entry.weight_files)
         manifest = BundleManifest(
             files=files,
@@ -175,6 +177,19 @@ def _export_end_to_end(staging: Path, files: dict[str, FileEntry], voice_input: 
         files[path.name] = FileEntry(role, sha256_of(path), path.stat().st_size, "fp32", external_weight_files(path),
                                      role, inputs[role], graph_outputs(path), embedding_dim=embedding_dim)
     return reports
+
+
+def _add_probe(staging: Path, files: dict[str, FileEntry], voice_encoder: nn.Module, face_decoder: nn.Module,
+               face_encoder: nn.Module | None, voice_input: dict[str, Any]) -> None:
+    """The probe another engine or precision is judged by on open (``s2f.runtime.probe``)."""
+    from s2f.export.probe import probe_arrays, write_probe
+    from s2f.runtime.probe import PROBE_ROLE
+    from s2f.runtime.voice_input import VoiceInputSpec
+
+    face = face_encoder.config.preprocessing if face_encoder is not None else None
+    path = write_probe(staging, probe_arrays(voice_encoder, face_decoder, face_encoder,
+                                             VoiceInputSpec.from_dict(voice_input), face))
+    files[path.name] = FileEntry(PROBE_ROLE, sha256_of(path), path.stat().st_size)
 
 
 def _raw_inputs(voice_encoder: nn.Module, files: list[Path]) -> dict[str, list[np.ndarray]]:

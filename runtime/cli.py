@@ -17,11 +17,12 @@ from pathlib import Path
 
 from s2f.core.command_line import add_verbosity_flags, run_command
 from s2f.core.errors import InputError
+from s2f.runtime.backends import BACKENDS, PRECISIONS
 from s2f.runtime.directory import DEFAULT_BATCH_SIZE
-from s2f.runtime.providers import DEVICES, PRECISIONS
+from s2f.runtime.providers import DEVICES
 
 # ServeConfig fields every runtime command shares (common()) or that come from --two-stage
-SHARED_SERVE_FIELDS = ("bundle", "device", "threads", "precision", "end_to_end", "trust_key")
+SHARED_SERVE_FIELDS = ("bundle", "device", "threads", "precision", "backend", "unverified", "end_to_end", "trust_key")
 
 
 # Over 60 lines on purpose: one add_argument per flag of six commands, declarations and no logic.
@@ -36,9 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="auto: CUDA if it really starts, else CPU (with a warning); an explicit GPU "
                               "choice fails if its provider cannot be created")
         sub.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
-        sub.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                         help="fp16: the bundle's float16 graphs (exported with --fp16), meant for GPUs; int8: its "
-                              "int8 graphs (exported with --int8), meant for CPUs")
+        sub.add_argument("--backend", choices=BACKENDS, default="onnxruntime",
+                         help="openvino: the same graphs on OpenVINO (CPU; needs speech2face[openvino]); auto: per "
+                              "graph, the fastest engine and precision that passes the bundle's probe on this machine")
+        sub.add_argument("--precision", choices=PRECISIONS,
+                         help="fp32 (default; auto: any); bf16: bfloat16 arithmetic on CPUs with bf16 units "
+                              "(OpenVINO); fp16: the bundle's float16 graphs (exported with --fp16), meant for GPUs; "
+                              "int8: its int8 graphs (exported with --int8), meant for CPUs")
+        sub.add_argument("--unverified", action="store_true",
+                         help="run a precision other than fp32 on a bundle exported without a probe (logged)")
         sub.add_argument("--trust-key", type=Path, metavar="KEY.pub",
                          help="refuse the bundle unless it is signed by this public key ('s2f bundle sign') and holds "
                               "only the files signed; default: $S2F_TRUST_KEY. Needs speech2face[signing]")
@@ -118,6 +125,10 @@ def _end_to_end(args: argparse.Namespace) -> bool | None:
     return False if args.two_stage else None
 
 
+def _engine(args: argparse.Namespace) -> dict:
+    return {"backend": args.backend, "unverified": args.unverified}
+
+
 def run_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -137,7 +148,7 @@ def run_convert(args: argparse.Namespace) -> int:
         raise InputError(args.input, "--shard splits a directory of files; this is one file")
     model = (SpeechToFace if args.mode == "speech2face" else FaceToFace)(
         args.bundle, args.device, args.threads, prepack=not one_file, verify_cache=not args.rehash,
-        precision=args.precision, end_to_end=_end_to_end(args), trust_key=args.trust_key)
+        precision=args.precision, end_to_end=_end_to_end(args), trust_key=args.trust_key, **_engine(args))
     if one_file:
         _save_png(args.output, model.generate_from_file(args.input).image)
         print(f"{args.input} -> {args.output}")
@@ -173,9 +184,10 @@ def run_grid(args: argparse.Namespace) -> int:
     if len(args.faces) != len(args.voices):
         raise InputError(None, f"{len(args.faces)} faces but {len(args.voices)} voices: give one voice per face")
     face_to_face = FaceToFace(args.bundle, args.device, args.threads, prepack=False, verify_cache=not args.rehash,
-                              precision=args.precision, end_to_end=_end_to_end(args), trust_key=args.trust_key)
+                              precision=args.precision, end_to_end=_end_to_end(args), trust_key=args.trust_key,
+                              **_engine(args))
     speech_to_face = SpeechToFace(face_to_face.bundle, args.device, args.threads, prepack=False,
-                                  precision=args.precision, end_to_end=_end_to_end(args))
+                                  precision=args.precision, end_to_end=_end_to_end(args), **_engine(args))
     rows = []
     for face, voice in zip(args.faces, args.voices, strict=True):
         rows.append([original(face), face_to_face.generate_from_file(face).image,

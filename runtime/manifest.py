@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from s2f.core.errors import InputError
-from s2f.runtime.providers import PRECISIONS
+from s2f.runtime.backends import GRAPH_PRECISIONS
 
 MANIFEST = "manifest.json"
 SIGNATURE = "model.sig"  # model-signing's default name; covers every other file of the bundle
-BUNDLE_FORMAT = 2  # 2 adds the end-to-end graphs, whose "weights" list two files
-SUPPORTED_FORMATS = (1, 2)
+BUNDLE_FORMAT = 3  # 2 adds the end-to-end graphs, whose "weights" list two files; 3 the probe
+SUPPORTED_FORMATS = (1, 2, 3)
 OPSET = 18  # every graph of a bundle
 # each graph's role and its file (its weights: the same name + ".data")
 GRAPH_FILES = {"voice_encoder": "voice_encoder.onnx", "face_decoder": "face_decoder.onnx",
@@ -34,7 +34,8 @@ MODEL_ROLES = ("voice_encoder", "face_decoder", "face_encoder")  # the per-model
 @dataclass
 class FileEntry:
     """One file of the bundle: a graph (``role`` one of ``GRAPH_ROLES``, with its interface)
-    or a graph's weights (``role`` "<role> weights", only sha256 and size)."""
+    or a graph's weights (``role`` "<role> weights", only sha256 and size), or the probe
+    (``role`` "probe", ``s2f.runtime.probe``)."""
 
     role: str
     sha256: str
@@ -183,11 +184,11 @@ def _check_files(path: Path, files: _Fields) -> None:
         if not _SHA256.match(entry.text("sha256")):
             raise entry.fail("sha256", "must be 64 lowercase hex digits")
         role = entry.text("role")
-        if role.endswith(" weights"):
+        if role.endswith(" weights") or role == "probe":  # data, not a graph (s2f.runtime.probe)
             continue
         if role not in GRAPH_ROLES:
             raise entry.fail("role", f"must be one of {', '.join(GRAPH_ROLES)} (or '<role> weights'), got {role!r}")
-        entry.text("precision", PRECISIONS, required=False)
+        entry.text("precision", GRAPH_PRECISIONS, required=False)
         for weights in weight_files(entry.values):
             if not isinstance(weights, str):
                 raise entry.fail("weights", f"must be a file name or a list of them, got {_kind(weights)}")

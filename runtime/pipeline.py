@@ -1,4 +1,4 @@
-"""Speech -> face and face -> face with onnxruntime alone (numpy, PIL, the audio readers).
+"""Speech -> face and face -> face with onnxruntime (or OpenVINO) alone (numpy, PIL, the audio readers).
 
     from s2f.runtime.pipeline import SpeechToFace
     face = SpeechToFace("bundle/").generate(waveform, sample_rate)   # 224x224x3 uint8
@@ -13,6 +13,7 @@ between the two graphs (IOBinding).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +22,15 @@ import numpy as np
 from s2f.core.errors import InputError
 from s2f.runtime.audio import AudioSource
 from s2f.runtime.bundle import Bundle, open_bundle
+from s2f.runtime.engine_choice import EngineRequest, describe, open_graph
 from s2f.runtime.face_preprocess import as_rgb_uint8, decoder_target, preprocess
 from s2f.runtime.image import load_face
 from s2f.runtime.manifest import MANIFEST, face_preprocessing
-from s2f.runtime.providers import PRECISIONS, create_session
+from s2f.runtime.probe import load_probe
 from s2f.runtime.voice_input import VoiceInputSpec
 
+log = logging.getLogger(__name__)
+_REFERENCE = {("onnxruntime", None), ("onnxruntime", "fp32")}  # what needs no probe
 OUTPUTS = ["image", "landmarks", "embedding"]  # of speech2face.onnx and face2face.onnx
 ALIGNED = "aligned"  # their extra output with a warping decoder: the texture in the mean face's frame
 
@@ -64,39 +68,48 @@ class _Decoding:
     ``prepack=False`` skips onnxruntime's weight prepacking: the sessions open much sooner and
     large batches run somewhat slower (bench/onnx_runtime.py, session_open), the right trade for
     a one-shot command. ``verify_cache=False`` rehashes every file.
-    ``precision="fp16"`` uses the bundle's float16 graphs (``s2f export bundle --fp16``),
-    meant for GPUs; ``"int8"`` its int8 graphs (``--int8``), meant for CPUs; inputs and
-    outputs stay float32 either way. ``end_to_end``: None uses the end-to-end
-    graph when the bundle has one (fp32 only), False never, True insists on it. ``trust_key``
-    (default ``$S2F_TRUST_KEY``): refuse a bundle not signed by this public key.
+    ``backend``: ``onnxruntime``, ``openvino`` (the same graphs, ``speech2face[openvino]``) or
+    ``auto`` (per graph, the fastest engine that passes the bundle's probe here;
+    ``s2f.runtime.engine_choice``). ``precision``: ``fp32`` (None: fp32, or any for auto);
+    ``bf16`` computes the float32 graphs in bfloat16 (OpenVINO, CPUs with bf16 units);
+    ``fp16`` and ``int8`` use the bundle's float16 (``--fp16``, for GPUs) or int8 graphs
+    (``--int8``, for CPUs); inputs and outputs stay float32 either way. Anything but
+    onnxruntime float32 must pass the bundle's probe on open; ``unverified`` runs it without
+    one on bundles exported before probes. ``end_to_end``: None uses the end-to-end graph when
+    the bundle has one (float32 graphs: fp32 and bf16), False never, True insists on it.
+    ``trust_key`` (default ``$S2F_TRUST_KEY``): refuse a bundle not signed by this public key.
+    ``engines`` says what runs each graph.
     """
 
     encoder_role = ""
     end_to_end_role = ""
 
     def __init__(self, bundle: Bundle | str | Path, device: str = "auto", threads: int | None = None,
-                 prepack: bool = True, verify_cache: bool = True, precision: str = "fp32",
-                 end_to_end: bool | None = None, trust_key: str | Path | None = None) -> None:
+                 prepack: bool = True, verify_cache: bool = True, precision: str | None = None,
+                 end_to_end: bool | None = None, trust_key: str | Path | None = None,
+                 backend: str = "onnxruntime", unverified: bool = False) -> None:
+        request = EngineRequest(backend, precision, device, threads, prepack, unverified)
         self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False, cache=verify_cache,
                                                                            trust_key=trust_key)
         self.device = device
-        if precision not in PRECISIONS:
-            raise InputError(None, f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
-        available = self.bundle.has(self.end_to_end_role) and precision == "fp32"
+        available = self.bundle.has(self.end_to_end_role) and request.graph_precision in (None, "fp32")
         if end_to_end and not available:
-            why = ("end-to-end graphs are float32 only" if precision != "fp32" else
+            why = ("end-to-end graphs are float32 (run them at fp32 or bf16)" if request.graph_precision != "fp32" else
                    f"this bundle has no {self.end_to_end_role}.onnx (exported by an older version: export it again)")
             raise InputError(self.bundle.root, why)
         self.end_to_end = available and end_to_end is not False
+        self.engines = request.chosen
+        probe = load_probe(self.bundle) if (backend, precision) not in _REFERENCE else None
         if self.end_to_end:
-            (path,) = self.bundle.require(self.end_to_end_role)
-            self.graph = create_session(path, device, threads, prepack)
+            self.graph = open_graph(self.bundle, self.end_to_end_role, request, probe)
             self.on_cuda = "CUDAExecutionProvider" in self.graph.get_providers()
-            return
-        decoder_path, encoder_path = self.bundle.require("face_decoder", self.encoder_role, precision=precision)
-        self.decoder = create_session(decoder_path, device, threads, prepack)
-        self.encoder = create_session(encoder_path, device, threads, prepack)
-        self.on_cuda = "CUDAExecutionProvider" in self.decoder.get_providers()
+        else:
+            self.decoder = open_graph(self.bundle, "face_decoder", request, probe)
+            self.encoder = open_graph(self.bundle, self.encoder_role, request, probe)
+            self.on_cuda = all("CUDAExecutionProvider" in graph.get_providers()
+                               for graph in (self.decoder, self.encoder))
+        plain = all(what == "onnxruntime fp32" for what in self.engines.values())
+        log.log(logging.DEBUG if plain else logging.INFO, "engines: %s", describe(self.engines))
 
     def _run_end_to_end(self, input_name: str, batch: np.ndarray) -> list[Face]:
         image, landmarks, embedding, *aligned = run_graph(self.graph, graph_output_names(self.graph),

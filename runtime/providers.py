@@ -16,9 +16,6 @@ from pathlib import Path
 from s2f.core.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
-# a bundle's float32 graphs, its float16 ones (exported with --fp16, for GPUs) or its int8 ones
-# (exported with --int8: dynamically quantised MatMul/Gemm weights, for CPUs)
-PRECISIONS = ("fp32", "fp16", "int8")
 _PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
@@ -66,6 +63,13 @@ def onnxruntime_reason(err: BaseException, path: str | Path | None = None) -> st
     if path is not None:
         text = text.replace(f"Load model from {path} failed:", "").replace(str(path), "the graph")
     return text.strip()[:300]
+
+
+def gpu_available() -> bool:
+    """Whether this onnxruntime build has the CUDA provider (whether it starts shows on open)."""
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def create_session(path: str | Path, device: str = "auto", threads: int | None = None, prepack: bool = True):

@@ -49,8 +49,11 @@ class ServeConfig:
     """Args:
         bundle: the bundle directory to serve (every sha256 is checked when it opens).
         device: ``auto``, ``cpu`` or ``cuda`` (onnxruntime's execution provider).
-        threads: onnxruntime intra-op threads (default: onnxruntime's choice).
-        precision: the bundle's ``fp32``, ``fp16`` or ``int8`` graphs.
+        threads: intra-op threads (default: the cores this process may use).
+        precision: ``fp32``, ``bf16`` (OpenVINO), or the bundle's ``fp16`` or ``int8`` graphs (default: fp32;
+            auto: any).
+        backend: ``onnxruntime``, ``openvino`` or ``auto`` (per graph, the fastest that passes the bundle's probe).
+        unverified: run a precision other than fp32 on a bundle without a probe (the log marks it).
         max_batch: micro-batching: most requests per onnxruntime run (1: off).
         max_wait_ms: micro-batching: how long a batch waits for more requests on their way.
         max_body_mb: larger request bodies get 413.
@@ -69,7 +72,9 @@ class ServeConfig:
     bundle: Path
     device: str = "auto"
     threads: int | None = None
-    precision: str = "fp32"
+    precision: str | None = None
+    backend: str = "onnxruntime"
+    unverified: bool = False
     max_batch: int = 8
     max_wait_ms: float = 10.0
     max_body_mb: float = 20.0
@@ -119,7 +124,8 @@ class Service:
 
         bundle = open_bundle(self.config.bundle, verify=True, trust_key=self.config.trust_key)
         options = dict(device=self.config.device, threads=self.config.threads, precision=self.config.precision,
-                       end_to_end=self.config.end_to_end)
+                       end_to_end=self.config.end_to_end, backend=self.config.backend,
+                       unverified=self.config.unverified)
         self.speech = SpeechToFace(bundle, **options)
         if bundle.path_of("face_encoder") is not None:
             self.face = FaceToFace(bundle, **options)
@@ -243,7 +249,10 @@ async def readyz(request):
     service: Service = request.app.state.service
     if not service.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
-    return JSONResponse({"status": "ready", "bundle": str(service.config.bundle), "routes": sorted(service.batchers)})
+    pipelines = {"speech2face": service.speech, "face2face": service.face}
+    engines = {name: pipeline.engines for name, pipeline in pipelines.items() if pipeline is not None}
+    return JSONResponse({"status": "ready", "bundle": str(service.config.bundle), "routes": sorted(service.batchers),
+                         "engines": engines})
 
 
 async def metrics(request):

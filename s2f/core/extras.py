@@ -26,6 +26,8 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "serve": (("onnxruntime", "onnxruntime"), ("starlette", "Starlette"), ("uvicorn", "uvicorn"),
               ("python_multipart", "python-multipart"), ("prometheus_client", "prometheus_client"),
               ("soundfile", "soundfile"), ("av", "PyAV"), ("soxr", "soxr")),
+    # the second engine: OpenVINO on the runtime's graphs (bf16 on CPUs that have it)
+    "openvino": (("openvino", "OpenVINO"), ("onnxruntime", "onnxruntime")),
     # model-signing 1.1 imports pyOpenSSL without declaring it
     "signing": (("model_signing", "model-signing"), ("OpenSSL", "pyOpenSSL")),
     # not an extra of its own: the audio readers, which 'runtime' (and 'train') bring
@@ -34,7 +36,7 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
 INSTALL_AS = {"audio": "runtime"}
 # a module that turns up missing at run time -> the lightest extra that brings it
 EXTRA_OF_MODULE: dict[str, str] = {}
-for _extra in ("convert", "runtime", "serve", "signing", "train", "export", "parity", "landmarks"):
+for _extra in ("convert", "runtime", "serve", "openvino", "signing", "train", "export", "parity", "landmarks"):
     for _module, _ in EXTRAS[_extra]:
         EXTRA_OF_MODULE.setdefault(_module, _extra)
 
