@@ -53,7 +53,8 @@ def test_manifest(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     graphs = {"voice_encoder.onnx", "face_decoder.onnx", "face_encoder.onnx"}
     end_to_end = {"speech2face.onnx", "face2face.onnx"}  # their weights are the graphs' .data files
-    assert set(manifest["files"]) == graphs | end_to_end | {name + ".data" for name in graphs}
+    assert set(manifest["files"]) == graphs | end_to_end | {name + ".data" for name in graphs} | {"probe.npz"}
+    assert manifest["files"]["probe.npz"]["role"] == "probe"
     assert manifest["files"]["speech2face.onnx"]["weights"] == ["face_decoder.onnx.data", "voice_encoder.onnx.data"]
     assert manifest["files"]["face2face.onnx"]["weights"] == ["face_decoder.onnx.data", "face_encoder.onnx.data"]
     for name, entry in manifest["files"].items():
@@ -252,6 +253,10 @@ def test_torch_free_environment(bundle, voice_file, built_wheel, tmp_path_factor
     assert no_signing.returncode == 2 and no_signing.stderr.strip() == (
         f"s2f-runtime: error: checking a bundle signature ({tmp_path / 'key.pub'}) needs model-signing: "
         "pip install 'speech2face[signing]'")
+    no_openvino = run_isolated([command, "speech2face", voice_file, "-o", tmp_path / "x.png", "--bundle", bundle,
+                                "--backend", "openvino"])
+    assert no_openvino.returncode == 2 and no_openvino.stderr.strip() == \
+        "s2f-runtime: error: --backend openvino needs OpenVINO: pip install 'speech2face[openvino]'"
     assert not (tmp_path / "x.png").exists()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     voices = tmp_path / "voices"
