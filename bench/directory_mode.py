@@ -2,6 +2,8 @@
 batched with decoding overlapped (``run_directory``, ``--batch-size 8``) against one file at a
 time as the command did before (decode, run, write, next), each way in its own process, for
 tiny and full-size models (random weights). The PNGs of both ways must be byte-identical.
+The batched run is repeated on OpenVINO (float32, and bf16 where the CPU has it), with how
+many levels its faces are from onnxruntime's.
 Also what a real batch could save: the time per clip of the longest clip (the model's clip
 length) run alone and as a batch of 8, and how many of the clips share a length (only those
 can share a run of the waveform graph).
@@ -33,8 +35,9 @@ from PIL import Image
 from s2f.runtime.directory import run_directory
 from s2f.runtime.pipeline import SpeechToFace
 bundle, clips, out, mode = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+backend, precision = sys.argv[5], sys.argv[6]
 files = sorted(clips.glob("*.wav"))
-model = SpeechToFace(bundle, "cpu")
+model = SpeechToFace(bundle, "cpu", backend=backend, precision=precision)
 def save(path, face):
     Image.fromarray(face.image).save(out / (path.stem + ".png"))
 if mode == "batch-cost":  # what a real batch saves: equal-length clips, batch 1 against batch 8
@@ -85,15 +88,39 @@ def build(workdir: Path, size: str, clips: int) -> tuple[Path, Path]:
     return bundle, folder
 
 
-def run(bundle: Path, clips: Path, mode: str, out: Path) -> dict:
+def run(bundle: Path, clips: Path, mode: str, out: Path, engine: tuple[str, str] = ("onnxruntime", "fp32")) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-c", WORKER, str(bundle), str(clips), str(out), mode],
+    done = subprocess.run([sys.executable, "-c", WORKER, str(bundle), str(clips), str(out), mode, *engine],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.png"))}
+
+
+def max_levels(ours: Path, theirs: Path) -> int:
+    import numpy as np
+    from PIL import Image
+
+    def pixels(path: Path) -> np.ndarray:
+        return np.asarray(Image.open(path), np.int16)
+
+    return max(int(np.abs(pixels(p) - pixels(theirs / p.name)).max()) for p in sorted(ours.glob("*.png")))
+
+
+def openvino_rows(bundle: Path, clips: Path, workdir: Path, size: str, count: int, onnxruntime_s: float) -> dict:
+    """The batched directory run on OpenVINO's engines, against onnxruntime's."""
+    from s2f.runtime.backends import has_bf16
+
+    rows = {}
+    for precision in ("fp32", *(["bf16"] if has_bf16() else [])):
+        out = workdir / f"out-{size}-openvino-{precision}"
+        seconds = run(bundle, clips, "8", out, ("openvino", precision))["seconds"]
+        rows[f"openvino_{precision}"] = {"files_per_s": round(count / seconds, 2),
+                                         "over_onnxruntime": round(onnxruntime_s / seconds, 2),
+                                         "max_levels_from_onnxruntime": max_levels(out, workdir / f"out-{size}-8")}
+    return rows
 
 
 def main() -> None:
@@ -113,6 +140,7 @@ def main() -> None:
         row = {"one_at_a_time_files_per_s": round(args.clips / times["one-at-a-time"], 2),
                "batched_files_per_s": round(args.clips / times["8"], 2),
                "speedup": round(times["one-at-a-time"] / times["8"], 2), "identical_pngs": identical}
+        row.update(openvino_rows(bundle, clips, workdir, size, args.clips, times["8"]))
         cost = run(bundle, clips, "batch-cost", workdir / f"out-{size}-cost")
         row["clips_of_equal_length"] = cost["equal_length"]
         row["distinct_lengths"] = cost["distinct_lengths"]

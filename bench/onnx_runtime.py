@@ -1,11 +1,14 @@
-"""onnxruntime (CPU; float32 and the ``--int8`` graphs) against PyTorch eager and
-``torch.compile`` (default backend), full-size models, each measurement in its own process
-(in one process onnxruntime and torch fight over threads and the numbers lie):
+"""The runtime's engines (onnxruntime float32 and the ``--int8`` graphs; OpenVINO float32 and,
+where the CPU has bf16 units, bf16) against PyTorch's modes (eager, bf16 autocast,
+``torch.compile``, ``torch.compile`` + bf16 autocast), full-size models, each measurement in
+its own process (in one process the engines fight over threads and the numbers lie):
 
 * latency per model (face encoder, VE_conv, AST, face decoder) and for the whole
-  speech->face pipeline (features + voice encoder + decoder), batch 1 and 8; torch.compile's
-  compile time (its first call) is reported apart from its steady-state latency; PyTorch
-  loads weights without initialising first (meta device, ``assign=True``);
+  speech->face pipeline (features + voice encoder + decoder), batch 1 and 8, with each
+  engine's agreement with PyTorch eager float32 (min cosine of the embedding, or levels of
+  the face); torch.compile's compile time (its first call) is reported apart from its
+  steady-state latency; PyTorch loads weights without initialising first (meta device,
+  ``assign=True``); the CPU features found (bf16, AMX, VNNI) are in ``machine``;
 * the ceiling on those ratios: each model's FLOPs, and its weight plus activation bytes (every
   layer's output written once and read once), against this machine's measured peak (a large
   PyTorch sgemm) and memory read bandwidth, so a ratio can be read against the best any
@@ -41,7 +44,19 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 MODELS = ("face_encoder", "voice_encoder", "ast", "face_decoder")
-BACKENDS = ("torch", "torch_compile", "onnxruntime", "onnxruntime_int8")
+BACKENDS = ("torch", "torch_bf16", "torch_compile", "torch_compile_bf16", "onnxruntime", "onnxruntime_int8",
+            "openvino", "openvino_bf16")
+TORCH_MODES = BACKENDS[:4]
+RUNTIME_ENGINES = BACKENDS[4:]  # what s2f.runtime runs: (backend, precision) of each
+ENGINES = {"onnxruntime": ("onnxruntime", "fp32"), "onnxruntime_int8": ("onnxruntime", "int8"),
+           "openvino": ("openvino", "fp32"), "openvino_bf16": ("openvino", "bf16")}
+
+
+def available_backends() -> tuple[str, ...]:
+    """Every backend this machine can run: OpenVINO bf16 only where the CPU reports bf16."""
+    from s2f.runtime.backends import has_bf16
+
+    return tuple(b for b in BACKENDS if b != "openvino_bf16" or has_bf16())
 
 
 def build(workdir: Path) -> dict[str, Path]:
@@ -175,7 +190,6 @@ RUNTIME_WRAPPER = ("import json, sys; from s2f.runtime.cli import main; code = m
 # by side so that the kinds are measured alike.
 def worker(args: argparse.Namespace) -> None:
     """One measurement in this process; prints JSON."""
-    import numpy as np
 
     workdir = Path(args.workdir)
     started = time.perf_counter()
@@ -196,62 +210,11 @@ def worker(args: argparse.Namespace) -> None:
         batch8 = statistics.median(_time(lambda: session.run(None, {name: eight}), 2))
         return print(json.dumps({"open_s": opened, "first_run_batch1_s": first, "run_batch8_s": batch8,
                                  "peak_rss_mb": peak_rss_mb()}))
-    elif args.worker == "latency":
-        x = _inputs(args.model, args.batch)
-        if args.backend.startswith("onnxruntime"):
-            from s2f.runtime.providers import create_session
-
-            precision = "int8" if args.backend == "onnxruntime_int8" else "fp32"
-            session = create_session(_graph(workdir, args.model, precision), "cpu")
-            name = session.get_inputs()[0].name
-
-            def run():
-                return session.run(None, {name: x})
-        else:
-            import torch
-
-            from s2f.models.loading import load_model
-
-            model = load_model(workdir / "torch" / args.model)
-            tensor = torch.from_numpy(x)
-            if args.backend == "torch_compile":
-                model = torch.compile(model)
-
-            def run():
-                with torch.inference_mode():
-                    return model(tensor)
-        extra["compile_s"] = _first_call(run) if args.backend == "torch_compile" else None
+    elif args.worker in ("latency", "pipeline"):
+        run, output = (_latency_job if args.worker == "latency" else _pipeline_job)(args, workdir)
+        extra["compile_s"] = _first_call(run) if args.backend.startswith("torch_compile") else None
         times = _time(run, args.repeats)
-    elif args.worker == "pipeline":
-        from s2f.data.synth_voice import speech_clip
-
-        voice = speech_clip(6.0)
-        if args.backend.startswith("onnxruntime"):
-            from s2f.runtime.pipeline import SpeechToFace
-
-            precision = "int8" if args.backend == "onnxruntime_int8" else "fp32"
-            model = SpeechToFace(workdir / "bundle", "cpu", precision=precision)
-
-            def run():
-                return model.generate_batch([model.prepare(voice, 16000)] * args.batch)
-        else:
-            import torch
-
-            from s2f.models.loading import load_model
-            from s2f.runtime.voice_input import VoiceInputSpec
-
-            encoder, decoder = load_model(workdir / "torch" / "voice_encoder"), load_model(workdir / "torch" /
-                                                                                          "face_decoder")
-            if args.backend == "torch_compile":
-                encoder, decoder = torch.compile(encoder), torch.compile(decoder)
-            spec = VoiceInputSpec("ve_conv", "paper")
-
-            def run():
-                features = torch.from_numpy(np.stack([spec.features(voice)] * args.batch))
-                with torch.inference_mode():
-                    return decoder(encoder(features))
-            extra["compile_s"] = _first_call(run) if args.backend == "torch_compile" else None
-        times = _time(run, args.repeats)
+        _save_output(workdir, args, output())
     else:  # cold: torch path from process start to PNG (the runtime path is the s2f-runtime command)
         import torch
         from PIL import Image
@@ -268,6 +231,122 @@ def worker(args: argparse.Namespace) -> None:
         Image.fromarray(image).save(workdir / "torch.png")
         times = [time.perf_counter() - started]
     print(json.dumps({"median_s": statistics.median(times), "times": times, "peak_rss_mb": peak_rss_mb(), **extra}))
+
+
+def _latency_job(args: argparse.Namespace, workdir: Path):
+    """(run, output) for one model on one backend: ``run`` is timed, ``output`` judged."""
+
+    x = _inputs(args.model, args.batch)
+    if args.backend in ENGINES:
+        from s2f.runtime.backends import Engine, open_session
+
+        engine = Engine(*ENGINES[args.backend])
+        session = open_session(_graph(workdir, args.model, engine.graph_precision), engine, "cpu", None)
+        name = session.get_inputs()[0].name
+        judged = 1 if args.model == "face_decoder" else 0  # texture; else the embedding
+
+        def run():
+            return session.run(None, {name: x})
+
+        def output():
+            return run()[judged]
+    else:
+        import torch
+
+        from s2f.models.loading import load_model
+
+        model = load_model(workdir / "torch" / args.model)
+        tensor = torch.from_numpy(x)
+        forward = model.embed if args.model == "face_encoder" else model
+        if args.backend.startswith("torch_compile"):
+            model = torch.compile(model)
+
+        def run():
+            with torch.inference_mode(), _autocast(args.backend):
+                return model(tensor)
+
+        def output():
+            with torch.inference_mode(), _autocast(args.backend):
+                value = forward(tensor)
+            return (value[1] if args.model == "face_decoder" else value).float().numpy()
+    return run, output
+
+
+def _pipeline_job(args: argparse.Namespace, workdir: Path):
+    """(run, output) for speech->face on one backend."""
+    import numpy as np
+
+    from s2f.data.synth_voice import speech_clip
+
+    voice = speech_clip(6.0)
+    if args.backend in ENGINES:
+        from s2f.runtime.pipeline import SpeechToFace
+
+        backend, precision = ENGINES[args.backend]
+        model = SpeechToFace(workdir / "bundle", "cpu", precision=precision, backend=backend)
+
+        def run():
+            return model.generate_batch([model.prepare(voice, 16000)] * args.batch)
+
+        def output():
+            return np.stack([face.image for face in run()])
+    else:
+        import torch
+
+        from s2f.models.loading import load_model
+        from s2f.runtime.voice_input import VoiceInputSpec
+
+        encoder, decoder = load_model(workdir / "torch" / "voice_encoder"), load_model(workdir / "torch" /
+                                                                                      "face_decoder")
+        if args.backend.startswith("torch_compile"):
+            encoder, decoder = torch.compile(encoder), torch.compile(decoder)
+        spec = VoiceInputSpec("ve_conv", "paper")
+
+        def run():
+            features = torch.from_numpy(np.stack([spec.features(voice)] * args.batch))
+            with torch.inference_mode(), _autocast(args.backend):
+                return decoder(encoder(features))
+
+        def output():
+            from s2f.runtime.pipeline import texture_to_image
+
+            return np.stack([texture_to_image(t) for t in run()[1].float().numpy()])
+    return run, output
+
+
+def _autocast(backend: str):
+    """PyTorch's bf16 mode: autocast on the CPU (matmuls and convolutions in bfloat16)."""
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if backend.endswith("_bf16") else contextlib.nullcontext()
+
+
+def _output_path(workdir: Path, kind: str, model: str | None, batch: int, backend: str) -> Path:
+    return workdir / "outputs" / f"{kind}-{model or 'speech2face'}-{batch}-{backend}.npy"
+
+
+def _save_output(workdir: Path, args: argparse.Namespace, value) -> None:
+    """What this backend computed, for the agreement with PyTorch eager float32."""
+    import numpy as np
+
+    path = _output_path(workdir, args.worker, args.model, args.batch, args.backend)
+    path.parent.mkdir(exist_ok=True)
+    np.save(path, np.asarray(value))
+
+
+def _agreement(workdir: Path, kind: str, model: str | None, batch: int, backend: str) -> dict:
+    """Min cosine to PyTorch eager float32 (embeddings, textures) or the most levels apart (faces)."""
+    import numpy as np
+
+    ours = np.load(_output_path(workdir, kind, model, batch, backend)).astype(np.float64)
+    reference = np.load(_output_path(workdir, kind, model, batch, "torch")).astype(np.float64)
+    if kind == "pipeline":
+        return {"max_levels": int(np.abs(ours - reference).max())}
+    a, b = ours.reshape(len(ours), -1), reference.reshape(len(reference), -1)
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return {"min_cosine": round(float(cosine.min()), 6)}
 
 
 def _first_call(run) -> float:
@@ -314,28 +393,47 @@ def footprint(workdir: Path) -> dict:
             "ratio": round(sizes["runtime"] / sizes["train"], 3)}
 
 
-def _timed_row(me: list[str], kind: str, *flags: str) -> dict:
-    """One model or pipeline at one batch size: every backend in its own process, with speedups."""
-    row = {}
-    for backend in BACKENDS:
-        out, _, rss = measure([*me, "--worker", kind, "--backend", backend, *flags])
-        row[backend] = {"median_s": round(out["median_s"], 4), "peak_rss_mb": round(rss)}
+def _timed_row(me: list[str], kind: str, workdir: Path, model: str | None, batch: int) -> dict:
+    """One model or pipeline at one batch size: every backend in its own process, with speedups
+    over PyTorch eager float32, agreement with it, and the runtime's best engine against
+    PyTorch's best mode."""
+    row: dict = {}
+    flags = [*(["--model", model] if model else []), "--batch", str(batch)]
+    backends = available_backends()
+    for backend in list(backends):
+        try:
+            out, _, rss = measure([*me, "--worker", kind, "--backend", backend, *flags])
+        except RuntimeError as err:  # e.g. an engine the bundle's probe refuses: recorded, not timed
+            row[backend] = {"error": str(err).strip().splitlines()[-1]}
+            backends = tuple(b for b in backends if b != backend)
+            continue
+        row[backend] = {"median_s": round(out["median_s"], 4), "peak_rss_mb": round(rss),
+                        **(_agreement(workdir, kind, model, batch, backend) if backend != "torch" else {})}
         if out.get("compile_s") is not None:
             row[backend]["compile_s"] = round(out["compile_s"], 1)
-    for backend in BACKENDS[1:]:
+    for backend in backends[1:]:
         row[f"{backend}_speedup"] = round(row["torch"]["median_s"] / row[backend]["median_s"], 2)
     row["speedup"] = row["onnxruntime_speedup"]
+    best_torch = min((b for b in backends if b in TORCH_MODES), key=lambda b: row[b]["median_s"])
+    best_runtime = min((b for b in backends if b in RUNTIME_ENGINES), key=lambda b: row[b]["median_s"])
+    row["best"] = {"torch": best_torch, "runtime": best_runtime,
+                   "runtime_over_torch": round(row[best_torch]["median_s"] / row[best_runtime]["median_s"], 2)}
     return row
 
 
-def _latency(me: list[str]) -> dict:
+def _row_line(label: str, row: dict) -> str:
+    return (f"{label}: torch {row['torch']['median_s']:.3f} s; "
+            + ", ".join(f"{b} {row[b + '_speedup']}x" for b in BACKENDS[1:] if b in row)
+            + f"; best runtime ({row['best']['runtime']}) {row['best']['runtime_over_torch']}x best torch "
+              f"({row['best']['torch']})")
+
+
+def _latency(me: list[str], workdir: Path) -> dict:
     latency = {}
     for model in MODELS:
         for batch in (1, 8):
-            row = latency[f"{model} batch {batch}"] = _timed_row(me, "latency", "--model", model, "--batch", str(batch))
-            print(f"{model:14s} batch {batch}: torch {row['torch']['median_s']:.3f} s; "
-                  + ", ".join(f"{b} {row[b]['median_s']:.3f} s ({row[b + '_speedup']}x)" for b in BACKENDS[1:]),
-                  flush=True)
+            row = latency[f"{model} batch {batch}"] = _timed_row(me, "latency", workdir, model, batch)
+            print(_row_line(f"{model:14s} batch {batch}", row), flush=True)
     return latency
 
 
@@ -372,12 +470,11 @@ def _session_open(me: list[str]) -> dict:
     return results
 
 
-def _pipeline(me: list[str]) -> dict:
+def _pipeline(me: list[str], workdir: Path) -> dict:
     results = {}
     for batch in (1, 8):
-        row = results[f"speech->face batch {batch}"] = _timed_row(me, "pipeline", "--batch", str(batch))
-        print(f"speech->face   batch {batch}: " + ", ".join(f"{b} {row[b + '_speedup']}x" for b in BACKENDS[1:]),
-              flush=True)
+        row = results[f"speech->face batch {batch}"] = _timed_row(me, "pipeline", workdir, None, batch)
+        print(_row_line(f"speech->face   batch {batch}", row), flush=True)
     return results
 
 
@@ -422,16 +519,17 @@ def main() -> None:
         return worker(args)
     workdir = bench_workdir(args.workdir, "s2f-onnx-runtime-")
     os.environ["S2F_CACHE"] = str(workdir / "verify-cache")  # the runtime's record of hashed files
+    os.environ["S2F_OPENVINO_CACHE"] = "off"  # every OpenVINO process compiles, as a first start would
     build(workdir)
     verification = {**json.loads((workdir / "verification.json").read_text()),
                     "ast": json.loads((workdir / "verification_ast.json").read_text())}
     me = [sys.executable, str(Path(__file__).resolve()), "--workdir", str(workdir), "--repeats", str(args.repeats)]
     results: dict = {"machine": announce(), "verification_max_relative_error": verification,
-                     "latency": _latency(me)}
+                     "latency": _latency(me, workdir)}
     results["roofline"] = measure([*me, "--worker", "roofline"])[0]
     _add_roofline(results["latency"], results["roofline"])
     results["session_open"] = _session_open(me)
-    results["pipeline"] = _pipeline(me)
+    results["pipeline"] = _pipeline(me, workdir)
     results["cold_start"] = _cold_start(me, workdir, args.repeats)
     if not args.skip_footprint:
         results["footprint"] = footprint(workdir)

@@ -6,8 +6,11 @@ process. Reports throughput, p50/p99 latency, errors (valid requests: must be 0)
 
 The bundle is exported here from the registry's models with random weights: ``--size full``
 (the paper's VE_conv and decoder) or ``--size tiny`` (where HTTP and decoding dominate).
+Each ``--engines`` entry other than onnxruntime (``openvino``, ``openvino:bf16``; bf16 only
+where the CPU has it) is measured batched, with its throughput over onnxruntime's.
 
 usage: python bench/serve_load.py [--size full|tiny] [--clients 1 8 32] [--seconds 20]
+                                  [--engines onnxruntime openvino openvino:bf16]
 Writes bench/results/serve_load_SIZE.json.
 """
 
@@ -72,8 +75,11 @@ def _warm_up(port: int, clip: bytes, clients: int) -> None:
             thread.join()
 
 
-def run_load(bundle: Path, clip: bytes, max_batch: int, clients: int, seconds: float) -> dict:
-    server = ServerProcess(bundle, "--max-batch", str(max_batch), "--max-queue", "256", quiet=True)
+def run_load(bundle: Path, clip: bytes, max_batch: int, clients: int, seconds: float,
+             engine: str = "onnxruntime") -> dict:
+    backend, _, precision = engine.partition(":")
+    server = ServerProcess(bundle, "--max-batch", str(max_batch), "--max-queue", "256", "--backend", backend,
+                           *(["--precision", precision] if precision else []), quiet=True)
     port = server.port
     try:
         _warm_up(port, clip, clients)
@@ -124,7 +130,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--engines", nargs="+", default=["onnxruntime", "openvino", "openvino:bf16"])
     args = parser.parse_args()
+    from s2f.runtime.backends import has_bf16
+
+    engines = [e for e in args.engines if e != "onnxruntime" and (not e.endswith(":bf16") or has_bf16())]
     workdir = bench_workdir(args.workdir, "s2f-serve-bench-")
     bundle = build_bundle(workdir, args.size)
     clip = (workdir / "clip.wav").read_bytes()
@@ -140,6 +150,13 @@ def main() -> None:
             max(results[f"{clients} clients unbatched"]["requests_per_s"], 1e-9)
         results[f"{clients} clients batched"]["speedup_vs_unbatched"] = round(ratio, 2)
         print(f"    batching: {ratio:.2f}x the unbatched throughput", flush=True)
+        for engine in engines:
+            row = run_load(bundle, clip, 8, clients, args.seconds, engine)
+            row["over_onnxruntime"] = round(row["requests_per_s"] / max(
+                results[f"{clients} clients batched"]["requests_per_s"], 1e-9), 2)
+            results[f"{clients} clients batched {engine}"] = row
+            print(f"{clients:3} clients batched {engine}: {row['requests_per_s']:7.2f} req/s  p50 {row['p50_s']} s  "
+                  f"p99 {row['p99_s']} s  errors {row['errors']}  {row['over_onnxruntime']}x onnxruntime", flush=True)
 
     summary = {"size": args.size, "seconds": args.seconds, "machine": announce(), "results": results}
     out = REPO / "bench" / "results" / f"serve_load_{args.size}.json"
