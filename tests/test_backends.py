@@ -175,7 +175,7 @@ def test_bundles_without_a_probe_run_float32_unless_told(bundle, voice, tmp_path
         SpeechToFace(old, "cpu", backend="openvino", precision="int8")
     with caplog.at_level("WARNING", logger="s2f"):
         risky = SpeechToFace(old, "cpu", backend="openvino", precision="int8", unverified=True)
-    assert risky.engines == {"voice_encoder": "openvino int8 (unverified)", "face_decoder": "openvino int8 (unverified)"}
+    assert risky.engines == {role: "openvino int8 (unverified)" for role in ("voice_encoder", "face_decoder")}
     assert "voice_encoder runs openvino int8 UNVERIFIED" in caplog.text
     assert SpeechToFace(old, "cpu", backend="auto").engines == {"speech2face": "onnxruntime fp32 (no probe)"}
     # onnxruntime on the int8 graphs export verified still runs, as before probes
