@@ -1,8 +1,9 @@
 """``s2f-runtime``: speech -> face and face -> face from an exported bundle, with
-onnxruntime alone (this command never imports torch).
+onnxruntime (or OpenVINO, ``--backend openvino|auto``) alone: this command never imports torch.
 
     s2f-runtime speech2face voice.wav -o face.png --bundle bundle/
     s2f-runtime speech2face voices/ -o faces/ --bundle bundle/       # directory in, directory out
+    s2f-runtime speech2face voice.wav -o face.png --bundle bundle/ --backend auto   # fastest that passes
     s2f-runtime face2face photo.jpg -o face.png --bundle bundle/
     s2f-runtime grid --bundle bundle/ --faces a.jpg b.jpg --voices a.wav b.wav -o grid.png
     s2f-runtime serve --bundle bundle/ --port 8000                  # HTTP API and a web page
