@@ -1,9 +1,9 @@
 """Open each graph of a pipeline on the engine asked for, or (``auto``) on the fastest one that
 keeps the bundle's promise on this machine.
 
-The rule for every engine but onnxruntime float32 (what export verified) is the bundle's
-probe (``s2f.runtime.probe``): an explicit choice that misses its gate is refused with one
-line; ``auto`` skips it with one warning and times the rest on the probe itself, so "fastest"
+The rule for every precision but float32 (what export verified) is the bundle's probe
+(``s2f.runtime.probe``): an explicit choice that misses its gate is refused with one line;
+``auto`` skips it with one warning and times the rest on the probe itself, so "fastest"
 is measured here, on this CPU, at open, not assumed from another machine's benchmark. Bundles
 from before probes run float32 only, unless ``unverified`` (``--unverified``) takes the risk,
 which the log marks on every open.
@@ -59,17 +59,17 @@ def open_graph(bundle, role: str, request: EngineRequest, probe: Probe | None | 
         return _fastest(bundle, role, request, probe)
     engine = Engine(request.backend, request.precision or "fp32")
     session = _open(bundle, role, engine, request)
-    if engine == REFERENCE:
+    if engine.precision == "fp32":  # float32 keeps the export's promise on either engine
         request.chosen[role] = str(engine)
         return session
     if probe is not None and probe.has(role):
-        result = probe.check(session, role)
+        result = probe.check(session, role, runs=1)
         if not result.passed:
             raise InputError(session.graph_path, f"{engine} misses the bundle's gate on this machine ({result}); "
                                                  "run it with --precision fp32")
         request.chosen[role] = f"{engine} ({result})"
         return session
-    if engine.exported_as_is or engine.precision == "fp32":
+    if engine.exported_as_is:
         request.chosen[role] = str(engine)
         return session
     if not request.unverified:

@@ -30,7 +30,7 @@ from s2f.runtime.probe import load_probe
 from s2f.runtime.voice_input import VoiceInputSpec
 
 log = logging.getLogger(__name__)
-_REFERENCE = {("onnxruntime", None), ("onnxruntime", "fp32")}  # what needs no probe
+_REFERENCE = {None, "fp32"}  # precisions an explicit backend runs without the probe
 OUTPUTS = ["image", "landmarks", "embedding"]  # of speech2face.onnx and face2face.onnx
 ALIGNED = "aligned"  # their extra output with a warping decoder: the texture in the mean face's frame
 
@@ -73,8 +73,8 @@ class _Decoding:
     ``s2f.runtime.engine_choice``). ``precision``: ``fp32`` (None: fp32, or any for auto);
     ``bf16`` computes the float32 graphs in bfloat16 (OpenVINO, CPUs with bf16 units);
     ``fp16`` and ``int8`` use the bundle's float16 (``--fp16``, for GPUs) or int8 graphs
-    (``--int8``, for CPUs); inputs and outputs stay float32 either way. Anything but
-    onnxruntime float32 must pass the bundle's probe on open; ``unverified`` runs it without
+    (``--int8``, for CPUs); inputs and outputs stay float32 either way. Any precision but
+    float32 must pass the bundle's probe on open; ``unverified`` runs it without
     one on bundles exported before probes. ``end_to_end``: None uses the end-to-end graph when
     the bundle has one (float32 graphs: fp32 and bf16), False never, True insists on it.
     ``trust_key`` (default ``$S2F_TRUST_KEY``): refuse a bundle not signed by this public key.
@@ -99,7 +99,7 @@ class _Decoding:
             raise InputError(self.bundle.root, why)
         self.end_to_end = available and end_to_end is not False
         self.engines = request.chosen
-        probe = load_probe(self.bundle) if (backend, precision) not in _REFERENCE else None
+        probe = load_probe(self.bundle) if backend == "auto" or precision not in _REFERENCE else None
         if self.end_to_end:
             self.graph = open_graph(self.bundle, self.end_to_end_role, request, probe)
             self.on_cuda = "CUDAExecutionProvider" in self.graph.get_providers()

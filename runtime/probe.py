@@ -55,7 +55,7 @@ class Probe:
         return f"{role}/input" in self.arrays and f"{role}/{GATES[role][0]}" in self.arrays
 
     def check(self, session, role: str, runs: int = 2) -> ProbeResult:
-        """Run the probe on ``session`` (twice: the first warms up, the second is timed) and judge it."""
+        """Run the probe on ``session`` ``runs`` times (the first warms up, the last is timed) and judge it."""
         from s2f.runtime.pipeline import run_graph
 
         output, how = GATES[role]
