@@ -198,6 +198,7 @@ def open_session(path: Path, engine: Engine, device: str, threads: int | None, p
     check_engine(engine, device)
     if engine.backend == "onnxruntime":
         return create_session(path, device, threads, prepack)
+    openvino_core()  # the missing extra named before anything imports openvino
     return OpenVINOSession(path, engine.precision, threads, names or {},
                            cache_key(digests, engine) if digests else "")
 

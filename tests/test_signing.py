@@ -239,7 +239,7 @@ def test_serve_refuses_a_bundle_its_key_did_not_sign(signed_bundle, keys, tmp_pa
 def test_bundle_verify_and_sign_from_the_command_line(signed_bundle, keys, tmp_path):
     good = run_s2f("bundle", "verify", signed_bundle, "--key", keys / "key.pub", "--rehash")
     assert good.returncode == 0, good.stderr
-    assert "covering every file; 5 files match the manifest's sha256" in good.stdout
+    assert "covering every file; 6 files match the manifest's sha256" in good.stdout
     plain = run_s2f("bundle", "verify", signed_bundle)
     assert plain.returncode == 0 and "has a signature (not checked: pass --key)" in plain.stdout
     bundle = tmp_path / "bundle"
