@@ -73,12 +73,15 @@ def open_graph(bundle, role: str, request: EngineRequest, probe: Probe | None | 
         request.chosen[role] = str(engine)
         return session
     if not request.unverified:
-        raise InputError(bundle.root, f"this bundle has no probe (exported before probes), so {engine} cannot be "
-                                      "checked on this machine: run fp32, export the bundle again, or pass "
-                                      "--unverified")
+        raise _no_probe(bundle, engine)
     log.warning("warning: %s runs %s UNVERIFIED (no probe in this bundle; --unverified)", role, engine)
     request.chosen[role] = f"{engine} (unverified)"
     return session
+
+
+def _no_probe(bundle, engine: Engine) -> InputError:
+    return InputError(bundle.root, f"this bundle has no probe (exported before probes), so {engine} cannot be "
+                                   "checked on this machine: run fp32, export the bundle again, or pass --unverified")
 
 
 def _open(bundle, role: str, engine: Engine, request: EngineRequest):
@@ -111,8 +114,7 @@ def _fastest(bundle, role: str, request: EngineRequest, probe: Probe | None):
     if probe is None or not probe.has(role):
         engine = REFERENCE if REFERENCE in engines else engines[0]
         if engine != REFERENCE and not request.unverified:
-            raise InputError(bundle.root, f"this bundle has no probe (exported before probes), so {engine} cannot "
-                                          "be checked on this machine: export it again or pass --unverified")
+            raise _no_probe(bundle, engine)
         log.info("%s: %s (no probe in this bundle: auto keeps float32 onnxruntime)", role, engine)
         request.chosen[role] = f"{engine} (no probe)"
         return _open(bundle, role, engine, request)
