@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # audio readers, plus Starlette and uvicorn)
 RUNTIME_VENV ?= .venv-runtime
 
-.PHONY: setup demo serve test test-fast lint wheel bench report clean
+.PHONY: setup demo serve test test-fast test-avx2 lint wheel bench report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ test: setup
 # the unit tests: no model exports, servers, processes or corpora (a few minutes on 2 cores)
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# the tests whose outcome depends on the CPU's vector instructions (pytest -m isa), again on an
+# emulated AMD EPYC Rome: AVX2 and FMA, no AVX-512, no VNNI (qemu-user; its AVX2 is ~3000x slower
+# than native float32, so these tests use micro models)
+AVX2_CPU = $(shell $(PYTHON) bench/machine.py --emulated-avx2-cpu)
+test-avx2: setup
+	@command -v qemu-x86_64 >/dev/null || { echo "make test-avx2 needs qemu-user: apt-get install qemu-user"; exit 2; }
+	S2F_EXPECT_CPU=avx2 qemu-x86_64 -cpu $(AVX2_CPU) $(PY) -m pytest -q -m isa -p no:cacheprovider
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -26,6 +26,7 @@ import numpy as np
 from torch import nn
 
 from s2f.core.atomic import atomic_directory, parent_dir
+from s2f.core.cpu import cpu_description
 from s2f.core.errors import InputError
 from s2f.export.onnx_export import ExportOptions, export_onnx
 from s2f.export.onnx_files import variant_path
@@ -89,11 +90,13 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             face_input=reports["face_encoder"]["preprocessing"] if face_encoder is not None else None,
             face_encoder_arch=face_encoder.config.arch if face_encoder is not None else None,
             texture=reports["face_decoder"]["preprocessing"]["texture"],
-            verification={role: r["max_relative_error"] for role, r in reports.items()},
+            verification={role: r["float32"] for role, r in reports.items()},
+            verification_rule={"factor": options.rule.factor, "floor": options.rule.floor},
+            verified_on=cpu_description(),
             verified_with=list(dict.fromkeys(Path(f).name for f in verify_with or [])),
             verification_fp16={role: r["fp16"] for role, r in reports.items()} if fp16 else None,
             verification_int8_cosine={role: r["int8"] for role, r in reports.items()} if int8 else None,
-            verification_end_to_end={role: report.errors for role, report in end_to_end.items()},
+            verification_end_to_end={role: report.to_dict() for role, report in end_to_end.items()},
             # where each model's weights came from when they were not trained with speech2face
             sources={role: dict(model.source) for role, model in models.items() if getattr(model, "source", None)},
         ).to_dict()
@@ -143,7 +146,8 @@ def _export_model(staging: Path, out_dir: Path, role: str, model: nn.Module, rea
                                       metadata["model_type"], metadata["inputs"], metadata["outputs"],
                                       report.fusions, embedding_dim)
         files[weights.name] = FileEntry(f"{role} weights", sha256_of(weights), weights.stat().st_size)
-    return {"max_relative_error": report.max_relative_error, "preprocessing": metadata.get("preprocessing"),
+    return {"float32": {name: verdict.to_dict() for name, verdict in report.float32.items()},
+            "preprocessing": metadata.get("preprocessing"),
             "config": metadata.get("config"), "fp16": report.fp16_max_relative_error,
             "int8": report.int8_min_cosine}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from s2f.core.agreement import RoundingRule
 from s2f.models.original import add_original_decoder_flag
 from s2f.runtime.manifest import OPSET
 
@@ -17,10 +18,11 @@ def _graph_options(parser: argparse.ArgumentParser, verify_with_help: str) -> No
                              "AST faster: bench/export_rewrites.py)")
     parser.add_argument("--fp16", action="store_true",
                         help="also write float16 graphs (NAME.fp16.onnx, float32 inputs and outputs) for GPUs, "
-                             "each with its measured error against PyTorch float32 (refused above 1e-2)")
+                             "each with its measured error against PyTorch float64 (refused above 1e-2)")
     parser.add_argument("--int8", action="store_true",
                         help="also write int8 graphs (NAME.int8.onnx): dynamic quantisation of the MatMul/Gemm "
-                             "weights for CPUs, kept only with a cosine >= 0.999 to PyTorch float32 on every output")
+                             "weights for CPUs, exact on every x86 CPU (no int8 saturation without VNNI), kept only "
+                             "with a cosine >= 0.999 to PyTorch float64 on every output")
     parser.add_argument("--verify-with", type=Path, nargs="+", metavar="FILE", help=verify_with_help)
 
 
@@ -38,8 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                                 "or an original Speech-to-Face checkpoint (.pt)")
     add_original_decoder_flag(model)
     model.add_argument("-o", "--output", type=Path, required=True, help="output .onnx file")
-    model.add_argument("--tolerance", type=float, default=1e-5,
-                       help="max |difference| / max |reference| per output (default 1e-5)")
+    model.add_argument("--rounding-factor", type=float, default=RoundingRule.factor, metavar="K",
+                       help="the graph may be K times as far from PyTorch float64 as PyTorch float32 is, per "
+                            f"output (default {RoundingRule.factor:g}; never held to less than "
+                            f"{RoundingRule.floor:.1e} relative)")
     _graph_options(model, "voice clips (voice encoders) or face photos (face encoders) to verify on, "
                           "besides random inputs")
     model.set_defaults(func=run_export_model, extras=("export",), what_runs="export")
@@ -85,7 +89,8 @@ def run_export_model(args: argparse.Namespace) -> int:
                                                   f"{model.model_type} (voice clips for voice encoders, photos "
                                                   "for face encoders; check a decoder with 'export bundle')")
     report = export_onnx(model, args.output, real_inputs=None if real is None else [real],
-                         tolerance=args.tolerance, portable=args.portable, fp16=args.fp16, int8=args.int8)
+                         rule=RoundingRule(factor=args.rounding_factor), portable=args.portable, fp16=args.fp16,
+                         int8=args.int8)
     print(report.summary())
     return 0
 

@@ -4,7 +4,9 @@ PyTorch, in float32, makes of them.
 The inputs are the ones verification already uses (synthetic speech of the model's clip
 length, smooth random photos), prepared by the runtime's numpy code. The references come
 from the PyTorch modules themselves, not from an onnxruntime run, so a runtime judging
-another engine compares it with the model, not with one of its ports.
+another engine compares it with the model, not with one of its ports: in float32 (what the
+user's face is judged against) and, for the encoders' embeddings and the decoder's texture,
+in float64 (the exact result a float32 engine is judged against by the rounding rule).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import nn
 
 from s2f.export.end_to_end import face_verification_images, synthetic_speech
 from s2f.runtime.face_preprocess import FacePreprocessing, preprocess
-from s2f.runtime.probe import PROBE
+from s2f.runtime.probe import EXACT, PROBE
 from s2f.runtime.voice_input import VoiceInputSpec
 
 PROBE_CLIPS = 2  # a batch of two: batching is part of what an engine must get right
@@ -27,6 +29,16 @@ def _decode(decoder: nn.Module, embedding: np.ndarray) -> np.ndarray:
     """The decoder's float texture for ``embedding`` (N x 3 x 224 x 224)."""
     with torch.no_grad():
         return decoder(torch.from_numpy(embedding))[1].numpy()
+
+
+def _exact(module: nn.Module, array: np.ndarray, method: str = "forward", output: int | None = None) -> np.ndarray:
+    """``module``'s ``method`` on ``array`` in float64 (a copy: ``module`` stays float32)."""
+    import copy
+
+    exact = copy.deepcopy(module).double().eval()
+    with torch.no_grad():
+        value = getattr(exact, method)(torch.from_numpy(array).double())
+    return (value if output is None else value[output]).numpy()
 
 
 def _as_image(texture: np.ndarray) -> np.ndarray:
@@ -44,7 +56,9 @@ def probe_arrays(voice_encoder: nn.Module, face_decoder: nn.Module, face_encoder
         voice_embedding = voice_encoder(torch.from_numpy(features)).numpy()
     texture = _decode(face_decoder, voice_embedding)
     arrays = {"voice_encoder/input": features, "voice_encoder/embedding": voice_embedding,
+              "voice_encoder/embedding" + EXACT: _exact(voice_encoder, features),
               "face_decoder/input": voice_embedding, "face_decoder/texture": texture,
+              "face_decoder/texture" + EXACT: _exact(face_decoder, voice_embedding, output=1),
               "speech2face/input": clips, "speech2face/image": _as_image(texture)}
     if face_encoder is not None and face is not None:
         photo = face_verification_images()[0]
@@ -52,6 +66,7 @@ def probe_arrays(voice_encoder: nn.Module, face_decoder: nn.Module, face_encoder
         with torch.no_grad():
             face_embedding = face_encoder.embed(torch.from_numpy(pixels)).numpy()
         arrays.update({"face_encoder/input": pixels, "face_encoder/embedding": face_embedding,
+                       "face_encoder/embedding" + EXACT: _exact(face_encoder, pixels, "embed"),
                        "face2face/input": photo, "face2face/image": _as_image(_decode(face_decoder, face_embedding))})
     return arrays
 

@@ -63,7 +63,7 @@ def open_graph(bundle, role: str, request: EngineRequest, probe: Probe | None | 
         request.chosen[role] = str(engine)
         return session
     if probe is not None and probe.has(role):
-        result = probe.check(session, role, runs=1)
+        result = probe.check(session, role, runs=1, precision=engine.precision)
         if not result.passed:
             raise InputError(session.graph_path, f"{engine} misses the bundle's gate on this machine ({result}); "
                                                  "run it with --precision fp32")
@@ -121,7 +121,7 @@ def _fastest(bundle, role: str, request: EngineRequest, probe: Probe | None):
     timed = []
     for engine in engines:
         session = _open(bundle, role, engine, request)
-        result = probe.check(session, role)
+        result = probe.check(session, role, precision=engine.precision)
         if not result.passed:
             log.warning("warning: %s: auto skips %s, it misses the bundle's gate here (%s)", role, engine, result)
             continue

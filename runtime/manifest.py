@@ -68,7 +68,11 @@ class BundleManifest:
     face_input: dict[str, Any] | None = None
     face_encoder_arch: str | None = None
     texture: dict[str, Any] | None = None
+    # per graph and output: the float32 graph's relative distance to PyTorch float64, PyTorch
+    # float32's, and what the rule allowed; the rule, and the CPU it was measured on
     verification: dict[str, Any] = field(default_factory=dict)
+    verification_rule: dict[str, float] | None = None
+    verified_on: dict[str, Any] | None = None
     verified_with: list[str] = field(default_factory=list)
     verification_fp16: dict[str, Any] | None = None
     verification_int8_cosine: dict[str, Any] | None = None

@@ -3,8 +3,12 @@
 A graph verified on export is verified for onnxruntime on float32 (or the int8/fp16 files it
 checked). Another engine (OpenVINO) or precision (bf16) computes something else, and whether
 it is close enough depends on the model and on this CPU, so it is checked here, on open,
-against the same promise: a generated face within one intensity level of PyTorch's, an
-encoder's embedding at cosine >= 0.999. The probe run also warms the session up.
+against the same promise: a generated face within one intensity level of PyTorch's; an
+encoder's embedding at cosine >= 0.999 to the exact (float64) result at a reduced precision;
+and at float32, every embedding and texture within the rounding rule
+(``s2f.core.agreement.RoundingRule``: a small factor times PyTorch float32's own distance to
+float64), so a float32 engine that computes something else is caught even where its faces
+still look alike. The probe run also warms the session up.
 
 ``probe.npz`` is read with ``allow_pickle=False`` (numpy arrays only, never pickles), after
 its sha256 was checked like every bundle file, and each member's size is capped before it is
@@ -21,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from s2f.core.agreement import RoundingRule, compare
 from s2f.core.errors import InputError
 
 PROBE = "probe.npz"
+EXACT = "_float64"  # suffix of the members holding PyTorch's float64 result (bundles since probes have them)
 PROBE_ROLE = "probe"
 MAX_MEMBER_BYTES = 64 << 20
 IMAGE_LEVELS = 1  # an end-to-end graph's or decoder's face: at most one level from PyTorch's
@@ -54,8 +60,9 @@ class Probe:
     def has(self, role: str) -> bool:
         return f"{role}/input" in self.arrays and f"{role}/{GATES[role][0]}" in self.arrays
 
-    def check(self, session, role: str, runs: int = 2) -> ProbeResult:
-        """Run the probe on ``session`` ``runs`` times (the first warms up, the last is timed) and judge it."""
+    def check(self, session, role: str, runs: int = 2, precision: str = "fp32") -> ProbeResult:
+        """Run the probe on ``session`` ``runs`` times (the first warms up, the last is timed) and
+        judge it as a ``precision`` engine."""
         from s2f.runtime.pipeline import run_graph
 
         output, how = GATES[role]
@@ -69,8 +76,21 @@ class Probe:
         if getattr(got, "shape", None) != expected.shape:
             raise InputError(self.path, f"{role}: the graph gives {output!r} of shape {list(got.shape)}, the probe "
                                         f"holds {list(expected.shape)}: the probe does not belong to this graph")
+        exact = self.arrays.get(f"{role}/{output}{EXACT}")
+        if exact is not None and exact.shape != expected.shape:
+            raise InputError(self.path, f"{role}: the probe's float64 {output!r} has shape {list(exact.shape)}, its "
+                                        f"float32 one {list(expected.shape)}")
+        rounding = None
+        if precision == "fp32" and exact is not None:
+            rounding = RoundingRule().judge(compare(exact, got).max_relative, compare(exact, expected).max_relative)
+            if not rounding.passed:
+                return ProbeResult(False, f"{output} {rounding}", seconds)
+        if how == "cosine" and rounding is not None:
+            return ProbeResult(True, f"embedding {rounding.error:.1e} from float64 (allowed {rounding.allowed:.1e})",
+                               seconds)
         if how == "cosine":
-            cosine = _min_cosine(np.asarray(got, np.float64), expected.astype(np.float64))
+            truth = expected if exact is None else exact
+            cosine = _min_cosine(np.asarray(got, np.float64), truth.astype(np.float64))
             return ProbeResult(cosine >= MIN_COSINE, f"embedding cosine {cosine:.6f} (gate {MIN_COSINE})", seconds)
         image = got if output == "image" else _texture_levels(got)
         reference = expected if output == "image" else _texture_levels(expected)

@@ -60,7 +60,10 @@ def test_manifest(bundle):
     for name, entry in manifest["files"].items():
         assert entry["bytes"] == (bundle / name).stat().st_size and len(entry["sha256"]) == 64
     assert manifest["voice_input"]["encoder"] == "ve_conv" and manifest["face_encoder_arch"] == "rcmalli-resnet50"
-    assert all(e <= 1e-5 for errors in manifest["verification"].values() for e in errors.values())
+    verdicts = [v for outputs in manifest["verification"].values() for v in outputs.values()]
+    # the two embeddings, landmarks and texture, each within the rounding rule
+    assert len(verdicts) == 4 and all(0 <= v["error"] <= v["allowed"] for v in verdicts)
+    assert manifest["verified_on"]["machine"] and manifest["verification_rule"]["factor"] > 1
     assert not [p for p in bundle.parent.iterdir() if p.name.endswith(".partial")]
 
 

@@ -32,8 +32,6 @@ class ExportInfo:
     ``input_shape``, ``outputs`` and ``preprocessing`` are functions of the model's config
     (a voice encoder's input size depends on its spectrogram variant, say). ``embedding_method``
     is the module method whose output is the face embedding (``forward`` for voice encoders).
-    ``tolerances``: outputs whose verification allows more than the default relative error,
-    by name (a function of the config).
     """
 
     input_name: str
@@ -41,7 +39,6 @@ class ExportInfo:
     input_shape: Callable[[Any], tuple[int, ...]]
     preprocessing: Callable[[Any], dict[str, Any]]
     embedding_method: str = "forward"
-    tolerances: Callable[[Any], dict[str, float]] = lambda config: {}
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,7 @@ def _voice_preprocessing(config: Any) -> dict[str, Any]:
 
     steps = getattr(config, "audio_steps", "speech2face")
     if hasattr(config, "variant"):
-        return VoiceInputSpec("ve_conv", config.variant, audio_steps=steps).to_dict()
+        return VoiceInputSpec("ve_conv", config.variant, getattr(config, "seconds", None), audio_steps=steps).to_dict()
     return VoiceInputSpec("ast", mean=config.feature_mean, std=config.feature_std, audio_steps=steps).to_dict()
 
 
@@ -125,7 +122,7 @@ def _texture(config: Any) -> dict[str, Any]:
 def _ve_conv_input(config: Any) -> tuple[int, ...]:
     from s2f.runtime.voice_input import VoiceInputSpec
 
-    return VoiceInputSpec("ve_conv", config.variant).shape
+    return VoiceInputSpec("ve_conv", config.variant, getattr(config, "seconds", None)).shape
 
 
 TINY_AST = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}
@@ -156,10 +153,7 @@ MODELS: dict[str, ModelEntry] = {entry.model_type: entry for entry in (
         "face_decoder", "s2f.models.face_decoder:FaceDecoder", "s2f.models.face_decoder:FaceDecoderConfig",
         "face_decoder",
         ExportInfo("embedding", lambda c: ["landmarks", "texture", *(["aligned_texture"] if c.warp else [])],
-                   lambda c: (c.embedding_dim,), _texture,
-                   # a warped face is a bilinear sample at float32 coordinates: onnxruntime's GridSample and
-                   # Resize round them differently from PyTorch's, by a hundredth of an 8-bit level
-                   tolerances=lambda c: {"texture": 2e-4} if c.warp else {}),
+                   lambda c: (c.embedding_dim,), _texture),
         presets={"full": {}, "tiny": {"shared_dims": [256, 128], "landmark_dims": [64],
                                       "texture_channels": [64, 32, 16, 16, 8]}},
         original_import="s2f.models.face_decoder:import_original_face_decoder",

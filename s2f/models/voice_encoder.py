@@ -37,6 +37,8 @@ class VEConvConfig:
         audio_steps: how the clips it learned from were made (``VoiceInputSpec.audio_steps``):
             ``original`` for the original project's models, PCM16 around a whole-file loudness
             step; serving repeats what the model learned from.
+        seconds: clip length the model takes (None: the paper's 6 s, 598 or 601 frames); the
+            convolutions take any length, and the export's graph and bundle are made for this one.
     """
 
     variant: str = "paper"
@@ -48,10 +50,7 @@ class VEConvConfig:
     output_relu: bool = True
     average_before_last_activation: bool = False
     audio_steps: str = "speech2face"
-
-    @property
-    def time_frames(self) -> int:
-        return 598 if self.variant == "paper" else 601
+    seconds: float | None = None
 
     def frequency_after_convs(self) -> int:
         size = FREQUENCY_BINS
