@@ -42,7 +42,7 @@ test-fast: setup
 AVX2_CPU = $(shell $(PYTHON) bench/machine.py --emulated-avx2-cpu)
 test-avx2: setup
 	@command -v qemu-x86_64 >/dev/null || { echo "make test-avx2 needs qemu-user: apt-get install qemu-user"; exit 2; }
-	S2F_EXPECT_CPU=avx2 qemu-x86_64 -cpu $(AVX2_CPU) $(PY) -m pytest -q -m isa -p no:cacheprovider
+	S2F_EXPECT_CPU=avx2 OMP_NUM_THREADS=1 qemu-x86_64 -cpu $(AVX2_CPU) $(PY) -m pytest -q -m isa -p no:cacheprovider
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -94,7 +94,7 @@ def main() -> None:
                       "gflop_s": round(row["flop"] / seconds / 1e9, 1) if row["flop"] else None,
                       "gb_s": round(row["bytes"] / seconds / 1e9, 1), "shapes": row.get("shapes")})
     nodes.sort(key=lambda node: -node["ms"])
-    roofline_file = REPO / "bench" / "results" / "onnx_runtime.json"
+    roofline_file = REPO / "bench" / "results" / "onnx_runtime_vnni.json"
     roof = json.loads(roofline_file.read_text()).get("roofline", {}) if roofline_file.is_file() else {}
     report = {"machine": announce(), "batch": args.batch, "kernel_ms": round(total_us / 1e3, 1),
               "by_op_ms": {op: round(us / 1e3, 1) for op, us in sorted(by_op.items(), key=lambda kv: -kv[1])},

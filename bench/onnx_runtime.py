@@ -19,7 +19,8 @@ its own process (in one process the engines fight over threads and the numbers l
 * install footprint: a runtime-only environment against a training environment.
 
 Random full-size weights (latency does not depend on the values). Writes
-bench/results/onnx_runtime.json.
+bench/results/onnx_runtime_<class>.json, one file per CPU class (``s2f.core.cpu.int8_class``:
+vnni, avx2, ...), since which engine wins depends on the CPU's vector units.
 
 usage: python bench/onnx_runtime.py [--workdir DIR] [--repeats 3] [--skip-footprint]
 """
@@ -537,7 +538,9 @@ def main() -> None:
     import torch
 
     results["threads"] = torch.get_num_threads()
-    (REPO / "bench" / "results" / "onnx_runtime.json").write_text(json.dumps(results, indent=2))
+    from s2f.core.cpu import int8_class
+
+    (REPO / "bench" / "results" / f"onnx_runtime_{int8_class()}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

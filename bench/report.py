@@ -34,8 +34,11 @@ SECTIONS = [
     ("decoder_recipe.json", "decoder_recipe.py", "python bench/decoder_recipe.py", "The decoder's recipe and warp"),
     ("train_throughput.json", "train_throughput.py", "python bench/train_throughput.py", "Training throughput"),
     ("gpu_check.json", "gpu_check.py", "bench/gpu_check.sh", "On a GPU"),
-    ("onnx_runtime.json", "onnx_runtime.py", "python bench/onnx_runtime.py",
-     "The runtime's engines against PyTorch's modes"),
+    ("onnx_runtime_vnni.json", "onnx_runtime.py", "python bench/onnx_runtime.py",
+     "The runtime's engines against PyTorch's modes, CPUs with VNNI"),
+    ("onnx_runtime_avx2.json", "onnx_runtime.py", "python bench/onnx_runtime.py",
+     "The runtime's engines against PyTorch's modes, AVX2 CPUs"),
+    ("int8_kernels.json", "int8_kernels.py", "python bench/int8_kernels.py", "Int8 on every x86 CPU"),
     ("signing.json", "signing.py", "python bench/signing.py", "Signed bundles"),
     ("engine_startup.json", "engine_startup.py", "python bench/engine_startup.py", "Start-up of each engine"),
     ("install_size.json", "install_size.py", "python bench/install_size.py", "Install size of each extra"),
@@ -62,13 +65,13 @@ HEADLINES = [
      ("summary", "decoder_l1_over_mean_face"), "×"),
     ("SF2F face→face recall@5 from the bundle (one gallery of 37)", "learning.json",
      ("summary", "sf2f_bundle", "face_to_face", "recall@5"), ""),
-    ("onnxruntime against PyTorch eager, face encoder, batch 1", "onnx_runtime.json",
+    ("onnxruntime against PyTorch eager, face encoder, batch 1", "onnx_runtime_vnni.json",
      ("latency", "face_encoder batch 1", "onnxruntime_speedup"), "×"),
     ("speech→face, the runtime's best engine against PyTorch's best mode (bf16, compile), batch 1",
-     "onnx_runtime.json", ("pipeline", "speech->face batch 1", "best", "runtime_over_torch"), "×"),
+     "onnx_runtime_vnni.json", ("pipeline", "speech->face batch 1", "best", "runtime_over_torch"), "×"),
     ("speech→face, the runtime's best engine against PyTorch's best mode (bf16, compile), batch 8",
-     "onnx_runtime.json", ("pipeline", "speech->face batch 8", "best", "runtime_over_torch"), "×"),
-    ("int8 AST against PyTorch eager, batch 8", "onnx_runtime.json",
+     "onnx_runtime_vnni.json", ("pipeline", "speech->face batch 8", "best", "runtime_over_torch"), "×"),
+    ("int8 AST against PyTorch eager, batch 8", "onnx_runtime_vnni.json",
      ("latency", "ast batch 8", "onnxruntime_int8_speedup"), "×"),
     ("`s2f-runtime` per clip against the original's inference, VE_conv", "original_models.json",
      ("encoders", "ve_conv", "runtime_fp32_one_shot", "speedup_per_clip"), "×"),
@@ -281,12 +284,23 @@ def _engine_cell(row: dict, backend: str) -> str:
     return speedup + (f" ({', '.join(notes)})" if notes else "")
 
 
+# the CPU classes bench/onnx_runtime.py keeps one results file each for (s2f.core.cpu.int8_class)
+CPU_CLASSES = {"vnni": "CPUs with VNNI (int8 sums in 32 bits)", "avx2": "AVX2 CPUs without AVX-512 or VNNI"}
+
+
 def engine_table() -> str:
-    """bench/onnx_runtime.py's latency and pipeline rows: every engine and PyTorch mode."""
-    path = RESULTS / "onnx_runtime.json"
-    if not path.is_file():
-        return "not measured"
-    data = json.loads(path.read_text())
+    """One table per CPU class: bench/onnx_runtime.py's latency and pipeline rows, every engine
+    and PyTorch mode; a class without a results file says so."""
+    parts = []
+    for cpu_class, title in CPU_CLASSES.items():
+        path = RESULTS / f"onnx_runtime_{cpu_class}.json"
+        parts.append(f"**{title}**: " + ("not measured (no such machine was available; figures for it "
+                                         "come from a run of the bench on one)" if not path.is_file() else "")
+                     + ("\n\n" + _engine_rows(json.loads(path.read_text())) if path.is_file() else ""))
+    return "\n\n".join(parts)
+
+
+def _engine_rows(data: dict) -> str:
     rows = {**data["latency"], **data["pipeline"]}
     lines = ["| model | batch | " + " | ".join(title for _, title in ENGINE_COLUMNS)
              + " | runtime's best ÷ PyTorch's best |", "|---" * (len(ENGINE_COLUMNS) + 3) + "|"]

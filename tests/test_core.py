@@ -169,3 +169,23 @@ def test_bench_report_renders_the_results_it_reads(tmp_path, monkeypatch):
     page = report.render()
     learning = json.loads((REPO / "bench" / "results" / "learning.json").read_text())
     assert report.number(learning["summary"]["recall@5_over_chance"]) in page
+
+
+@pytest.mark.isa
+def test_the_cpu_features_are_the_ones_the_kernels_dispatch_on():
+    """CPUID through numpy, not /proc/cpuinfo (which describes the host under qemu): it must
+    agree with PyTorch's own choice of kernels."""
+    import platform
+
+    import torch
+
+    from s2f.core.cpu import cpu_description, cpu_features, int8_class
+
+    features = cpu_features()
+    if platform.machine() in ("x86_64", "AMD64"):
+        capability = torch.backends.cpu.get_cpu_capability()
+        assert ("avx512f" in features) == capability.startswith("AVX512"), (features, capability)
+        assert ("avx2" in features) == (capability != "DEFAULT"), (features, capability)
+        assert int8_class() in ("vnni", "avx512", "avx2")
+    described = cpu_description()
+    assert described["features"] == list(features) and described["class"] == int8_class() and described["model"]
