@@ -64,6 +64,7 @@ bench: setup demo
 	$(PY) bench/train_throughput.py
 	$(PY) bench/onnx_runtime.py
 	$(PY) bench/int8_recall.py
+	$(PY) bench/int8_kernels.py
 	$(PY) bench/decoder_profile.py
 	$(PY) bench/export_rewrites.py
 	$(PY) bench/end_to_end.py

@@ -86,7 +86,7 @@ class Probe:
             if not rounding.passed:
                 return ProbeResult(False, f"{output} {rounding}", seconds)
         if how == "cosine" and rounding is not None:
-            return ProbeResult(True, f"embedding {rounding.error:.1e} from float64 (allowed {rounding.allowed:.1e})",
+            return ProbeResult(True, f"embedding {rounding.error:.1e} from float64 (gate {rounding.allowed:.1e})",
                                seconds)
         if how == "cosine":
             truth = expected if exact is None else exact

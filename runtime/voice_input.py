@@ -78,9 +78,8 @@ class VoiceInputSpec:
         known = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
 
-    def features(self, waveform: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-        """A waveform at ``sample_rate`` -> the encoder's input (loudness and length fixed here);
-        ``dtype``: the feature arithmetic's (float32 only to measure float32 rounding)."""
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        """A waveform at ``sample_rate`` -> the encoder's input (loudness and length fixed here)."""
         waveform = np.asarray(waveform, np.float32)
         if self.audio_steps == "original":
             waveform = normalize_loudness(to_pcm16(waveform), self.target_dbfs)
@@ -89,8 +88,8 @@ class VoiceInputSpec:
             waveform = normalize_loudness(waveform, self.target_dbfs)
         waveform = fit_duration(waveform, self.sample_rate, self.seconds)
         if self.encoder == "ve_conv":
-            return ve_spectrogram(waveform, self.sample_rate, self.variant, dtype)
-        return ast_fbank(waveform, self.sample_rate, mean=self.mean, std=self.std, dtype=dtype)
+            return ve_spectrogram(waveform, self.sample_rate, self.variant)
+        return ast_fbank(waveform, self.sample_rate, mean=self.mean, std=self.std)
 
     def waveform_from_file(self, source: AudioSource, name: str | None = None) -> np.ndarray:
         """The first ``seconds`` of ``source`` (a path or an open file; the whole file with the

@@ -143,7 +143,7 @@ def test_auto_skips_an_engine_that_misses_the_gate(broken_int8, voice, tmp_path)
     engine, measure = voice_engine.split(" (", 1)
     assert "int8" not in engine
     if engine.endswith("fp32"):  # judged by the rounding rule against float64
-        error, allowed = re.match(r"embedding (\S+) from float64 \(allowed (\S+)\)", measure).groups()
+        error, allowed = re.match(r"embedding (\S+) from float64 \(gate (\S+)\)", measure).groups()
         assert float(error) <= float(allowed), measure
     else:  # bf16: by its cosine to float64
         assert float(re.match(r"embedding cosine (\S+) \(gate 0.999\)", measure).group(1)) >= 0.999, measure

@@ -160,7 +160,10 @@ def test_end_to_end_graphs_reuse_the_weights_files(bundle):
                 if tensor.data_location == onnx.TensorProto.EXTERNAL and prefix + tensor.name in ours:
                     assert ours[prefix + tensor.name].external_data == tensor.external_data
     verification = manifest["verification_end_to_end"]
-    assert verification["speech2face"]["image_levels"] <= 1 and verification["speech2face"]["features"] <= 1e-4
+    speech = verification["speech2face"]
+    assert speech["image_levels"] <= 1
+    for name in ("features", "embedding", "landmarks"):  # the rounding rule, each with its float32 yardstick
+        assert speech[f"{name}_rule"]["error"] <= speech[f"{name}_rule"]["allowed"], name
     assert verification["face2face"]["embedding_cosine"] >= 0.9999
 
 

@@ -1,6 +1,7 @@
 """How closely two arrays agree: the one comparison behind export verification (PyTorch
 against onnxruntime), end-to-end verification (the one-graph pipeline against the two-stage
-one) and parity (Keras against PyTorch), so that every reported error means the same thing.
+one) and parity (Keras against PyTorch), so that every reported error means the same thing;
+and the rounding rule that turns such a comparison into a verdict on any CPU.
 
 numpy is the only import (a base dependency of the package), so every layer may use it.
 """
@@ -95,9 +96,3 @@ class RoundingVerdict:
     def __str__(self) -> str:
         return (f"{self.error:.2e} from float64 (float32 reference {self.reference_error:.2e}, "
                 f"allowed {self.allowed:.2e})")
-
-
-def worst_verdict(verdicts: list[RoundingVerdict]) -> RoundingVerdict:
-    """The verdict with the least margin (largest error / allowed): what a report keeps."""
-    return max(verdicts, key=lambda v: v.error / v.allowed if v.error == v.error else float("inf"))
-
