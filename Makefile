@@ -37,8 +37,8 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 # the tests whose outcome depends on the CPU's vector instructions (pytest -m isa), again on an
-# emulated AMD EPYC Rome: AVX2 and FMA, no AVX-512, no VNNI (qemu-user; its AVX2 is ~3000x slower
-# than native float32, so these tests use micro models)
+# emulated AMD EPYC Rome: AVX2 and FMA, no AVX-512, no VNNI (qemu-user; its AVX2 is orders of
+# magnitude slower than native float32, each FMA a software call, so these tests use micro models)
 AVX2_CPU = $(shell $(PYTHON) bench/machine.py --emulated-avx2-cpu)
 test-avx2: setup
 	@command -v qemu-x86_64 >/dev/null || { echo "make test-avx2 needs qemu-user: apt-get install qemu-user"; exit 2; }

@@ -10,7 +10,7 @@ and on one without (an emulated AMD EPYC Rome: AVX2 and FMA, no AVX-512, no VNNI
 Accuracy: the int8 graph's smallest cosine to PyTorch float64 (the export gate's measure,
 bar 0.999) on the export's verification inputs. Natively for the full-size models and the
 tiny ones; under qemu (``qemu-x86_64 -cpu EPYC-Rome``) for the tiny AST on one input only,
-since its AVX2 emulation computes about 3,000 times slower than native (onnxruntime runs the
+since its AVX2 emulation is orders of magnitude slower than native (onnxruntime runs the
 same graphs there; the float64 references are computed natively and read back).
 Speed: median latency at batch 1 and 8 against the float32 graph, natively, 2 threads.
 Speed on an AVX2 CPU cannot be measured under emulation and is not reported.

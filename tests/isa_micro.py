@@ -2,7 +2,7 @@
 on the CPU's vector instructions (``pytest -m isa``; ``make test-avx2`` runs them on an
 emulated AVX2 CPU).
 
-Why micro: qemu's AVX2 emulation computes float32 arithmetic about 3,000 times slower than
+Why micro: qemu's AVX2 emulation computes float32 arithmetic orders of magnitude slower than
 the CPU it runs on (an FMA is a software float call), so every model here is the real model
 class at a size of a few million multiply-adds: VE_conv on 2 s clips with nine thin
 convolutions, the AST with one 16-wide layer on 64 frames, decoders with 4-8 channels.
