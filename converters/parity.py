@@ -169,7 +169,9 @@ def run_parity(source: str | Path, arch: str | None = None, images: list[str | P
         reference = keras_values[-1].reshape(len(named), -1)
         report.outputs.append(compare("embedding", reference, embedding))
     keras_gated = reference if embedding is not None else _channels_first(keras_values[len(pairs)])
-    exact = _exact_values(model, batch, gate=report.gate)
+    from s2f.models.exact import exact_output
+
+    exact = exact_output(model, batch, "embed" if report.gate == "embedding" else "forward")
     report.verdict = report.rule.judge(agreement(exact, keras_gated).max_relative,
                                        agreement(exact, embedding if embedding is not None else output).max_relative)
     report.seconds = time.perf_counter() - started
@@ -249,18 +251,6 @@ def _torch_values(model, pairs, batch: np.ndarray):
             handle.remove()
         embedding = model.embed(tensor).numpy() if model.config.has_descriptor else None
     return captured, output, embedding
-
-
-def _exact_values(model, batch: np.ndarray, gate: str) -> np.ndarray:
-    """The port's ``gate`` output computed in float64: the exact result of the converted weights."""
-    import copy
-
-    import torch
-
-    exact = copy.deepcopy(model).double().eval()
-    with torch.no_grad():
-        tensor = torch.from_numpy(batch).double()
-        return (exact.embed(tensor) if gate == "embedding" else exact(tensor)).numpy()
 
 
 def write_report(report: ParityReport, path: str | Path) -> None:

@@ -36,6 +36,7 @@ from s2f.export.precisions import (
     int8_variant,
 )
 from s2f.export.subpixel import defer_final_shuffle, with_subpixel_convolutions
+from s2f.models.exact import float64_copy
 from s2f.runtime.manifest import OPSET
 
 __all__ = ["ExportOptions", "ExportReport", "ExportSpec", "export_onnx", "fp16_path", "int8_path", "spec_for",
@@ -143,9 +144,7 @@ class PyTorchReference:
 
     @classmethod
     def compute(cls, module: nn.Module, inputs: list[np.ndarray]) -> PyTorchReference:
-        import copy
-
-        exact = copy.deepcopy(module).double().eval()
+        exact = float64_copy(module)
         with torch.no_grad():
             single = [_as_arrays(module(torch.from_numpy(array))) for array in inputs]
             double = [_as_arrays(exact(torch.from_numpy(array).double())) for array in inputs]

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from s2f.export.end_to_end import face_verification_images, synthetic_speech
+from s2f.models.exact import exact_output
 from s2f.runtime.face_preprocess import FacePreprocessing, preprocess
 from s2f.runtime.probe import EXACT, PROBE
 from s2f.runtime.voice_input import VoiceInputSpec
@@ -29,16 +30,6 @@ def _decode(decoder: nn.Module, embedding: np.ndarray) -> np.ndarray:
     """The decoder's float texture for ``embedding`` (N x 3 x 224 x 224)."""
     with torch.no_grad():
         return decoder(torch.from_numpy(embedding))[1].numpy()
-
-
-def _exact(module: nn.Module, array: np.ndarray, method: str = "forward", output: int | None = None) -> np.ndarray:
-    """``module``'s ``method`` on ``array`` in float64 (a copy: ``module`` stays float32)."""
-    import copy
-
-    exact = copy.deepcopy(module).double().eval()
-    with torch.no_grad():
-        value = getattr(exact, method)(torch.from_numpy(array).double())
-    return (value if output is None else value[output]).numpy()
 
 
 def _as_image(texture: np.ndarray) -> np.ndarray:
@@ -56,9 +47,9 @@ def probe_arrays(voice_encoder: nn.Module, face_decoder: nn.Module, face_encoder
         voice_embedding = voice_encoder(torch.from_numpy(features)).numpy()
     texture = _decode(face_decoder, voice_embedding)
     arrays = {"voice_encoder/input": features, "voice_encoder/embedding": voice_embedding,
-              "voice_encoder/embedding" + EXACT: _exact(voice_encoder, features),
+              "voice_encoder/embedding" + EXACT: exact_output(voice_encoder, features),
               "face_decoder/input": voice_embedding, "face_decoder/texture": texture,
-              "face_decoder/texture" + EXACT: _exact(face_decoder, voice_embedding, output=1),
+              "face_decoder/texture" + EXACT: exact_output(face_decoder, voice_embedding)[1],
               "speech2face/input": clips, "speech2face/image": _as_image(texture)}
     if face_encoder is not None and face is not None:
         photo = face_verification_images()[0]
@@ -66,7 +57,7 @@ def probe_arrays(voice_encoder: nn.Module, face_decoder: nn.Module, face_encoder
         with torch.no_grad():
             face_embedding = face_encoder.embed(torch.from_numpy(pixels)).numpy()
         arrays.update({"face_encoder/input": pixels, "face_encoder/embedding": face_embedding,
-                       "face_encoder/embedding" + EXACT: _exact(face_encoder, pixels, "embed"),
+                       "face_encoder/embedding" + EXACT: exact_output(face_encoder, pixels, "embed"),
                        "face2face/input": photo, "face2face/image": _as_image(_decode(face_decoder, face_embedding))})
     return arrays
 
