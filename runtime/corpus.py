@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s2f.core.errors import InputError
+from s2f.core.listing import iter_files
 from s2f.runtime.audio import AUDIO_SUFFIXES
 from s2f.runtime.image import IMAGE_SUFFIXES
 
@@ -23,10 +24,7 @@ def identity_dirs(root: Path) -> Iterator[Path]:
 
 
 def _files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in suffixes and p.is_file() and not p.name.startswith("."))
+    return [folder / relative for relative in iter_files(folder, suffixes)]
 
 
 @dataclass

@@ -108,3 +108,24 @@ def random_decoder_faces(root: Path, people: int = 4, faces: int = 3, embedding_
             np.save(images / f"f{k}_embedding.npy", rng.random(embedding_dim, dtype=np.float32))
             np.save(images / f"f{k}_landmarks.npy", rng.uniform(0, 224, 144).astype(np.float32))
     return Path(root)
+
+
+def write_m4a(path, samples, rate: int) -> None:
+    """AAC in an MP4 container, as VoxCeleb2 ships its clips (PyAV's encoder)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        frame_size = 1024
+        pts = 0
+        for start in range(0, len(samples), frame_size):
+            chunk = samples[start:start + frame_size].astype(np.float32)[None, :]
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, pts
+            pts += chunk.shape[1]
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)

@@ -7,6 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import soundfile
+from helpers import write_m4a
 
 from s2f.core.errors import InputError
 from s2f.data.synth_voice import speech_clip
@@ -22,25 +23,6 @@ def _tone(seconds: float, rate: int, freq: float = 440.0, channels: int = 1) -> 
 def _peak_hz(waveform: np.ndarray, rate: int = 16000) -> float:
     spectrum = np.abs(np.fft.rfft(waveform * np.hanning(len(waveform))))
     return float(np.argmax(spectrum) * rate / len(waveform))
-
-
-def _write_m4a(path, samples: np.ndarray, rate: int) -> None:
-    import av
-
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=rate)
-        stream.layout = "mono"
-        frame_size = 1024
-        pts = 0
-        for start in range(0, len(samples), frame_size):
-            chunk = samples[start:start + frame_size].astype(np.float32)[None, :]
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = rate, pts
-            pts += chunk.shape[1]
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
 
 
 def test_wav_roundtrip(tmp_path):
@@ -76,7 +58,7 @@ def test_codecs_through_libsndfile(tmp_path, fmt, subtype):
 
 def test_m4a_through_pyav(tmp_path):
     path = tmp_path / "voxceleb2_style.m4a"
-    _write_m4a(path, _tone(2.0, 16000), 16000)
+    write_m4a(path, _tone(2.0, 16000), 16000)
     loaded = load_audio(path)
     assert abs(len(loaded) - 32000) < 2100
     assert abs(_peak_hz(loaded) - 440) < 2

@@ -136,3 +136,24 @@ def test_early_stopping(faces_tree, tmp_path):
     trainer = _trainer(faces_tree, tmp_path / "run", epochs=50, patience=1, lr=0.0)
     history = trainer.fit()
     assert len(history) == 2  # lr 0: epoch 2 is no better, so training stops
+
+
+def test_training_curves_read_back_in_tensorboard_without_importing_tensorflow(tmp_path):
+    """The scalar log is a TensorBoard event file (read back by TensorBoard's own reader, a resumed
+    run's purge included), and writing it never loads TensorFlow, which the keras extra installs."""
+    import subprocess
+    import sys
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    script = ("import sys\nfrom s2f.train.scalar_log import ScalarWriter\n"
+              f"w = ScalarWriter({str(tmp_path / 'a')!r})\n"
+              "for step, value in enumerate([3.0, 2.0, 1.5], start=1):\n    w.add_scalar('train/loss', value, step)\n"
+              "w.close()\n"
+              f"w = ScalarWriter({str(tmp_path / 'a')!r}, purge_step=3)\nw.add_scalar('train/loss', 0.5, 3)\nw.close()\n"
+              "print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
+    events = EventAccumulator(str(tmp_path / "a"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 3.0), (2, 2.0), (3, 0.5)]

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from s2f.core.errors import InputError
+from s2f.core.listing import iter_files
 from s2f.core.progress import progress_bar
 from s2f.data.jobs import save_array
 from s2f.data.layout import ALIGNED_SUFFIX, LANDMARKS_SUFFIX, MEAN_LANDMARKS, TARGET_SUFFIX
@@ -40,8 +41,8 @@ def read_mean_landmarks(root: Path) -> np.ndarray:
 
 def _bases(out_dir: Path, identities: set[str] | None) -> list[str]:
     bases = []
-    for path in sorted(out_dir.rglob(f"*{LANDMARKS_SUFFIX}")):
-        relative = path.relative_to(out_dir)
+    for relative in iter_files(out_dir, (LANDMARKS_SUFFIX,)):
+        path = out_dir / relative
         if identities is not None and relative.parts[0] not in identities:
             continue
         base = str(path)[: -len(LANDMARKS_SUFFIX)]

@@ -29,8 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     audio.add_argument("--variant", choices=VE_VARIANTS, default="paper",
                        help="ve_conv spectrogram: paper (2x257x598) or original (2x257x601)")
     audio.add_argument("--seconds", type=float, help="clip length (default 6 for ve_conv, 10.26 for ast)")
-    audio.add_argument("--mean", type=float, help="AST fbank mean (default AudioSet's -4.2677393)")
-    audio.add_argument("--std", type=float, help="AST fbank std (default AudioSet's 4.5689974)")
+    audio.add_argument("--mean", type=float, help="AST fbank mean (default: DATA_DIR/audio_stats.json from 's2f data "
+                                                  "stats', else AudioSet's -4.2677393)")
+    audio.add_argument("--std", type=float, help="AST fbank std (default: as --mean; AudioSet's 4.5689974)")
     audio.add_argument("--audio-steps", choices=AUDIO_STEPS, default="speech2face",
                        help="original: the original project's PCM16 rounding around a loudness step measured over "
                             "the whole file, for data meant for its models (default: loudness of the clip used)")
@@ -59,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _common(faces)
     faces.set_defaults(func=run_preprocess_faces, extras=("train",), what_runs="preprocess faces")
 
-    data = subparsers.add_parser("data", help="synthetic corpus, identity splits")
+    data = subparsers.add_parser("data", help="synthetic corpus, VoxCeleb ingest, fbank statistics, identity splits")
     actions = data.add_subparsers(dest="action", metavar="ACTION", required=True)
     synth = actions.add_parser(
         "synth", help="write a synthetic voice+face corpus (no download needed)",
@@ -87,6 +88,46 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     imported.add_argument("data_dir", type=Path, help="the original dataset's root (one folder per person)")
     imported.add_argument("-o", "--output", type=Path, required=True, help="speech2face tree to write")
     imported.set_defaults(func=run_import_original, what_runs="data import-original")
+
+    vox = actions.add_parser(
+        "voxceleb", help="VoxCeleb1/2 voices + HQ-VoxCeleb faces -> one corpus (links, not copies)",
+        description="Read the downloads as unpacked (VoxCeleb1 wav/idNNNNN/<video>/<clip>.wav, VoxCeleb2 "
+                    "aac/idNNNNN/<video>/<clip>.m4a, HQ-VoxCeleb vox1|vox2/masked_faces|origin_faces/<Name>/), name "
+                    "every speaker id through the metadata (vox1_meta.csv; HQ-VoxCeleb's full_vox2_meta.csv), and "
+                    "link OUT/<Name>/audios/<id>/<video>/<clip> and OUT/<Name>/images/<file>. Names are compared in "
+                    "Unicode NFC; a person in both datasets is one identity; only identities with voices and faces "
+                    "are kept, the rest are listed in OUT/ingest.json. Atomic, and a rerun with the same inputs "
+                    "changes nothing.")
+    vox.add_argument("hq_dir", type=Path, help="HQ-VoxCeleb's root (vox1/, vox2/, meta_info/)")
+    vox.add_argument("-o", "--output", type=Path, required=True, help="the corpus to write")
+    vox.add_argument("--vox1", type=Path, nargs="+", default=[], metavar="DIR",
+                     help="VoxCeleb1 audio roots (dev and test), each holding wav/idNNNNN/ or idNNNNN/")
+    vox.add_argument("--vox1-meta", type=Path, help="VoxCeleb1's vox1_meta.csv (ids -> names)")
+    vox.add_argument("--vox2", type=Path, nargs="+", default=[], metavar="DIR",
+                     help="VoxCeleb2 audio roots (dev and test), each holding aac/idNNNNN/ or idNNNNN/")
+    vox.add_argument("--vox2-meta", type=Path,
+                     help="ids -> names for VoxCeleb2 (default: HQ_DIR/meta_info/full_vox2_meta.csv)")
+    vox.add_argument("--faces", choices=("masked", "origin"), default="masked",
+                     help="HQ-VoxCeleb's masked_faces (the original's choice) or origin_faces")
+    vox.add_argument("--max-clips-per-video", type=int, metavar="N",
+                     help="at most N clips of each video, in clip order (the original used up to 20)")
+    vox.set_defaults(func=run_voxceleb, what_runs="data voxceleb")
+
+    stats = actions.add_parser(
+        "stats", help="the dataset's own AST fbank mean and std -> DATA_DIR/audio_stats.json",
+        description="Measure the AST fbank's mean and standard deviation over the training identities' clips "
+                    "(raw clips, or the arrays of a preprocessed tree) and write DATA_DIR/audio_stats.json, which "
+                    "'s2f preprocess audio --encoder ast' uses when no --mean/--std is given; training and the "
+                    "exported bundle take them from the preprocessed tree.")
+    stats.add_argument("data_dir", type=Path)
+    stats.add_argument("--encoder", choices=("ast",), default="ast")
+    stats.add_argument("--split", type=Path, help="split JSON: only its training identities (default: every identity)")
+    stats.add_argument("--max-clips", type=int, default=5000,
+                       help="measure an evenly spaced sample of this many clips (0: every clip)")
+    stats.add_argument("--seconds", type=float,
+                       help="clip length, as 's2f preprocess audio --seconds' will use (default: the encoder's 10.26)")
+    stats.add_argument("--workers", type=int, default=default_workers(), help="processes (default: all cores)")
+    stats.set_defaults(func=run_stats, extras=("audio",), what_runs="data stats")
 
     split = actions.add_parser(
         "split", help="deterministic train/val/test split by identity",
@@ -121,11 +162,16 @@ def _finish(report, out_dir: Path, report_name: str) -> int:
 
 def run_preprocess_audio(args: argparse.Namespace) -> int:
     from s2f.core.shards import resolve_shard
+    from s2f.data.feature_stats import AUDIO_STATS, read_stats
     from s2f.data.layout import AUDIO_REPORT, shard_report_name
     from s2f.data.preprocess_audio import preprocess_audio
     from s2f.runtime.voice_input import VoiceInputSpec
 
     extra = {key: value for key in ("seconds", "mean", "std") if (value := getattr(args, key)) is not None}
+    measured = read_stats(args.data_dir, args.encoder) if args.mean is None and args.std is None else None
+    if measured:
+        extra.update(mean=measured["mean"], std=measured["std"])
+        print(f"fbank mean {measured['mean']}, std {measured['std']} from {args.data_dir / AUDIO_STATS}")
     spec = VoiceInputSpec(encoder=args.encoder, variant=args.variant, audio_steps=args.audio_steps, **extra)
     shard = resolve_shard(args.shard)
     report = preprocess_audio(args.data_dir, args.out_dir, spec, args.workers, args.overwrite, shard)
@@ -170,6 +216,23 @@ def run_import_original(args: argparse.Namespace) -> int:
 
     report = import_original_dataset(args.data_dir, args.output)
     print(f"imported {args.data_dir} -> {args.output}: {report.summary()}")
+    return 0
+
+
+def run_voxceleb(args: argparse.Namespace) -> int:
+    from s2f.data.voxceleb import VoxCelebSources, ingest_voxceleb
+
+    sources = VoxCelebSources(args.hq_dir, tuple(args.vox1), args.vox1_meta, tuple(args.vox2), args.vox2_meta,
+                              args.faces, args.max_clips_per_video)
+    print(ingest_voxceleb(sources, args.output).summary(args.output))
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from s2f.data.feature_stats import AUDIO_STATS, measure_stats
+
+    stats = measure_stats(args.data_dir, args.encoder, args.split, args.max_clips, args.workers, args.seconds)
+    print(f"{stats.summary()} -> {args.data_dir / AUDIO_STATS}")
     return 0
 
 

@@ -20,7 +20,6 @@ are refused with one line naming the first file that does not fit.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from s2f.core.errors import InputError
+from s2f.core.listing import iter_files
 from s2f.core.progress import progress_bar
 from s2f.data.jobs import save_array
 from s2f.data.layout import (
@@ -42,6 +42,7 @@ from s2f.data.layout import (
     identity_dirs,
     require_dir,
 )
+from s2f.data.links import link_file
 from s2f.data.settings import claim_settings
 from s2f.runtime.voice_input import VoiceInputSpec
 
@@ -99,18 +100,14 @@ def link(source: Path, target: Path, report: ImportReport) -> None:
         raise InputError(target, f"exists and is not {source}: import into an empty directory, or the same "
                                  "dataset again")
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
+    if link_file(source, target) == "hard":
         report.hard_links += 1
-    except OSError as err:
-        if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise InputError(target, f"cannot link to {source} ({err.strerror})") from None
-        os.symlink(source.resolve(), target)
+    else:
         report.symlinks += 1
 
 
 def _npy_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*.npy") if p.is_file() and not p.name.startswith("."))
+    return [directory / relative for relative in iter_files(directory, (".npy",))]
 
 
 def _embedding_name(relative: Path) -> Path:
@@ -189,7 +186,7 @@ def _plan_person(person: Path, out: Path, shapes: _Shapes) -> list[tuple[str, Pa
         shapes.embeddings.check(embedding, _vector(embedding, "embedding")[0])
         relative = _embedding_name(embedding.relative_to(person / IMAGE_DIR))
         plan.append(("embedding", embedding, out / IMAGE_DIR / relative))
-    for photo in sorted(p for p in person.rglob("*.jpg") if p.is_file()):
+    for photo in (person / relative for relative in iter_files(person, (".jpg",))):
         relative = photo.relative_to(person)
         if relative.parts[0] == AUDIO_DIR:
             continue

@@ -29,7 +29,8 @@ class FileJob:
     outputs: tuple[Path, ...]
 
     def finished(self) -> bool:
-        return all(path.is_file() for path in self.outputs)
+        """Its outputs exist; a job without outputs (a measurement) is never finished."""
+        return bool(self.outputs) and all(path.is_file() for path in self.outputs)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from s2f.core.errors import InputError
+from s2f.core.listing import iter_files, list_files
 from s2f.runtime.corpus import AUDIO_DIR, IMAGE_DIR, identity_dirs  # noqa: F401 (one place for the names)
 
 # per face image <stem>.jpg, preprocessing writes <stem> + each of these
@@ -38,16 +39,10 @@ def require_dir(path: Path) -> Path:
 
 
 def find_files(root: Path, suffixes: frozenset[str]) -> list[Path]:
-    """Files under ``root`` with one of ``suffixes`` (case-insensitive), sorted, relative to
-    ``root``; hidden files and our own partial outputs are skipped."""
-    found = []
-    for path in root.rglob("*"):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        if path.suffix.lower() in suffixes and path.is_file():
-            found.append(relative)
-    return sorted(found)
+    """Files under ``root`` with one of ``suffixes`` (case-insensitive), relative to ``root``, in
+    the one listing order every command uses (``s2f.core.listing``: symbolic links followed,
+    hidden and partial files skipped)."""
+    return list_files(root, suffixes)
 
 
 def identity_of(relative: Path) -> str:
@@ -60,8 +55,8 @@ def identity_of(relative: Path) -> str:
 def _first_array(root: Path, suffix: str, missing: str):
     import numpy as np
 
-    for path in sorted(Path(root).rglob(f"*{suffix}")):
-        return np.load(path, allow_pickle=False)
+    for relative in iter_files(root, (suffix,)):
+        return np.load(Path(root) / relative, allow_pickle=False)
     raise InputError(root, missing)
 
 
@@ -80,7 +75,7 @@ def landmark_count(root: Path) -> int:
 
 def has_decoder_faces(root: Path) -> bool:
     """Whether the tree keeps face photos (targets); the original's voice datasets keep only embeddings."""
-    return next(Path(root).rglob(f"*{TARGET_SUFFIX}"), None) is not None
+    return next(iter_files(root, (TARGET_SUFFIX,)), None) is not None
 
 
 def audio_settings(root: Path, encoder: str) -> dict:

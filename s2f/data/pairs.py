@@ -12,6 +12,7 @@ stay usable without torch.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from s2f.core.errors import InputError
+from s2f.core.listing import iter_files
 from s2f.data.layout import (
     ALIGNED_SUFFIX,
     AUDIO_DIR,
@@ -30,14 +32,13 @@ from s2f.data.layout import (
     require_dir,
 )
 
+log = logging.getLogger(__name__)
+
 PAIRINGS = ("all_to_one", "one_to_one", "all_to_all")
 
 
 def _files(directory: Path, suffix: str) -> list[Path]:
-    if not directory.is_dir():
-        return []
-    return sorted(path for path in directory.rglob(f"*{suffix}")
-                  if path.is_file() and not path.name.startswith("."))
+    return [directory / relative for relative in iter_files(directory, (suffix,))]
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class VoiceFacePairs:
         self.identities: list[str] = []
         self.clips: list[Path] = []
         self.faces: list[Path] = []
+        self.skipped: list[str] = []  # identities without clips or without faces: said, not silent
         clip_counts, face_counts = [], []
         for folder in identity_dirs(self.root):
             if wanted is not None and folder.name not in wanted:
@@ -77,12 +79,16 @@ class VoiceFacePairs:
             clips = _files(folder / AUDIO_DIR, ".npy")[:max_clips_per_identity]
             faces = _files(folder / IMAGE_DIR, EMBEDDING_SUFFIX)
             if not clips or not faces:
+                self.skipped.append(folder.name)
                 continue
             self.identities.append(folder.name)
             self.clips += clips
             self.faces += faces
             clip_counts.append(len(clips))
             face_counts.append(len(faces))
+        if self.skipped:
+            log.warning("%s: %d identities skipped for lack of voice features or face embeddings (first: %s)",
+                        self.root, len(self.skipped), self.skipped[0])
         if not self.identities:
             raise InputError(self.root, "no identity has both voice features (audios/*.npy) and face "
                                         "embeddings (images/*_embedding.npy); run 's2f preprocess' first")

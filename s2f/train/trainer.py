@@ -307,11 +307,12 @@ class Trainer:
         if not (self.config.tensorboard and self.dist.main):
             return None
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from s2f.train.scalar_log import ScalarWriter
+
+            return ScalarWriter(self.run_dir / "tensorboard", purge_step=self.state["epoch"] + 1)
         except ImportError:
             log.info("TensorBoard logging off: the 'tensorboard' package is not installed (metrics.csv still written)")
             return None
-        return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.state["epoch"] + 1)
 
     def _log(self, record: dict[str, Any], writer) -> None:
         path = self.run_dir / "metrics.csv"
