@@ -39,6 +39,7 @@ SECTIONS = [
     ("onnx_runtime_avx2.json", "onnx_runtime.py", "python bench/onnx_runtime.py",
      "The runtime's engines against PyTorch's modes, AVX2 CPUs"),
     ("int8_kernels.json", "int8_kernels.py", "python bench/int8_kernels.py", "Int8 on every x86 CPU"),
+    ("ingest.json", "ingest.py", "python bench/ingest.py", "VoxCeleb at full size: ingest, listing, preprocessing"),
     ("signing.json", "signing.py", "python bench/signing.py", "Signed bundles"),
     ("engine_startup.json", "engine_startup.py", "python bench/engine_startup.py", "Start-up of each engine"),
     ("install_size.json", "install_size.py", "python bench/install_size.py", "Install size of each extra"),
@@ -333,8 +334,36 @@ def install_table() -> str:
     return "\n".join(lines)
 
 
+def voxceleb_table() -> str:
+    """The VoxCeleb how-to's steps at full size: bench/ingest.py's measurements per file,
+    projected to VoxCeleb1+2's clips."""
+    path = RESULTS / "ingest.json"
+    if not path.is_file():
+        return "not measured"
+    data = json.loads(path.read_text())
+    projection, steps, largest = data["projection_voxceleb1_2"], data["preprocessing"], data["runs"][-1]
+    clips = f"{projection['clips']:,}"
+    lines = [f"| step, for VoxCeleb1+2's {clips} clips | time | disk |", "|---|---|---|",
+             f"| `s2f data voxceleb` | {projection['ingest_minutes']:g} min (measured on {largest['clips']:,} "
+             f"clips: {largest['ingest_us_per_clip']:g} µs a clip, peak {largest['ingest_peak_mb']:g} MB) | links "
+             "only: an inode and a directory entry a file |",
+             f"| listing the corpus (every command) | {projection['listing_seconds']:g} s | – |"]
+    for name, encoder in (("audio_ve_conv", "ve_conv"), ("audio_ast", "ast")):
+        row = steps[name]
+        lines.append(f"| `s2f preprocess audio --encoder {encoder}` | {row['voxceleb_hours']:g} h "
+                     f"({row['s_per_file'] * 1000:g} ms a clip) | {row['voxceleb_tb']:g} TB "
+                     f"({row['bytes_per_file'] / 1e6:.2f} MB a clip) |")
+    faces = steps["faces"]
+    lines.append(f"| `s2f preprocess faces` (VGG-Face, dlib72) | {faces['s_per_1000_faces'] / 60:.1f} min per "
+                 f"1,000 faces | {faces['bytes_per_file'] / 1e3:.0f} kB a face |")
+    machine = data["machine"]
+    lines.append(f"\n{machine['cpu']}, {machine['cores']} cores; `python bench/ingest.py`.")
+    return "\n".join(lines)
+
+
 # the README's generated blocks: marker name -> what fills it
-BLOCKS = {"headlines": headlines, "engines": engine_table, "install sizes": install_table}
+BLOCKS = {"headlines": headlines, "engines": engine_table, "install sizes": install_table,
+          "voxceleb steps": voxceleb_table}
 
 
 def readme_with_headlines(text: str) -> str:
