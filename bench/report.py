@@ -346,7 +346,7 @@ def voxceleb_table() -> str:
     lines = [f"| step, for VoxCeleb1+2's {clips} clips | time | disk |", "|---|---|---|",
              f"| `s2f data voxceleb` | {projection['ingest_minutes']:g} min (measured on {largest['clips']:,} "
              f"clips: {largest['ingest_us_per_clip']:g} µs a clip, peak {largest['ingest_peak_mb']:g} MB) | links "
-             "only: an inode and a directory entry a file |",
+             "only: a directory entry a file |",
              f"| listing the corpus (every command) | {projection['listing_seconds']:g} s | – |"]
     for name, encoder in (("audio_ve_conv", "ve_conv"), ("audio_ast", "ast")):
         row = steps[name]

@@ -13,6 +13,7 @@ from s2f.assets import SAMPLE_FACE
 
 REPO = Path(__file__).resolve().parent.parent
 FACES = SAMPLE_FACE.parent  # a directory of face images (the one sample)
+DECODER_GATE = 0.7  # the demo decoder's L1 on unseen faces / the mean training face's (test_learning, seeds)
 
 
 def run_s2f(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

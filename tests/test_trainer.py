@@ -150,7 +150,8 @@ def test_training_curves_read_back_in_tensorboard_without_importing_tensorflow(t
               f"w = ScalarWriter({str(tmp_path / 'a')!r})\n"
               "for step, value in enumerate([3.0, 2.0, 1.5], start=1):\n    w.add_scalar('train/loss', value, step)\n"
               "w.close()\n"
-              f"w = ScalarWriter({str(tmp_path / 'a')!r}, purge_step=3)\nw.add_scalar('train/loss', 0.5, 3)\nw.close()\n"
+              f"w = ScalarWriter({str(tmp_path / 'a')!r}, purge_step=3)\n"
+              "w.add_scalar('train/loss', 0.5, 3)\nw.close()\n"
               "print('tensorflow' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
