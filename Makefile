@@ -29,11 +29,8 @@ demo: setup $(RUNTIME_VENV)/.installed
 serve: $(RUNTIME_VENV)/.installed
 	$(RUNTIME_VENV)/bin/s2f-runtime serve --bundle s2f-demo/training/bundle --port 8000
 
-# two workers, one module each at a time (module fixtures are built once); the longest modules
-# start first (tests/conftest.py). TEST_WORKERS=0 runs in one process.
-TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q
 
 # the unit tests: no model exports, servers, processes or corpora (a few minutes on 2 cores)
 test-fast: setup

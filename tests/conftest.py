@@ -50,14 +50,3 @@ def built_wheel(tmp_path_factory):
     (wheel,) = out.glob("speech2face-*.whl")
     return wheel
 
-
-# the longest modules (minutes each on 2 cores), started first: `make test` runs the modules on
-# two workers (pytest-xdist, --dist loadfile), and a long module picked up last would run alone
-# at the end while the other worker idles
-LONGEST_FIRST = ("test_learning.py", "test_convert_and_parity.py", "test_decoder_seeds.py", "test_voxceleb.py",
-                 "test_original_project.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

@@ -60,3 +60,17 @@ def test_dropout_only_in_training():
     x = torch.rand(1, 3, 224, 224)
     with torch.no_grad():
         assert torch.equal(model.embed(x), model.embed(x))
+
+
+def test_the_distillation_head_is_the_classifier_on_embeddings():
+    """head_logits (fc8 as a matrix product, for training) gives the model's own logits (fc8 as
+    the 1x1 convolution Keras has), to float32 rounding: the same classifier, two kernels."""
+    from s2f.models.face_encoder import he_normal_init_
+
+    model = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("serengil", include_top=True)), 0)
+    images = torch.rand(2, 3, 224, 224) * 255
+    with torch.no_grad():
+        logits, from_embedding = model.logits(images), model.head_logits(model.embed(images))
+    assert logits.shape == from_embedding.shape == (2, 2622)
+    assert torch.allclose(logits, from_embedding, rtol=1e-4, atol=1e-4 * logits.abs().max().item())
+    assert not torch.allclose(logits[0], logits[1])  # two images, two answers

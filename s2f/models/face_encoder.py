@@ -111,14 +111,18 @@ class VGGFace(FaceEncoder):
         return torch.flatten(x, 1)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head_logits(self.dropout(self.embed(x)))
+        """Through the fc8 module itself, as Keras computes it (parity hooks it, export traces it)."""
+        x = self.dropout(self.embed(x))
+        x = x[:, :, None, None] if self.config.fc_as_conv else x
+        return torch.flatten(self.fc8(x), 1)
 
     def head_logits(self, embedding: torch.Tensor) -> torch.Tensor:
-        """fc8 on an embedding: the classifier the voice loss distils through."""
+        """fc8 on an embedding: the classifier the voice loss distils through, on every step of
+        training, so serengil's 1x1 convolution runs as the matrix product it is (oneDNN's
+        convolution path reorders the 43 MB weight on every call)."""
         if getattr(self, "fc8", None) is None:
             raise ValueError("this face encoder was converted without its classifier (fc8)")
-        if self.config.fc_as_conv:  # the 1x1 convolution as the matrix product it is: oneDNN's
-            # convolution path reorders the 43 MB weight on every call (10x slower at batch 8)
+        if self.config.fc_as_conv:
             return F.linear(embedding, self.fc8.weight.flatten(1), self.fc8.bias)
         return self.fc8(embedding)
 
