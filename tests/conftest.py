@@ -50,3 +50,29 @@ def built_wheel(tmp_path_factory):
     (wheel,) = out.glob("speech2face-*.whl")
     return wheel
 
+
+
+@pytest.fixture(scope="session")
+def shared_bundle(tmp_path_factory):
+    """shared_bundle(target, seed, embedding_dim, with_face_encoder) -> a copy at ``target`` of
+    ``export_bundle`` of ``helpers.small_models(seed, embedding_dim)``. Several modules need the
+    very same bundle and an export takes 10-25 s on 2 cores, so each combination is exported
+    once per session; every caller gets its own copy, to read or to damage."""
+    import shutil
+
+    from helpers import small_models
+
+    from s2f.export.bundle import export_bundle
+
+    exported: dict[tuple[int, int, bool], Path] = {}
+
+    def copy_of(target: Path, seed: int = 0, embedding_dim: int = 2048, with_face_encoder: bool = False) -> Path:
+        key = (seed, embedding_dim, with_face_encoder)
+        if key not in exported:
+            voice, decoder, face = small_models(seed, embedding_dim)
+            exported[key] = tmp_path_factory.mktemp("shared_bundle") / "bundle"
+            export_bundle(exported[key], voice, decoder, face if with_face_encoder else None)
+        shutil.copytree(exported[key], target)
+        return target
+
+    return copy_of

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from helpers import small_models
 
 from s2f.core.errors import InputError
 from s2f.export.bundle import export_bundle
@@ -30,11 +29,8 @@ EMBEDDING = 2048
 
 
 @pytest.fixture(scope="module")
-def small_bundle(tmp_path_factory):
-    voice, decoder, _ = small_models(embedding_dim=EMBEDDING)
-    path = tmp_path_factory.mktemp("integrity") / "bundle"
-    export_bundle(path, voice, decoder)
-    return path
+def small_bundle(shared_bundle, tmp_path_factory):
+    return shared_bundle(tmp_path_factory.mktemp("integrity") / "bundle", embedding_dim=EMBEDDING)
 
 
 def _edit(manifest: dict, case: str) -> str:

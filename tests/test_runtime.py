@@ -36,10 +36,10 @@ def models():
 
 
 @pytest.fixture(scope="module")
-def bundle(models, tmp_path_factory):
-    path = tmp_path_factory.mktemp("bundles") / "bundle"
-    export_bundle(path, *models)
-    return path
+def bundle(models, shared_bundle, tmp_path_factory):
+    """The export of ``models`` (small_models is seeded: the same weights)."""
+    return shared_bundle(tmp_path_factory.mktemp("bundles") / "bundle", embedding_dim=EMBEDDING,
+                         with_face_encoder=True)
 
 
 @pytest.fixture(scope="module")

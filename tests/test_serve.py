@@ -18,11 +18,10 @@ import time
 import numpy as np
 import pytest
 import soundfile
-from helpers import SAMPLE_FACE, rewrite_manifest_to_match, small_models
+from helpers import SAMPLE_FACE, rewrite_manifest_to_match
 from serving import Server, multipart, png_pixels
 
 from s2f.data.synth_voice import speech_clip
-from s2f.export.bundle import export_bundle
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 
 pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
@@ -31,12 +30,10 @@ EMBEDDING = 2048
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
+def bundles(shared_bundle, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    voice, decoder, face = small_models()
-    export_bundle(root / "full", voice, decoder, face)
-    export_bundle(root / "voice_only", voice, decoder)
-    return root / "full", root / "voice_only"
+    return (shared_bundle(root / "full", embedding_dim=EMBEDDING, with_face_encoder=True),
+            shared_bundle(root / "voice_only", embedding_dim=EMBEDDING))
 
 
 @pytest.fixture(scope="module")
