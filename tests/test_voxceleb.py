@@ -156,6 +156,15 @@ def test_ingest_links_our_layout_and_reports_what_it_left_out(downloads, tmp_pat
     assert os.path.samefile(out / "A.J._Buckley" / "images" / "00000.jpg", origin)
 
 
+def test_a_folder_it_did_not_write_is_never_replaced(downloads, tmp_path, capsys):
+    out = tmp_path / "my_files"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    assert _ingest(downloads, out) == 2
+    assert "another -o" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+
+
 @pytest.mark.parametrize("case", ["missing column", "unknown separator", "a directory", "no vox1 meta", "cap 0"])
 def test_bad_metadata_is_one_line_exit_2_and_the_corpus_untouched(downloads, tmp_path, capsys, case):
     out = tmp_path / "corpus"

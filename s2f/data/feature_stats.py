@@ -6,8 +6,8 @@ default; the original project measured its own dataset's (its ``get_aduio_norm_s
 and a model trained on VoxCeleb should see VoxCeleb's. The statistics are measured on the
 encoder's actual input (the clip at its training length: looped or cropped, as
 preprocessing makes it), in float64 sums, over every clip of the training identities or an
-evenly spaced sample of them (``max_clips``: a few thousand clips fix both numbers to
-three or more digits, and VoxCeleb2's million would take hours).
+evenly spaced sample of them (``max_clips``: VoxCeleb2's million clips would take hours of
+decoding for two numbers a sample fixes well).
 
 They are written to ``<DATA_DIR>/audio_stats.json``, where ``s2f preprocess audio --encoder
 ast`` picks them up when no ``--mean``/``--std`` is given; the preprocessed tree records them,

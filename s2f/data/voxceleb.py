@@ -166,16 +166,17 @@ def _people(sources: VoxCelebSources, report: IngestReport) -> dict[str, _Person
                     raise InputError(folder, f"speaker {speaker} is also in {speakers[speaker]}: give each "
                                              "dev and test root once")
                 speakers[speaker] = folder
+        named = 0
         for speaker, folder in sorted(speakers.items()):
             name = names.get(speaker)
             if name is None:
                 report.ids_without_name.append(f"{source}/{speaker}")
             else:
                 people[name].voices.append((source, speaker, folder))
+                named += 1
         for name, folder in face_folders(sources.hq_dir, source, sources.faces).items():
             people[name].faces.append((source, folder))
-        report.per_source[source] = {"speakers": len(speakers), "named_speakers": len(speakers) - sum(
-            1 for entry in report.ids_without_name if entry.startswith(source + "/"))}
+        report.per_source[source] = {"speakers": len(speakers), "named_speakers": named}
     return people
 
 
@@ -265,6 +266,9 @@ def ingest_voxceleb(sources: VoxCelebSources, out: Path) -> IngestReport:
         return report
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / INGEST_REPORT).is_file():
+        raise InputError(out, f"exists and is not a corpus this command wrote (no {INGEST_REPORT}); it would be "
+                              "replaced: give another -o")
     with atomic_directory(out) as staging:
         for name, person in progress_bar(kept.items(), desc="link", unit="identity", total=len(kept)):
             made: set[str] = set()  # the folders of this identity made so far

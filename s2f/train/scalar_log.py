@@ -2,7 +2,7 @@
 
 ``torch.utils.tensorboard`` and TensorBoard's own ``EventFileWriter`` import all of TensorFlow
 whenever it is installed (the ``keras`` extra installs it), only to create a folder and open a
-file: 5 to 7 seconds of every training run on 2 cores. Scalars are all the trainer logs, and
+file: seconds of start-up in every training process. Scalars are all the trainer logs, and
 the event file format is TensorBoard's records of ``Event`` protos, which TensorBoard's
 ``RecordWriter`` and protos write without TensorFlow.
 """
