@@ -56,6 +56,17 @@ def _require_files(report, what: str, out_dir: Path) -> None:
         raise InputError(out_dir, f"{what}: no file could be processed (see the report there)")
 
 
+def voice_input(config: PipelineConfig):
+    """VE_conv sees the corpus's clips at their own length (looping a 3 s clip to the paper's 6 s
+    doubles the encoder's work and adds nothing it has not heard); the AST keeps its fixed
+    1024-frame input."""
+    from s2f.runtime.voice_input import VoiceInputSpec
+
+    if config.encoder == "ve_conv":
+        return VoiceInputSpec(encoder="ve_conv", seconds=config.seconds)
+    return VoiceInputSpec(encoder=config.encoder)
+
+
 def decoder_train_config(config: PipelineConfig):
     """The decoder's loop: the pipeline's batch and seed, ``DECODER_RECIPE``'s optimiser settings."""
     from s2f.train.options import DECODER_RECIPE
@@ -94,7 +105,6 @@ def prepare_data(workdir: Path, config: PipelineConfig, face_encoder: Path | Non
     from s2f.data.preprocess_audio import preprocess_audio
     from s2f.data.preprocess_faces import preprocess_faces
     from s2f.data.split import write_split
-    from s2f.runtime.voice_input import VoiceInputSpec
 
     step = step or timed_steps({})
     if face_encoder is None:
@@ -118,7 +128,7 @@ def prepare_data(workdir: Path, config: PipelineConfig, face_encoder: Path | Non
     with step("split"):  # first: the aligned textures' mean landmarks come from the training identities
         parts = write_split(corpus, split, config.fractions, config.seed)
     with step("preprocess audio"):
-        _require_files(preprocess_audio(corpus, pre, VoiceInputSpec(encoder=config.encoder), config.workers, False),
+        _require_files(preprocess_audio(corpus, pre, voice_input(config), config.workers, False),
                        "preprocess audio", pre)
     with step("preprocess faces"):
         _require_files(preprocess_faces(corpus, pre, face_encoder, landmarks, config.workers, 32, "cpu", False,
