@@ -29,7 +29,7 @@ from s2f.core.agreement import compare as agreement
 from s2f.core.atomic import atomic_output
 from s2f.core.cpu import cpu_description
 from s2f.core.errors import InputError
-from s2f.core.listing import iter_files
+from s2f.core.listing import paths_under
 from s2f.runtime.face_preprocess import preprocess
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -101,7 +101,7 @@ def load_images(paths: list[str | Path]) -> list[tuple[str, np.ndarray]]:
     files: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
-            files.extend(entry / relative for relative in iter_files(entry, IMAGE_SUFFIXES))
+            files.extend(paths_under(entry, IMAGE_SUFFIXES))
         elif entry.is_file():
             files.append(entry)
         else:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from s2f.core.command_line import add_verbosity_flags, run_command
 from s2f.core.errors import InputError
-from s2f.core.listing import iter_files
+from s2f.core.listing import paths_under
 from s2f.runtime.backends import BACKENDS, PRECISIONS
 from s2f.runtime.directory import DEFAULT_BATCH_SIZE
 from s2f.runtime.providers import DEVICES
@@ -156,7 +156,7 @@ def run_convert(args: argparse.Namespace) -> int:
         print(f"{args.input} -> {args.output}")
         return 0
     suffixes = AUDIO_SUFFIXES if args.mode == "speech2face" else IMAGE_SUFFIXES
-    inputs = [args.input / relative for relative in iter_files(args.input, suffixes)]
+    inputs = paths_under(args.input, suffixes)
     if not inputs:
         raise InputError(args.input, f"no {'audio' if args.mode == 'speech2face' else 'image'} files found")
     shard = resolve_shard(args.shard)

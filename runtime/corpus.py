@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s2f.core.errors import InputError
-from s2f.core.listing import iter_files
+from s2f.core.listing import paths_under
 from s2f.runtime.audio import AUDIO_SUFFIXES
 from s2f.runtime.image import IMAGE_SUFFIXES
 
@@ -21,10 +21,6 @@ def identity_dirs(root: Path) -> Iterator[Path]:
     for child in sorted(root.iterdir()):
         if child.is_dir() and not child.name.startswith("."):
             yield child
-
-
-def _files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
-    return [folder / relative for relative in iter_files(folder, suffixes)]
 
 
 @dataclass
@@ -46,8 +42,8 @@ def read_corpus(root: str | Path, identities: list[str] | None = None) -> list[C
     if missing:
         raise InputError(root, f"{len(missing)} identities of the split are not in the corpus "
                                f"(first: {missing[0]!r})")
-    found = [CorpusIdentity(name, _files(folders[name] / AUDIO_DIR, AUDIO_SUFFIXES),
-                            _files(folders[name] / IMAGE_DIR, IMAGE_SUFFIXES)) for name in names]
+    found = [CorpusIdentity(name, paths_under(folders[name] / AUDIO_DIR, AUDIO_SUFFIXES),
+                            paths_under(folders[name] / IMAGE_DIR, IMAGE_SUFFIXES)) for name in names]
     found = [identity for identity in found if identity.clips and identity.photos]
     if len(found) < 2:
         raise InputError(root, f"needs at least two identities with {AUDIO_DIR}/ clips and {IMAGE_DIR}/ photos, "

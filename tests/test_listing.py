@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from s2f.core.listing import iter_names, list_files
+from s2f.core.listing import iter_names, list_files, paths_under
 
 
 def _tree(root: Path) -> Path:
@@ -38,7 +38,9 @@ def test_one_listing_follows_links_once_and_skips_what_is_not_a_file(tmp_path):
                                                                             "Ann/audios/id1/vid9/00001.wav",
                                                                             "Ann/images/a.jpg"],
                                                                    key=lambda name: Path(name).parts)
-    assert list_files(tmp_path / "missing", {".wav"}) == []
+    assert list_files(tmp_path / "missing", {".wav"}) == [] == paths_under(tmp_path / "missing", {".wav"})
+    assert paths_under(corpus / "Ann" / "audios", {".wav"}) == [corpus / "Ann" / "audios" / Path(name).relative_to(
+        "Ann/audios") for name in names]
 
 
 def test_preprocessing_and_the_runtime_reader_see_nested_and_linked_clips(tmp_path):

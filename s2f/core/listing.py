@@ -55,6 +55,13 @@ def list_files(root: str | Path, endings: Collection[str] | None = None) -> list
     return list(iter_files(root, endings))
 
 
+def paths_under(root: str | Path, endings: Collection[str] | None = None) -> list[Path]:
+    """The same files as paths that include ``root`` (``root / relative``), for readers that open
+    them; ``[]`` when ``root`` does not exist."""
+    root = Path(root)
+    return [root / name for name in iter_names(root, endings)]
+
+
 def _walk(folder: str, prefix: str, ancestors: list[tuple[int, int]],
           wanted: tuple[str, ...] | None) -> Iterator[str]:
     try:

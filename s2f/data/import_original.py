@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from s2f.core.errors import InputError
-from s2f.core.listing import iter_files
+from s2f.core.listing import paths_under
 from s2f.core.progress import progress_bar
 from s2f.data.jobs import save_array
 from s2f.data.layout import (
@@ -106,10 +106,6 @@ def link(source: Path, target: Path, report: ImportReport) -> None:
         report.symlinks += 1
 
 
-def _npy_files(directory: Path) -> list[Path]:
-    return [directory / relative for relative in iter_files(directory, (".npy",))]
-
-
 def _embedding_name(relative: Path) -> Path:
     if relative.name.endswith(EMBEDDING_SUFFIX):
         return relative
@@ -172,7 +168,7 @@ class _Shapes:
 def _plan_person(person: Path, out: Path, shapes: _Shapes) -> list[tuple[str, Path, Path]]:
     """What to do with each file of one identity, every array checked before anything is written."""
     plan = []
-    for clip in _npy_files(person / AUDIO_DIR):
+    for clip in paths_under(person / AUDIO_DIR, (".npy",)):
         shape, dtype = array_header(clip)
         if shape not in FEATURE_SHAPES or dtype.kind != "f":
             known = ", ".join(f"{'x'.join(map(str, s))} ({FEATURE_SHAPES[s].encoder})" for s in FEATURE_SHAPES)
@@ -180,13 +176,13 @@ def _plan_person(person: Path, out: Path, shapes: _Shapes) -> list[tuple[str, Pa
                                    f"models (known: {known})")
         shapes.features.check(clip, shape)
         plan.append(("clip", clip, out / AUDIO_DIR / clip.relative_to(person / AUDIO_DIR)))
-    for embedding in _npy_files(person / IMAGE_DIR):
+    for embedding in paths_under(person / IMAGE_DIR, (".npy",)):
         if embedding.name.endswith(LANDMARKS_SUFFIX):
             continue
         shapes.embeddings.check(embedding, _vector(embedding, "embedding")[0])
         relative = _embedding_name(embedding.relative_to(person / IMAGE_DIR))
         plan.append(("embedding", embedding, out / IMAGE_DIR / relative))
-    for photo in (person / relative for relative in iter_files(person, (".jpg",))):
+    for photo in paths_under(person, (".jpg",)):
         relative = photo.relative_to(person)
         if relative.parts[0] == AUDIO_DIR:
             continue

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from s2f.core.errors import InputError
-from s2f.core.listing import iter_files
+from s2f.core.listing import paths_under
 from s2f.data.layout import (
     ALIGNED_SUFFIX,
     AUDIO_DIR,
@@ -35,10 +35,6 @@ from s2f.data.layout import (
 log = logging.getLogger(__name__)
 
 PAIRINGS = ("all_to_one", "one_to_one", "all_to_all")
-
-
-def _files(directory: Path, suffix: str) -> list[Path]:
-    return [directory / relative for relative in iter_files(directory, (suffix,))]
 
 
 @dataclass(frozen=True)
@@ -76,8 +72,8 @@ class VoiceFacePairs:
         for folder in identity_dirs(self.root):
             if wanted is not None and folder.name not in wanted:
                 continue
-            clips = _files(folder / AUDIO_DIR, ".npy")[:max_clips_per_identity]
-            faces = _files(folder / IMAGE_DIR, EMBEDDING_SUFFIX)
+            clips = paths_under(folder / AUDIO_DIR, (".npy",))[:max_clips_per_identity]
+            faces = paths_under(folder / IMAGE_DIR, (EMBEDDING_SUFFIX,))
             if not clips or not faces:
                 self.skipped.append(folder.name)
                 continue
@@ -161,7 +157,8 @@ class DecoderFaces:
         for folder in identity_dirs(self.root):
             if wanted is not None and folder.name not in wanted:
                 continue
-            bases = [str(path)[: -len(EMBEDDING_SUFFIX)] for path in _files(folder / IMAGE_DIR, EMBEDDING_SUFFIX)]
+            embeddings = paths_under(folder / IMAGE_DIR, (EMBEDDING_SUFFIX,))
+            bases = [str(path)[: -len(EMBEDDING_SUFFIX)] for path in embeddings]
             bases = [base for base in bases
                      if Path(base + TARGET_SUFFIX).is_file() and Path(base + LANDMARKS_SUFFIX).is_file()]
             if bases:
