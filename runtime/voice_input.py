@@ -78,24 +78,39 @@ class VoiceInputSpec:
         known = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
 
+    @property
+    def samples(self) -> int:
+        """Samples in the window the model sees."""
+        return int(round(self.seconds * self.sample_rate))
+
+    def model_waveform(self, waveform: np.ndarray, start: int = 0) -> np.ndarray:
+        """The audio steps before the spectral transform: the window of ``samples`` from
+        ``start``, its loudness (of the whole file with the original's steps), looped where the
+        clip is shorter. ``start`` > 0 is a random crop in training; serving and precomputed
+        features take ``start=0``. Split from ``features`` so that training can compute the
+        spectral part on its own device (``s2f.train.device_features``)."""
+        waveform = np.asarray(waveform, np.float32)
+        if self.audio_steps == "original":  # loudness of the whole file, then the cut
+            waveform = to_pcm16(normalize_loudness(to_pcm16(waveform), self.target_dbfs))
+            return fit_duration(waveform[start:], self.sample_rate, self.seconds)
+        window = normalize_loudness(waveform[start:start + self.samples], self.target_dbfs)
+        return fit_duration(window, self.sample_rate, self.seconds)
+
+    def encoder_input(self, window: np.ndarray) -> np.ndarray:
+        """A ``model_waveform`` window -> the encoder's input (the spectral transform alone)."""
+        if self.encoder == "ve_conv":
+            return ve_spectrogram(window, self.sample_rate, self.variant)
+        return ast_fbank(window, self.sample_rate, mean=self.mean, std=self.std)
+
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """A waveform at ``sample_rate`` -> the encoder's input (loudness and length fixed here)."""
-        waveform = np.asarray(waveform, np.float32)
-        if self.audio_steps == "original":
-            waveform = normalize_loudness(to_pcm16(waveform), self.target_dbfs)
-            waveform = to_pcm16(waveform)
-        else:
-            waveform = normalize_loudness(waveform, self.target_dbfs)
-        waveform = fit_duration(waveform, self.sample_rate, self.seconds)
-        if self.encoder == "ve_conv":
-            return ve_spectrogram(waveform, self.sample_rate, self.variant)
-        return ast_fbank(waveform, self.sample_rate, mean=self.mean, std=self.std)
+        return self.encoder_input(self.model_waveform(waveform))
 
-    def waveform_from_file(self, source: AudioSource, name: str | None = None) -> np.ndarray:
+    def waveform_from_file(self, source: AudioSource, name: str | None = None, whole: bool = False) -> np.ndarray:
         """The first ``seconds`` of ``source`` (a path or an open file; the whole file with the
-        original's audio steps), decoded at ``sample_rate``; silent clips are refused (no voice
-        to encode)."""
-        whole_file = self.audio_steps == "original"  # its loudness is measured over the whole file
+        original's audio steps, or with ``whole`` for a random crop), decoded at ``sample_rate``;
+        silent clips are refused (no voice to encode)."""
+        whole_file = whole or self.audio_steps == "original"  # the original measures loudness on the whole file
         waveform = load_audio(source, self.sample_rate, max_seconds=None if whole_file else self.seconds, name=name)
         peak = float(np.max(np.abs(waveform)))
         if peak < SILENCE_RMS:

@@ -12,15 +12,16 @@ stay usable without torch.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from s2f.core.errors import InputError
-from s2f.core.listing import paths_under
+from s2f.core.listing import iter_names, paths_under
 from s2f.data.layout import (
     ALIGNED_SUFFIX,
     AUDIO_DIR,
@@ -31,6 +32,7 @@ from s2f.data.layout import (
     identity_dirs,
     require_dir,
 )
+from s2f.data.path_table import PathTable
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class Pair:
     clip: Path
     face: Path
     identity: int
+    clip_index: int = 0  # the clip's position in ``VoiceFacePairs.clips`` (seeds its random crop)
 
 
 class VoiceFacePairs:
@@ -55,44 +58,56 @@ class VoiceFacePairs:
             ``all_to_all`` (every clip with every face of its identity).
         identities: only these identity names (a split); default all.
         max_clips_per_identity: use at most this many clips (sorted order) of each identity.
+        clips_root, clip_endings: where the clips are and what they are called: the
+            preprocessed arrays by default; ``VoiceClipPairs`` points them at the audio files.
     Identities lacking clips or faces are skipped, as the original did.
+
+    The index is built in one streamed pass over the identities (no list of the whole tree)
+    and kept in flat arrays (``PathTable`` and numpy), so it stays small at VoxCeleb's size.
     """
 
     def __init__(self, root: str | Path, pairing: str = "all_to_one", identities: Iterable[str] | None = None,
-                 max_clips_per_identity: int | None = None) -> None:
+                 max_clips_per_identity: int | None = None, clips_root: str | Path | None = None,
+                 clip_endings: Collection[str] = (".npy",)) -> None:
         if pairing not in PAIRINGS:
             raise ValueError(f"unknown pairing {pairing!r}; expected one of {PAIRINGS}")
         self.root, self.pairing = require_dir(Path(root)), pairing
+        clips_root = self.root if clips_root is None else require_dir(Path(clips_root))
         wanted = None if identities is None else set(identities)
         self.identities: list[str] = []
-        self.clips: list[Path] = []
-        self.faces: list[Path] = []
+        self.clips, self.faces = PathTable(clips_root), PathTable(self.root)
         self.skipped: list[str] = []  # identities without clips or without faces: said, not silent
         clip_counts, face_counts = [], []
         for folder in identity_dirs(self.root):
             if wanted is not None and folder.name not in wanted:
                 continue
-            clips = paths_under(folder / AUDIO_DIR, (".npy",))[:max_clips_per_identity]
-            faces = paths_under(folder / IMAGE_DIR, (EMBEDDING_SUFFIX,))
-            if not clips or not faces:
+            prefix = f"{folder.name}/{AUDIO_DIR}/"
+            clips = itertools.islice(iter_names(clips_root / folder.name / AUDIO_DIR, clip_endings),
+                                     max_clips_per_identity)
+            clip_count = self.clips.extend(prefix + name for name in clips)
+            face_prefix = f"{folder.name}/{IMAGE_DIR}/"
+            face_count = self.faces.extend(face_prefix + name
+                                           for name in iter_names(folder / IMAGE_DIR, (EMBEDDING_SUFFIX,)))
+            if not clip_count or not face_count:
                 self.skipped.append(folder.name)
+                self.clips.truncate(len(self.clips) - clip_count)
+                self.faces.truncate(len(self.faces) - face_count)
                 continue
             self.identities.append(folder.name)
-            self.clips += clips
-            self.faces += faces
-            clip_counts.append(len(clips))
-            face_counts.append(len(faces))
+            clip_counts.append(clip_count)
+            face_counts.append(face_count)
+        self.clips.freeze()
+        self.faces.freeze()
         if self.skipped:
-            log.warning("%s: %d identities skipped for lack of voice features or face embeddings (first: %s)",
+            log.warning("%s: %d identities skipped for lack of voice clips or face embeddings (first: %s)",
                         self.root, len(self.skipped), self.skipped[0])
         if not self.identities:
-            raise InputError(self.root, "no identity has both voice features (audios/*.npy) and face "
-                                        "embeddings (images/*_embedding.npy); run 's2f preprocess' first")
+            raise InputError(self.root, self.nothing_to_pair())
         self.clip_shape = _model_input_shape(self.root)
         self.clip_count = np.array(clip_counts, np.int64)
         self.face_count = np.array(face_counts, np.int64)
-        self.clip_start = np.concatenate([[0], np.cumsum(self.clip_count)[:-1]])
-        self.face_start = np.concatenate([[0], np.cumsum(self.face_count)[:-1]])
+        self.clip_start = np.concatenate([[0], np.cumsum(self.clip_count)[:-1]]).astype(np.int64)
+        self.face_start = np.concatenate([[0], np.cumsum(self.face_count)[:-1]]).astype(np.int64)
         self.clip_identity = np.repeat(np.arange(len(self.identities)), self.clip_count)
         if pairing == "one_to_one":
             per_identity = np.minimum(self.clip_count, self.face_count)
@@ -102,6 +117,10 @@ class VoiceFacePairs:
             self._item_face = self.face_start[ids] + offset
         elif pairing == "all_to_all":
             self._pair_end = np.cumsum(self.clip_count * self.face_count)
+
+    def nothing_to_pair(self) -> str:
+        return ("no identity has both voice features (audios/*.npy) and face embeddings "
+                "(images/*_embedding.npy); run 's2f preprocess' first")
 
     def __len__(self) -> int:
         if self.pairing == "all_to_one":
@@ -118,27 +137,27 @@ class VoiceFacePairs:
         index %= length
         if self.pairing == "all_to_one":
             identity = int(self.clip_identity[index])
-            return Pair(self.clips[index], self.faces[self.face_start[identity]], identity)
+            return Pair(self.clips[index], self.faces[self.face_start[identity]], identity, index)
         if self.pairing == "one_to_one":
             clip = int(self._item_clip[index])
-            return Pair(self.clips[clip], self.faces[self._item_face[index]], int(self.clip_identity[clip]))
+            return Pair(self.clips[clip], self.faces[self._item_face[index]], int(self.clip_identity[clip]), clip)
         identity = int(np.searchsorted(self._pair_end, index, side="right"))
         within = index - (int(self._pair_end[identity - 1]) if identity else 0)
         clip, face = divmod(within, int(self.face_count[identity]))
         clip += int(self.clip_start[identity])
         face += int(self.face_start[identity])
-        return Pair(self.clips[clip], self.faces[face], identity)
+        return Pair(self.clips[clip], self.faces[face], identity, clip)
 
     def load_clip(self, path: Path) -> np.ndarray:
         """A clip's features in the shape the voice encoder takes."""
-        clip = _load(path)
+        clip = load_array(path)
         if self.clip_shape is not None and clip.shape != self.clip_shape and clip.size == np.prod(self.clip_shape):
             clip = clip.reshape(self.clip_shape)  # the original's AST fbanks are stored 1 x 1024 x 128
         return clip
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
         pair = self.pair(index)
-        return self.load_clip(pair.clip), _load(pair.face), pair.identity
+        return self.load_clip(pair.clip), load_array(pair.face), pair.identity
 
 
 class DecoderFaces:
@@ -175,16 +194,16 @@ class DecoderFaces:
 
     def __getitem__(self, index: int) -> tuple:
         base = self.bases[index]
-        image = _chw(_load(Path(base + TARGET_SUFFIX)))
-        landmarks = _load(Path(base + LANDMARKS_SUFFIX)).astype(np.float32)  # the original's are integers
-        item = (image, _load(Path(base + EMBEDDING_SUFFIX)), landmarks, int(self.face_identity[index]))
+        image = _chw(load_array(Path(base + TARGET_SUFFIX)))
+        landmarks = load_array(Path(base + LANDMARKS_SUFFIX)).astype(np.float32)  # the original's are integers
+        item = (image, load_array(Path(base + EMBEDDING_SUFFIX)), landmarks, int(self.face_identity[index]))
         if not self.aligned:
             return item
         path = Path(base + ALIGNED_SUFFIX)
         if not path.is_file():
             raise InputError(path, "missing: the warping decoder trains on aligned textures; run 's2f preprocess "
                                    "faces' again to write them (or train with --no-warp)")
-        return (*item, _chw(_load(path)))
+        return (*item, _chw(load_array(path)))
 
 
 def _chw(image: np.ndarray) -> np.ndarray:
@@ -207,7 +226,7 @@ def _model_input_shape(root: Path) -> tuple[int, ...] | None:
     return tuple(shape)
 
 
-def _load(path: Path) -> np.ndarray:
+def load_array(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:

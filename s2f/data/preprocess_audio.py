@@ -26,6 +26,12 @@ def _process(job: FileJob) -> None:
     save_array(job.outputs[0], _spec.features_from_file(job.source))
 
 
+def feature_settings(spec: VoiceInputSpec) -> dict:
+    """What a tree's voice features were made with (``audio_features.json``); a model takes
+    its voice input from these, whether the features were precomputed or made on the fly."""
+    return {"kind": "voice_features", **spec.to_dict(), "shape": list(spec.shape)}
+
+
 def audio_jobs(data_dir: Path, out_dir: Path) -> list[FileJob]:
     jobs, seen = [], {}
     for relative in find_files(data_dir, AUDIO_SUFFIXES):
@@ -46,7 +52,7 @@ def preprocess_audio(data_dir: Path, out_dir: Path, spec: VoiceInputSpec, worker
     if not jobs:
         raise InputError(data_dir, f"no audio files found (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
     jobs = shard.select(jobs)
-    settings = {"kind": "voice_features", **spec.to_dict(), "shape": list(spec.shape)}
+    settings = feature_settings(spec)
     claim_settings(out_dir / AUDIO_SETTINGS, settings, overwrite)
     if overwrite:
         for job in jobs:

@@ -190,7 +190,7 @@ def voice_encoder_for(encoder: str, size: str, embedding_dim: int, settings: dic
     steps = settings.get("audio_steps", "speech2face")  # "original" for s2f data import-original trees
     if encoder == "ve_conv":
         return entry.build(size, variant=settings.get("variant", "paper"), embedding_dim=embedding_dim,
-                           audio_steps=steps)
+                           audio_steps=steps, seconds=settings.get("seconds"))
     base = entry.config_for(size)
     config = entry.config_for(size, embedding_dim=embedding_dim, feature_mean=settings.get("mean", base.feature_mean),
                               feature_std=settings.get("std", base.feature_std),

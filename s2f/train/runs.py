@@ -21,6 +21,7 @@ from s2f.models.registry import SIZES
 from s2f.train.options import PAIRINGS, VOICE_ENCODER_NAMES, DecoderLossWeights, TrainConfig, VoiceLossWeights
 
 log = logging.getLogger(__name__)
+FEATURE_PATHS = ("precomputed", "on-the-fly")  # where voice features come from in training
 
 
 @dataclass
@@ -87,6 +88,16 @@ class VoiceTraining(RunSettings):
             with --ast-then.
         ast_then: AST: what trains after the head: everything, or the top --ast-top-layers.
         ast_top_layers: AST: how many top transformer layers --ast-then top trains.
+        features: precomputed: the arrays 's2f preprocess audio' wrote into DATA. on-the-fly:
+            DataLoader workers decode the clips under --voices and the training step computes
+            the features on its own device (no feature array on disk).
+        voices: on-the-fly: the corpus whose <identity>/audios/ hold the clips (the folder
+            's2f preprocess faces' read).
+        random_crop: on-the-fly: a new window of every clip longer than the window each epoch
+            (validation always takes the first); off: exactly the precomputed features' window.
+        variant: on-the-fly, ve_conv: spectrogram framing, paper or original.
+        seconds: on-the-fly: the window (default 6 for ve_conv, 10.26 for ast).
+        audio_steps: on-the-fly: speech2face, or the original project's (see 's2f preprocess audio').
     """
 
     encoder: str = field(default="ve_conv", metadata={"choices": VOICE_ENCODER_NAMES})
@@ -102,6 +113,12 @@ class VoiceTraining(RunSettings):
     ast_then: str = field(default="full", metadata={"choices": ("full", "top")})
     ast_top_layers: int = 2
     original_decoder_output: str = "sigmoid"
+    features: str = field(default="precomputed", metadata={"choices": FEATURE_PATHS})
+    voices: Path | None = None
+    random_crop: bool = False
+    variant: str = field(default="paper", metadata={"choices": ("paper", "original")})
+    seconds: float | None = None
+    audio_steps: str = field(default="speech2face", metadata={"choices": ("speech2face", "original")})
 
     def loss_weights(self) -> VoiceLossWeights:
         return VoiceLossWeights(self.w_decoder, self.w_distance, self.w_distillation, self.temperature)
@@ -212,8 +229,7 @@ def train_voice(run: VoiceTraining) -> Path:
 
     import torch
 
-    from s2f.data.layout import audio_settings, embedding_dim
-    from s2f.data.pairs import VoiceFacePairs
+    from s2f.data.layout import embedding_dim
     from s2f.models.loading import load_model_for
     from s2f.models.original import OriginalOptions
     from s2f.models.registry import voice_encoder_for
@@ -221,11 +237,9 @@ def train_voice(run: VoiceTraining) -> Path:
     from s2f.train.trainer import Trainer, shutdown_distributed
 
     split = read_split(run.split)
-    train = VoiceFacePairs(run.data, run.pairing, split["train"] if split else None)
-    val = VoiceFacePairs(run.data, "all_to_one", split["val"]) if split and split["val"] else None
-
+    train, val, settings, features = voice_training_data(run, split)
     torch.manual_seed(run.train.seed)
-    model = voice_encoder_for(run.encoder, run.size, embedding_dim(run.data), audio_settings(run.data, run.encoder),
+    model = voice_encoder_for(run.encoder, run.size, embedding_dim(run.data), settings,
                               ast_pretrained=run.ast_pretrained, ast_head_first=bool(run.ast_head_epochs),
                               ast_top_layers=run.ast_top_layers)
     decoder = load_model_for("face_decoder", run.decoder, original=OriginalOptions(run.original_decoder_output),
@@ -238,7 +252,7 @@ def train_voice(run: VoiceTraining) -> Path:
         if encoder.config.include_top:
             face_head = FaceHead(encoder)
     weights = run.loss_weights()
-    task = VoiceTask(model, face_head, decoder, preview=val or train, weights=weights)
+    task = VoiceTask(model, face_head, decoder, preview=val or train, weights=weights, features=features)
     # AST as the original trained it: the head alone first, then everything (or the top K layers)
     epochs = run.train.epochs
     stages = [(run.ast_head_epochs, "head"), (run.ast_head_epochs + epochs, run.ast_then)] \
@@ -256,6 +270,56 @@ def train_voice(run: VoiceTraining) -> Path:
         log.info("voice encoder: %s/latest.json -> checkpoints, metrics.csv, grids/", run.out)
     shutdown_distributed()
     return Path(run.out)
+
+
+def voice_training_data(run: VoiceTraining, split: dict | None) -> tuple[Any, Any, dict, Any]:
+    """The training and validation pairs, the voice input's settings (they travel with the
+    model into its exported bundle) and, on the fly, the feature step for the training device."""
+    from s2f.data.layout import audio_settings
+    from s2f.data.pairs import VoiceFacePairs
+
+    train_ids = split["train"] if split else None
+    val_ids = split["val"] if split and split["val"] else None
+    if run.features not in FEATURE_PATHS:
+        raise InputError(None, f"--features must be one of {', '.join(FEATURE_PATHS)}, got {run.features!r}")
+    if run.features == "precomputed":
+        if run.voices is not None or run.random_crop:
+            raise InputError(None, "--voices and --random-crop read the clips themselves: add --features on-the-fly")
+        train = VoiceFacePairs(run.data, run.pairing, train_ids)
+        val = VoiceFacePairs(run.data, "all_to_one", val_ids) if val_ids else None
+        log.info("voice features: precomputed arrays under %s (%d clips)", run.data, len(train.clips))
+        return train, val, audio_settings(run.data, run.encoder), None
+    from s2f.data.preprocess_audio import feature_settings
+    from s2f.data.voice_clips import VoiceClipPairs
+    from s2f.train.device_features import DeviceFeatures
+
+    if run.voices is None:
+        raise InputError(None, "--features on-the-fly needs --voices: the corpus with the audio clips")
+    spec = on_the_fly_spec(run)
+    train = VoiceClipPairs(run.data, run.voices, spec, run.pairing, train_ids, random_crop=run.random_crop,
+                           seed=run.train.seed)
+    val = VoiceClipPairs(run.data, run.voices, spec, "all_to_one", val_ids) if val_ids else None
+    log.info("voice features: computed on the training device from %d clips under %s (%s s windows, %s)",
+             len(train.clips), run.voices, spec.seconds, "random crop each epoch" if run.random_crop else "first window")
+    return train, val, feature_settings(spec), DeviceFeatures(spec)
+
+
+def on_the_fly_spec(run: VoiceTraining):
+    """The voice input of an on-the-fly run: its flags, and for AST the corpus's own fbank
+    statistics ('s2f data stats' writes them into the corpus) or else AudioSet's."""
+    from s2f.data.feature_stats import read_stats
+    from s2f.runtime.voice_input import VoiceInputSpec
+
+    extra = {}
+    measured = read_stats(run.voices, run.encoder) if run.encoder == "ast" else None
+    if measured:
+        extra.update(mean=measured["mean"], std=measured["std"])
+        log.info("fbank mean %s, std %s from %s", measured["mean"], measured["std"], run.voices)
+    try:
+        return VoiceInputSpec(encoder=run.encoder, variant=run.variant, seconds=run.seconds,
+                              audio_steps=run.audio_steps, **extra)
+    except ValueError as err:
+        raise InputError(None, str(err)) from None
 
 
 def evaluate(run: Evaluation) -> dict[str, Any]:

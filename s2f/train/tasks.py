@@ -98,23 +98,30 @@ class VoiceTask:
         face_head: fc8 of the face encoder on embeddings (distillation), or None.
         decoder: a trained FaceDecoder: its first layer enters the loss, and the grids show
             faces decoded from voices; or None.
+        features: the spectral step on the training device (``DeviceFeatures``) when batches
+            hold 16 kHz windows (features on the fly); None when they hold features already.
     """
 
     def __init__(self, model: nn.Module, face_head: nn.Module | None = None, decoder: nn.Module | None = None,
-                 preview: VoiceFacePairs | None = None, weights: VoiceLossWeights | None = None) -> None:
-        self.model, self.preview = model, preview
+                 preview: VoiceFacePairs | None = None, weights: VoiceLossWeights | None = None,
+                 features: nn.Module | None = None) -> None:
+        self.model, self.preview, self.features = model, preview, features
         self.decoder = freeze(decoder)
         first = decoder.shared[0][0] if decoder is not None else None
         self.loss = VoiceEncoderLoss(freeze(face_head), first, weights)
 
     def modules(self) -> list[nn.Module]:
         """Everything this task runs: the voice encoder, the frozen fc8 and decoder first layer
-        in its loss, and the frozen decoder that draws the grids."""
-        return [m for m in (self.model, self.loss, self.decoder) if m is not None]
+        in its loss, the frozen decoder that draws the grids, and the feature step."""
+        return [m for m in (self.model, self.loss, self.decoder, self.features) if m is not None]
+
+    def model_input(self, clips: torch.Tensor) -> torch.Tensor:
+        """A batch as the dataset holds it -> the voice encoder's input."""
+        return self.features(clips) if self.features is not None else clips.float()
 
     def losses(self, model: nn.Module, batch, device: torch.device) -> dict[str, torch.Tensor]:
-        features, embedding, _ = batch
-        voice = model(features.to(device, non_blocking=True).float())
+        clips, embedding, _ = batch
+        voice = model(self.model_input(clips.to(device, non_blocking=True)))
         return self.loss(voice.float(), embedding.to(device, non_blocking=True).float())
 
     def end_of_epoch(self, epoch: int, run_dir: Path) -> None:
@@ -123,5 +130,6 @@ class VoiceTask:
         from s2f.train.evaluate import result_grid
 
         device = next(self.model.parameters()).device
-        result_grid(self.model, self.decoder, self.preview, run_dir / "grids" / f"epoch{epoch:03d}.png",
+        encoder = self.model if self.features is None else nn.Sequential(self.features, self.model)
+        result_grid(encoder, self.decoder, self.preview, run_dir / "grids" / f"epoch{epoch:03d}.png",
                     rows=GRID_ROWS, device=device)

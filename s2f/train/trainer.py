@@ -219,6 +219,8 @@ class Trainer:
         epoch = self.state["epoch"]
         self.wrapped.train()
         skip = self.state["batch_in_epoch"]  # > 0 only when resuming a mid-epoch checkpoint
+        if hasattr(self.train_data, "set_epoch"):  # per-epoch augmentation (random crops) from (seed, epoch)
+            self.train_data.set_epoch(epoch)
         loader = self._loader(self.train_data, self._sampler(epoch), training=True)
         totals: dict[str, float] = {}
         count, samples, started = 0, 0, time.perf_counter()
