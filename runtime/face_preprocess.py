@@ -77,12 +77,16 @@ def resize_bilinear_like_opencv(image: np.ndarray, width: int, height: int) -> n
     right = sx >= src_w - 1
     fx[right], sx[right] = 0, src_w - 1
     a0, a1 = _fixed_point(fx)
-    pixels = image.astype(np.int64)
+    sy, fy = _source_positions(height, src_h)
+    top_rows, bottom_rows = np.clip(sy, 0, src_h - 1), np.clip(sy + 1, 0, src_h - 1)
+    # only the source rows the output reads, widened to int64: a 2400x2400 photo shrunk to 224
+    # reads 448 of its rows, so the wide copy is a fifth of the image instead of 8x its size
+    used, where = np.unique(np.concatenate([top_rows, bottom_rows]), return_inverse=True)
+    pixels = image[used].astype(np.int64)
     rows = pixels[:, sx] * a0[None, :, None] + pixels[:, np.minimum(sx + 1, src_w - 1)] * a1[None, :, None]
     rows[:, right] = pixels[:, sx[right]] << 11
-    sy, fy = _source_positions(height, src_h)
     b0, b1 = (w[:, None, None] for w in _fixed_point(fy))
-    top, bottom = rows[np.clip(sy, 0, src_h - 1)], rows[np.clip(sy + 1, 0, src_h - 1)]
+    top, bottom = rows[where[:height]], rows[where[height:]]
     out = (((b0 * (top >> 4)) >> 16) + ((b1 * (bottom >> 4)) >> 16) + 2) >> 2
     return np.clip(out, 0, 255).astype(np.uint8)
 

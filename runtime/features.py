@@ -74,7 +74,9 @@ def ve_spectrogram(waveform: np.ndarray, sample_rate: int = 16000, variant: str 
         left = (VE_FFT - VE_FRAME) // 2
         window[left:left + VE_FRAME] = _hann(VE_FRAME, True)
         padded = np.pad(signal, VE_FFT // 2, mode="constant")
-        spectrum = np.fft.rfft(_frames(padded, VE_FFT, VE_HOP) * window, axis=1)
+        # "+ 0.0" removes negative zeros: the angle of a silent bin is 0, not pi by the sign
+        # of a zero that one FFT implementation leaves and another does not
+        spectrum = np.fft.rfft(_frames(padded, VE_FFT, VE_HOP) * window, axis=1) + 0.0
         channels = (np.abs(spectrum) ** POWER_LAW, _compress(np.angle(spectrum)))
     else:
         raise ValueError(f"unknown spectrogram variant {variant!r}; use 'paper' or 'original'")

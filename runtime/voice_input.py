@@ -83,18 +83,21 @@ class VoiceInputSpec:
         """Samples in the window the model sees."""
         return int(round(self.seconds * self.sample_rate))
 
-    def model_waveform(self, waveform: np.ndarray, start: int = 0) -> np.ndarray:
-        """The audio steps before the spectral transform: the window of ``samples`` from
-        ``start``, its loudness (of the whole file with the original's steps), looped where the
-        clip is shorter. ``start`` > 0 is a random crop in training; serving and precomputed
-        features take ``start=0``. Split from ``features`` so that training can compute the
-        spectral part on its own device (``s2f.train.device_features``)."""
+    def model_waveform(self, waveform: np.ndarray, start: int | None = None) -> np.ndarray:
+        """The audio steps before the spectral transform: loudness, then the window of
+        ``samples`` (looped where the clip is shorter). Without ``start`` the loudness is that
+        of ``waveform`` as given (serving and ``s2f preprocess audio`` decode only the first
+        window) and the window is its beginning; with ``start`` (a random crop in training) the
+        window from ``start`` is cut first and its own loudness is fixed. The original's audio
+        steps measure the whole file either way. Split from ``features`` so that training can
+        compute the spectral part on its own device (``s2f.train.device_features``)."""
         waveform = np.asarray(waveform, np.float32)
         if self.audio_steps == "original":  # loudness of the whole file, then the cut
             waveform = to_pcm16(normalize_loudness(to_pcm16(waveform), self.target_dbfs))
-            return fit_duration(waveform[start:], self.sample_rate, self.seconds)
-        window = normalize_loudness(waveform[start:start + self.samples], self.target_dbfs)
-        return fit_duration(window, self.sample_rate, self.seconds)
+            return fit_duration(waveform[start or 0:], self.sample_rate, self.seconds)
+        if start is not None:
+            waveform = waveform[start:start + self.samples]
+        return fit_duration(normalize_loudness(waveform, self.target_dbfs), self.sample_rate, self.seconds)
 
     def encoder_input(self, window: np.ndarray) -> np.ndarray:
         """A ``model_waveform`` window -> the encoder's input (the spectral transform alone)."""

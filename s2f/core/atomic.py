@@ -10,6 +10,8 @@ from pathlib import Path
 
 from s2f.core.errors import InputError
 
+PARTIAL = ".partial"
+
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path, mode: str = "wb", durable: bool = True, permissions: int = 0o644) -> Iterator:
@@ -28,7 +30,7 @@ def atomic_output(path: str | Path, mode: str = "wb", durable: bool = True, perm
     if path.is_dir():
         raise InputError(path, "output path is a directory")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=directory)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL, dir=directory)
     except OSError as err:
         raise InputError(path, f"cannot write output ({err.strerror})") from None
     try:
@@ -43,6 +45,59 @@ def atomic_output(path: str | Path, mode: str = "wb", durable: bool = True, perm
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def partial_target(name: str) -> str | None:
+    """The output a temporary of ``atomic_output`` was for (``.clip.npy.k3x9_a2.partial`` ->
+    ``clip.npy``), or None for any other name."""
+    if not (name.startswith(".") and name.endswith(PARTIAL)):
+        return None
+    target, dot, _random = name[1:-len(PARTIAL)].rpartition(".")
+    return target if dot and target else None
+
+
+class PartialSweeper:
+    """Removes the temporaries that killed runs left for given outputs, and only those.
+
+    A run killed while writing leaves ``.<output>.<random>.partial`` beside the output it was
+    writing; over a million files and many pre-emptions that is gigabytes. Before a resumed
+    run writes an output, ``sweep`` deletes that output's leftovers. Each folder is listed
+    once (the few most recent folders are remembered), so the cost is one directory scan per
+    output folder, not one per file; a partial file of any other name is never touched.
+    """
+
+    def __init__(self, remembered_folders: int = 64) -> None:
+        from collections import OrderedDict
+
+        self._folders: OrderedDict[str, dict[str, list[str]]] = OrderedDict()
+        self._limit = remembered_folders
+        self.removed = 0
+
+    def _leftovers(self, folder: str) -> dict[str, list[str]]:
+        if folder in self._folders:
+            self._folders.move_to_end(folder)
+            return self._folders[folder]
+        found: dict[str, list[str]] = {}
+        try:
+            with os.scandir(folder) as scan:
+                for entry in scan:
+                    target = partial_target(entry.name)
+                    if target is not None:
+                        found.setdefault(target, []).append(entry.name)
+        except OSError:  # the folder does not exist yet: nothing left in it
+            pass
+        self._folders[folder] = found
+        if len(self._folders) > self._limit:
+            self._folders.popitem(last=False)
+        return found
+
+    def sweep(self, outputs) -> None:
+        for output in outputs:
+            folder, name = os.path.split(os.fspath(output))
+            for leftover in self._leftovers(folder or ".").pop(name, ()):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, leftover))
+                    self.removed += 1
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -5,10 +5,13 @@ instead of ending the run."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -18,9 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from s2f.core.atomic import atomic_output
+from s2f.core.atomic import PartialSweeper, atomic_output
 from s2f.core.errors import InputError
+from s2f.core.listing import iter_names
 from s2f.core.progress import progress_bar
+from s2f.core.shards import WHOLE, Shard
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,6 +74,47 @@ def save_array(path: Path, array: np.ndarray) -> None:
         np.save(handle, array, allow_pickle=False)
 
 
+@dataclass
+class ListedJobs:
+    """One shard's jobs over the files of a tree, streamed from the listing.
+
+    Every shard walks the whole listing (the shard is every N-th file, as ``s2f.core.shards``
+    defines it) but keeps only its own jobs, one at a time: no shard holds another's files,
+    and none holds its own as a list. ``total`` (this shard's count, for the progress bar)
+    costs one extra pass of the listing, which is cheap next to the work.
+
+    Two inputs with the same output (``clip.wav`` beside ``clip.flac``) are refused: they
+    can only sit in one folder, so only the folders on the current path are remembered.
+    """
+
+    root: Path
+    endings: frozenset[str]
+    job_for: Callable[[str], FileJob]  # relative name -> its job
+    shard: Shard = WHOLE
+
+    def __post_init__(self) -> None:
+        count = sum(1 for _ in iter_names(self.root, self.endings))
+        self.files = count
+        self.total = len(range(self.shard.index, count, self.shard.count))
+
+    def __iter__(self) -> Iterator[FileJob]:
+        open_folders: dict[str, dict[Path, str]] = {}
+        for index, name in enumerate(iter_names(self.root, self.endings)):
+            job = self.job_for(name)
+            folder = name.rpartition("/")[0]
+            if folder not in open_folders:  # depth-first: a folder left behind is never seen again
+                open_folders = {key: seen for key, seen in open_folders.items()
+                                if key == "" or folder.startswith(key + "/")}
+                open_folders[folder] = {}
+            seen = open_folders[folder]
+            if job.outputs[0] in seen:
+                raise InputError(self.root / name, f"has the same output {job.outputs[0]} as "
+                                                   f"{self.root / seen[job.outputs[0]]}; rename one of them")
+            seen[job.outputs[0]] = name
+            if index % self.shard.count == self.shard.index:
+                yield job
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
@@ -84,42 +132,67 @@ def _call(work: Callable[[FileJob], Any], job: FileJob) -> tuple[FileJob, Any, s
 
 def run_jobs(jobs: Iterable[FileJob], work: Callable[[FileJob], Any], report: RunReport, workers: int,
              description: str, initializer: Callable[..., None] | None = None,
-             initargs: tuple = ()) -> Iterator[tuple[FileJob, Any]]:
+             initargs: tuple = (), total: int | None = None, overwrite: bool = False) -> Iterator[tuple[FileJob, Any]]:
     """Yield ``(job, work(job))`` for every unfinished job that succeeds, in input order.
+
+    ``jobs`` is consumed as a stream (a listing of a million files is never held), and at
+    most a few chunks per worker are in flight: results wait in bounded memory however far
+    the consumer (the face encoder) falls behind. ``total`` (the count of ``jobs``, for the
+    progress bar) is optional. Before a job runs, the partial files that killed runs left for
+    its outputs are removed (``PartialSweeper``). ``overwrite`` runs finished jobs again.
 
     ``work`` and ``initializer`` run in ``workers`` spawned processes (spawn, not fork: the
     parent may hold torch and its thread pools); with ``workers=1`` they run in this process.
     """
     started = time.perf_counter()
-    jobs = list(jobs)
-    report.total = len(jobs)
-    todo = [job for job in jobs if not job.finished()]
-    report.already_done = len(jobs) - len(todo)
-    bar = progress_bar(total=len(todo), desc=description, unit="file")
+    bar = progress_bar(total=total, desc=description, unit="file")
+    sweeper = PartialSweeper()
+
+    def unfinished() -> Iterator[FileJob]:
+        for job in jobs:
+            report.total += 1
+            if not overwrite and job.finished():
+                report.already_done += 1
+                bar.update()
+                continue
+            sweeper.sweep(job.outputs)
+            yield job
+
     try:
-        if workers <= 1 or len(todo) <= 1:
+        if workers <= 1 or (total is not None and total <= 1):
             if initializer is not None:
                 initializer(*initargs)
-            results: Iterable = (_call(work, job) for job in todo)
-            yield from _collect(results, report, bar)
+            results: Iterable = (_call(work, job) for job in unfinished())
         else:
-            chunk = max(1, min(16, len(todo) // (workers * 8)))
-            results = process_map(_CallWith(work), todo, workers, initializer, initargs, chunk)
-            yield from _collect(results, report, bar)
+            results = process_map(_CallWith(work), unfinished(), workers, initializer, initargs, JOB_CHUNK)
+        yield from _collect(results, report, bar)
     finally:
         bar.close()
         report.seconds = round(time.perf_counter() - started, 3)
+        if sweeper.removed:
+            log.info("removed %d partial files left by interrupted runs", sweeper.removed)
 
+
+JOB_CHUNK = 4  # files per task sent to a worker: small, so few results wait in memory
+IN_FLIGHT_PER_WORKER = 2  # chunks queued or running per worker: enough to keep every core busy
 
 WORKERS_DIED = ("a worker process died{detail}; when this runs from a script, put its entry point under "
                 "`if __name__ == '__main__':` (workers are spawned and import the script again)")
 
 
-def process_map(function: Callable[[Any], Any], items: list, workers: int,
+def _map_chunk(function: Callable[[Any], Any], chunk: list) -> list:
+    return [function(item) for item in chunk]
+
+
+def process_map(function: Callable[[Any], Any], items: Iterable, workers: int,
                 initializer: Callable[..., None] | None = None, initargs: tuple = (),
                 chunksize: int = 1) -> Iterator[Any]:
     """``function(item)`` for every item in ``workers`` spawned processes (spawn, not fork:
     the parent may hold torch and its thread pools), results in input order.
+
+    Unlike ``Executor.map``, which submits every item at once (the items and then their
+    results pile up in memory), items are drawn from ``items`` as results are taken: at most
+    ``IN_FLIGHT_PER_WORKER`` chunks per worker exist at any time.
 
     A worker that dies (killed, out of memory, an initializer that raises, a script without a
     ``__main__`` guard) ends the run at once with one line, instead of a pool that quietly
@@ -127,9 +200,24 @@ def process_map(function: Callable[[Any], Any], items: list, workers: int,
     """
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=initializer, initargs=initargs)
+    iterator = iter(items)
+    window: deque = deque()
+
+    def submit_next() -> bool:
+        chunk = list(itertools.islice(iterator, chunksize))
+        if chunk:
+            window.append(executor.submit(_map_chunk, function, chunk))
+        return bool(chunk)
+
     try:
-        yield from executor.map(function, items, chunksize=chunksize)
+        while len(window) < workers * IN_FLIGHT_PER_WORKER and submit_next():
+            pass
+        while window:
+            results = window.popleft().result()
+            submit_next()
+            yield from results
     except BrokenProcessPool as err:
+        executor.shutdown(wait=False, cancel_futures=True)
         detail = f" ({err})" if str(err) else ""
         raise InputError(None, WORKERS_DIED.format(detail=detail)) from None
     except BaseException:

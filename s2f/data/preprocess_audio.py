@@ -7,8 +7,8 @@ from pathlib import Path
 
 from s2f.core.errors import InputError
 from s2f.core.shards import WHOLE, Shard
-from s2f.data.jobs import FileJob, RunReport, run_jobs, save_array
-from s2f.data.layout import AUDIO_REPORT, AUDIO_SETTINGS, find_files, require_dir, shard_report_name
+from s2f.data.jobs import FileJob, ListedJobs, RunReport, run_jobs, save_array
+from s2f.data.layout import AUDIO_REPORT, AUDIO_SETTINGS, require_dir, shard_report_name
 from s2f.data.settings import claim_settings
 from s2f.runtime.audio import AUDIO_SUFFIXES
 from s2f.runtime.voice_input import VoiceInputSpec
@@ -32,33 +32,25 @@ def feature_settings(spec: VoiceInputSpec) -> dict:
     return {"kind": "voice_features", **spec.to_dict(), "shape": list(spec.shape)}
 
 
-def audio_jobs(data_dir: Path, out_dir: Path) -> list[FileJob]:
-    jobs, seen = [], {}
-    for relative in find_files(data_dir, AUDIO_SUFFIXES):
-        output = out_dir / relative.with_suffix(".npy")
-        if output in seen:  # clip.wav and clip.flac side by side
-            raise InputError(data_dir / relative, f"has the same output {output} as {data_dir / seen[output]}; "
-                                                  "rename one of them")
-        seen[output] = relative
-        jobs.append(FileJob(data_dir / relative, (output,)))
-    return jobs
+def audio_jobs(data_dir: Path, out_dir: Path, shard: Shard = WHOLE) -> ListedJobs:
+    def job_for(name: str) -> FileJob:
+        return FileJob(data_dir / name, (out_dir / Path(name).with_suffix(".npy"),))
+
+    return ListedJobs(data_dir, AUDIO_SUFFIXES, job_for, shard)
 
 
 def preprocess_audio(data_dir: Path, out_dir: Path, spec: VoiceInputSpec, workers: int = 1,
                      overwrite: bool = False, shard: Shard = WHOLE) -> RunReport:
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     require_dir(data_dir)
-    jobs = audio_jobs(data_dir, out_dir)
-    if not jobs:
+    jobs = audio_jobs(data_dir, out_dir, shard)
+    if not jobs.files:
         raise InputError(data_dir, f"no audio files found (looked for {', '.join(sorted(AUDIO_SUFFIXES))})")
-    jobs = shard.select(jobs)
     settings = feature_settings(spec)
     claim_settings(out_dir / AUDIO_SETTINGS, settings, overwrite)
-    if overwrite:
-        for job in jobs:
-            job.outputs[0].unlink(missing_ok=True)
     report = RunReport("preprocess audio", settings)
-    for _ in run_jobs(jobs, _process, report, workers, "audio", _init_worker, (spec.to_dict(),)):
+    for _ in run_jobs(jobs, _process, report, workers, "audio", _init_worker, (spec.to_dict(),), jobs.total,
+                      overwrite):
         report.written += 1
     report.shard = None if shard.whole else str(shard)
     report.save(out_dir / shard_report_name(AUDIO_REPORT, shard))

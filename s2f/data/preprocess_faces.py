@@ -16,7 +16,7 @@ import numpy as np
 
 from s2f.core.errors import InputError
 from s2f.core.shards import WHOLE, Shard
-from s2f.data.jobs import FileJob, RunReport, run_jobs, save_array
+from s2f.data.jobs import FileJob, ListedJobs, RunReport, run_jobs, save_array
 from s2f.data.landmarks import LANDMARK_MODES, LandmarkDetector, NoFaceFound
 from s2f.data.layout import (
     EMBEDDING_SUFFIX,
@@ -24,7 +24,6 @@ from s2f.data.layout import (
     FACE_SETTINGS,
     LANDMARKS_SUFFIX,
     TARGET_SUFFIX,
-    find_files,
     require_dir,
     shard_report_name,
 )
@@ -81,13 +80,13 @@ def _process(job: FileJob) -> np.ndarray:
     return preprocess(image, _worker["preprocessing"])[0]
 
 
-def face_jobs(data_dir: Path, out_dir: Path, landmarks: str) -> list[FileJob]:
-    jobs = []
-    for relative in find_files(data_dir, IMAGE_SUFFIXES):
-        base = out_dir / relative.parent / relative.stem
-        outputs = [Path(f"{base}{EMBEDDING_SUFFIX}"), Path(f"{base}{TARGET_SUFFIX}"), Path(f"{base}{LANDMARKS_SUFFIX}")]
-        jobs.append(FileJob(data_dir / relative, tuple(outputs)))
-    return jobs
+def face_jobs(data_dir: Path, out_dir: Path, shard: Shard = WHOLE) -> ListedJobs:
+    def job_for(name: str) -> FileJob:
+        base = f"{out_dir / name.rpartition('.')[0]}"
+        return FileJob(data_dir / name, (Path(base + EMBEDDING_SUFFIX), Path(base + TARGET_SUFFIX),
+                                         Path(base + LANDMARKS_SUFFIX)))
+
+    return ListedJobs(data_dir, IMAGE_SUFFIXES, job_for, shard)
 
 
 def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmarks: str = "dlib72",
@@ -106,20 +105,15 @@ def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmark
     if landmarks not in LANDMARK_MODES:
         raise InputError(None, f"--landmarks must be one of {', '.join(LANDMARK_MODES)}, got {landmarks!r}")
     require_dir(data_dir)
-    jobs = face_jobs(data_dir, out_dir, landmarks)
-    if not jobs:
+    jobs = face_jobs(data_dir, out_dir, shard)
+    if not jobs.files:
         raise InputError(data_dir, f"no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    jobs = shard.select(jobs)
     model = load_face_encoder(face_encoder, device)
     arch = model.config.arch
     detector_for(landmarks)  # fail here, once, if dlib is missing
     settings = {"kind": "face_features", "arch": arch, "face_encoder": Path(face_encoder).name,
                 "landmarks": landmarks, "target_size": INPUT_SIZE}
     claim_settings(out_dir / FACE_SETTINGS, settings, overwrite)
-    if overwrite:
-        for job in jobs:
-            for output in job.outputs:
-                output.unlink(missing_ok=True)
     report = RunReport("preprocess faces", settings)
     pending: list[tuple[FileJob, np.ndarray]] = []
 
@@ -133,7 +127,7 @@ def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmark
         pending.clear()
 
     for job, encoder_input in run_jobs(jobs, _process, report, workers, "faces", _init_worker,
-                                     (model.config.preprocessing.name, landmarks)):
+                                     (model.config.preprocessing.name, landmarks), jobs.total, overwrite):
         pending.append((job, encoder_input))
         if len(pending) == batch_size:
             flush()

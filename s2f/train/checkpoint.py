@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 from pathlib import Path
@@ -120,6 +121,31 @@ def save_checkpoint(run_dir: Path, model, optimizer: torch.optim.Optimizer, sche
         _point(run_dir / BEST, directory)
     _prune(run_dir, keep)
     return directory
+
+
+def remove_leftovers(run_dir: Path) -> int:
+    """What killed saves left in ``run_dir``: temporaries (``.latest.json.x1y2.partial``) and
+    checkpoint folders whose state file, written last, never arrived. The run directory is
+    this run's alone, so everything of that kind in it is ours. Returns how many went."""
+    from s2f.core.atomic import partial_target
+
+    removed = 0
+    for folder, subfolders, files in os.walk(run_dir):
+        for name in [*files, *subfolders]:
+            if partial_target(name) is None:
+                continue
+            path = Path(folder) / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+            removed += 1
+        subfolders[:] = [name for name in subfolders if partial_target(name) is None]
+    protected = {p for p in (resolve(run_dir, LATEST), resolve(run_dir, BEST)) if p is not None}
+    for directory in sorted(Path(run_dir, CHECKPOINTS).glob("step-*")):
+        if directory not in protected and not (directory / STATE_FILE).is_file():
+            shutil.rmtree(directory)
+            removed += 1
+    if removed:
+        log.info("%s: removed %d leftovers of interrupted saves", run_dir, removed)
+    return removed
 
 
 def _point(pointer: Path, directory: Path) -> None:

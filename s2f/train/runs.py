@@ -300,7 +300,8 @@ def voice_training_data(run: VoiceTraining, split: dict | None) -> tuple[Any, An
                            seed=run.train.seed)
     val = VoiceClipPairs(run.data, run.voices, spec, "all_to_one", val_ids) if val_ids else None
     log.info("voice features: computed on the training device from %d clips under %s (%s s windows, %s)",
-             len(train.clips), run.voices, spec.seconds, "random crop each epoch" if run.random_crop else "first window")
+             len(train.clips), run.voices, spec.seconds,
+             "a random crop each epoch" if run.random_crop else "the first window")
     return train, val, feature_settings(spec), DeviceFeatures(spec)
 
 

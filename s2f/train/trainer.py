@@ -27,7 +27,7 @@ from s2f.core.atomic import atomic_output
 from s2f.core.errors import InputError
 from s2f.core.progress import progress_bar
 from s2f.models.run_pointers import BEST, LATEST, resolve
-from s2f.train.checkpoint import load_checkpoint, save_checkpoint
+from s2f.train.checkpoint import load_checkpoint, remove_leftovers, save_checkpoint
 from s2f.train.options import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,8 @@ class Trainer:
 
     # checkpoints --------------------------------------------------------------------------
     def resume(self, which: str = LATEST) -> bool:
+        if self.dist.main and self.run_dir.is_dir():
+            remove_leftovers(self.run_dir)
         directory = resolve(self.run_dir, which)
         if directory is None:
             return False
