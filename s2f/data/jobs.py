@@ -138,8 +138,8 @@ def run_jobs(jobs: Iterable[FileJob], work: Callable[[FileJob], Any], report: Ru
     ``jobs`` is consumed as a stream (a listing of a million files is never held), and at
     most a few chunks per worker are in flight: results wait in bounded memory however far
     the consumer (the face encoder) falls behind. ``total`` (the count of ``jobs``, for the
-    progress bar) is optional. Before a job runs, the partial files that killed runs left for
-    its outputs are removed (``PartialSweeper``). ``overwrite`` runs finished jobs again.
+    progress bar) is optional. The partial files that killed runs left for each job's outputs
+    are removed as the job comes up, finished or not (``PartialSweeper``). ``overwrite`` runs finished jobs again.
 
     ``work`` and ``initializer`` run in ``workers`` spawned processes (spawn, not fork: the
     parent may hold torch and its thread pools); with ``workers=1`` they run in this process.
@@ -151,11 +151,11 @@ def run_jobs(jobs: Iterable[FileJob], work: Callable[[FileJob], Any], report: Ru
     def unfinished() -> Iterator[FileJob]:
         for job in jobs:
             report.total += 1
+            sweeper.sweep(job.outputs)
             if not overwrite and job.finished():
                 report.already_done += 1
                 bar.update()
                 continue
-            sweeper.sweep(job.outputs)
             yield job
 
     try:

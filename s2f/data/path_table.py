@@ -9,6 +9,7 @@ of objects is copied page by page as reference counts change).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,34 +25,35 @@ class PathTable:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self._pieces: list[bytes] | None = []
-        self._lengths: list[int] | None = []
+        self._building: tuple[bytearray, array] | None = (bytearray(), array("q"))  # blob, end offsets
         self._blob = np.zeros(0, np.uint8)
         self._ends = np.zeros(0, np.int64)
 
     def extend(self, relative_names: Iterable[str]) -> int:
         """Append names; returns how many were added."""
-        if self._pieces is None:
+        if self._building is None:
             raise RuntimeError("PathTable is frozen")
-        before = len(self._lengths)
+        blob, ends = self._building
+        before = len(ends)
         for name in relative_names:
-            encoded = name.encode("utf-8", "surrogateescape")
-            self._pieces.append(encoded)
-            self._lengths.append(len(encoded))
-        return len(self._lengths) - before
+            blob += name.encode("utf-8", "surrogateescape")
+            ends.append(len(blob))
+        return len(ends) - before
 
     def truncate(self, length: int) -> None:
         """Drop the entries from ``length`` on (an identity that turned out to have no faces)."""
-        if self._pieces is None:
+        if self._building is None:
             raise RuntimeError("PathTable is frozen")
-        del self._pieces[length:], self._lengths[length:]
+        blob, ends = self._building
+        del blob[ends[length - 1] if length else 0:], ends[length:]
 
     def freeze(self) -> PathTable:
         """Pack what was appended into the two arrays; the table is read-only afterwards."""
-        if self._pieces is not None:
-            self._blob = np.frombuffer(b"".join(self._pieces), np.uint8).copy()
-            self._ends = np.cumsum(np.array(self._lengths, np.int64))
-            self._pieces = self._lengths = None
+        if self._building is not None:
+            blob, ends = self._building
+            self._blob = np.frombuffer(bytes(blob), np.uint8)
+            self._ends = np.frombuffer(ends, np.int64).copy() if ends else np.zeros(0, np.int64)
+            self._building = None
         return self
 
     @property
@@ -65,7 +67,7 @@ class PathTable:
         return self._blob[start:int(self._ends[index])].tobytes().decode("utf-8", "surrogateescape")
 
     def __len__(self) -> int:
-        return len(self._ends) if self._pieces is None else len(self._lengths)
+        return len(self._ends) if self._building is None else len(self._building[1])
 
     def __getitem__(self, index: int | slice) -> Path | list[Path]:
         if isinstance(index, slice):
