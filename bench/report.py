@@ -40,6 +40,9 @@ SECTIONS = [
      "The runtime's engines against PyTorch's modes, AVX2 CPUs"),
     ("int8_kernels.json", "int8_kernels.py", "python bench/int8_kernels.py", "Int8 on every x86 CPU"),
     ("ingest.json", "ingest.py", "python bench/ingest.py", "VoxCeleb at full size: ingest, listing, preprocessing"),
+    ("data_scale.json", "data_scale.py", "python bench/data_scale.py",
+     "The training data path as the corpus grows: precomputed against on the fly"),
+    ("on_the_fly.json", "on_the_fly.py", "python bench/on_the_fly.py", "Learning with features on the fly"),
     ("signing.json", "signing.py", "python bench/signing.py", "Signed bundles"),
     ("engine_startup.json", "engine_startup.py", "python bench/engine_startup.py", "Start-up of each engine"),
     ("install_size.json", "install_size.py", "python bench/install_size.py", "Install size of each extra"),
@@ -361,9 +364,61 @@ def voxceleb_table() -> str:
     return "\n".join(lines)
 
 
+def training_data_table() -> str:
+    """The two ways voice features reach training, projected to VoxCeleb2 from
+    bench/data_scale.py, and whether each learns the same (bench/on_the_fly.py)."""
+    path = RESULTS / "data_scale.json"
+    if not path.is_file():
+        return "not measured"
+    data = json.loads(path.read_text())
+    projection, loader = data["projection_voxceleb2"], data["scale"]["loader"][str(data["sizes"][-1])]
+    workers = projection["dataloader_workers_per_gpu"]
+    hours = projection["preprocessing_hours_per_core"]
+    disk, reads = projection["disk_tb"], projection["precomputed_read_mb_per_s_per_gpu"]
+
+    def rate(name: str) -> str:
+        return f"{loader[name]['samples_per_s_per_worker']:.0f}"
+
+    lines = [f"| VoxCeleb2, {projection['clips']:,} clips | precomputed (`s2f preprocess audio`) | "
+             "on the fly (`--features on-the-fly`) |", "|---|---|---|",
+             f"| feature arrays on disk | {disk['precomputed ve_conv']:g} TB VE_conv, {disk['precomputed ast']:g} TB "
+             "AST | none |",
+             f"| preprocessing before training | {hours['ve_conv']:g} h VE_conv, {hours['ast']:g} h AST, per core | "
+             "none |",
+             f"| reads per GPU at its H200 rate | {reads['ve_conv']} MB/s VE_conv, {reads['ast']} MB/s AST, in "
+             f"every epoch | {projection['on_the_fly_read_mb_per_s_per_gpu (m4a)']:g} MB/s of m4a (VE_conv) |",
+             f"| samples/s per DataLoader worker | {rate('npy (ve_conv, precomputed)')} (from the page cache) | "
+             f"VE_conv {rate('m4a, ve_conv 6 s')} m4a, {rate('wav, ve_conv 6 s')} wav; AST "
+             f"{rate('m4a, ast 10.26 s')} m4a, {rate('wav, ast 10.26 s')} wav |",
+             f"| workers to feed one H200 (VE_conv 238, AST 337 samples/s) | {workers['ve_conv from npy']}, if the "
+             "disk keeps up | VE_conv "
+             f"{workers['ve_conv from m4a']} (m4a) or {workers['ve_conv from wav']} (wav); AST "
+             f"{workers['ast from m4a']} (m4a) or {workers['ast from wav']} (wav) |",
+             f"| the training index in memory | {projection['index_mb']:g} MB | the same |",
+             "| a window per clip | fixed: the first | the first, or a new one each epoch (`--random-crop`) |"]
+    learned = RESULTS / "on_the_fly.json"
+    if learned.is_file():
+        results = json.loads(learned.read_text())["results"]
+        for encoder, label in (("ve_conv", "VE_conv"), ("ast", "AST")):
+            if encoder in results:
+                row = results[encoder]
+                cells = [f"{row[mode]['recall@5_over_chance']:g}x" for mode in
+                         ("precomputed", "on-the-fly", "on-the-fly + random crop")]
+                spread = f" ({row['precomputed, seed 1']['recall@5_over_chance']:g}x with another seed)" \
+                    if "precomputed, seed 1" in row else ""
+                same = row["on-the-fly"] == row["on-the-fly + random crop"]
+                crop = " (no demo clip is longer than the window: nothing to crop)" if same else ""
+                lines.append(f"| {label} recall@5 over chance, demo corpus | {cells[0]}{spread} | {cells[1]}; "
+                             f"{cells[2]} with `--random-crop`{crop} |")
+    machine = data["machine"]
+    lines.append(f"\n{machine['cpu']}, {machine['cores']} cores; `python bench/data_scale.py`, "
+                 "`python bench/on_the_fly.py`.")
+    return "\n".join(lines)
+
+
 # the README's generated blocks: marker name -> what fills it
 BLOCKS = {"headlines": headlines, "engines": engine_table, "install sizes": install_table,
-          "voxceleb steps": voxceleb_table}
+          "voxceleb steps": voxceleb_table, "training data": training_data_table}
 
 
 def readme_with_headlines(text: str) -> str:

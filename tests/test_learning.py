@@ -4,7 +4,8 @@ evaluate -> SF2F scorecards -> bundle -> s2f-runtime). Speech->face retrieval on
 identities must reach 3x chance at recall@5, the decoder must reconstruct held-out faces at
 most 0.7x the mean training face's L1 (on corpora of other seeds too: test_decoder_seeds.py),
 and the generated faces must be recognisable (SF2F face->face recall well above chance),
-scored the same from the PyTorch models and from the bundle."""
+scored the same from the PyTorch models and from the bundle. The voice encoder also learns
+with its features computed on the fly from the clips, with random crops (2.5x chance)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,24 @@ def test_scorecard_refusals(demo, tmp_path, capsys):
                  str(tmp_path / "missing.onnx")]) == 2
     assert "missing.onnx" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_voice_encoder_learns_with_features_on_the_fly_and_random_crops(demo, tmp_path):
+    """The demo's voice training again, its features computed in the training step from the
+    clips that DataLoader workers decode, a new window of each longer clip every epoch."""
+    from s2f.train.runs import Evaluation, VoiceTraining, evaluate, train_config, train_voice
+
+    root, result = demo
+    config = PipelineConfig()
+    loop = {"batch_size": config.batch_size, "lr": config.lr, "schedule": config.schedule, "seed": config.seed,
+            "epochs": config.voice_epochs, "workers": 2, "tensorboard": False}
+    run = tmp_path / "voice_on_the_fly"
+    train_voice(VoiceTraining(data=root / "preprocessed", out=run, split=root / "split.json", size=config.size,
+                              encoder="ve_conv", decoder=root / "runs" / "decoder", face_encoder=root / "face_encoder",
+                              w_distance=config.w_distance, train=train_config(loop), features="on-the-fly",
+                              voices=root / "corpus", seconds=config.seconds, random_crop=True))
+    scores = evaluate(Evaluation(voice_encoder=run, data=root / "preprocessed", output=tmp_path / "eval.json",
+                                 split=root / "split.json", candidates=config.candidates))
+    assert scores["identities"] == result["identities"]
+    assert scores["recall@5"] >= 2.5 * scores["chance@5"], scores
+    assert scores["recall@1"] > scores["chance@1"], scores

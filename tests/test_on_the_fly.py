@@ -1,11 +1,12 @@
 """Voice features computed on the training device (``s2f train voice --features on-the-fly``):
-the torch features equal the numpy ones, the workers' windows equal what preprocessing reads,
-training on the fly is the precomputed training to the last bit without a random crop, and a
-random crop draws a new window each epoch, the same again on resume."""
+the torch features equal the numpy ones within a float32 step, the workers' windows are what
+preprocessing reads, training on the fly is the precomputed training without a random crop,
+and a random crop draws a new window each epoch, the same again on resume."""
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import shutil
 
@@ -104,7 +105,7 @@ def _clip_pairs(corpus, **options):
 
 
 @pytest.mark.slow
-def test_worker_windows_give_exactly_the_precomputed_features(corpus):
+def test_worker_windows_give_the_precomputed_features(corpus):
     from s2f.data.pairs import VoiceFacePairs
 
     clips, arrays = _clip_pairs(corpus), VoiceFacePairs(corpus / "pre", "all_to_one")
@@ -115,7 +116,9 @@ def test_worker_windows_give_exactly_the_precomputed_features(corpus):
         stored, stored_embedding, stored_identity = arrays[index]
         assert clips.pair(index).clip.suffix == ".wav" and arrays.pair(index).clip.suffix == ".npy"
         assert clips.pair(index).clip.stem == arrays.pair(index).clip.stem
-        assert np.array_equal(features(torch.from_numpy(window)[None])[0].numpy(), stored)
+        assert np.array_equal(clips.spec.encoder_input(window), stored)  # the very window preprocessing read
+        computed = features(torch.from_numpy(window)[None])[0].numpy()
+        assert (np.abs(computed - stored) <= np.spacing(np.abs(stored))).all()
         assert np.array_equal(embedding, stored_embedding) and identity == stored_identity
 
 
@@ -175,7 +178,10 @@ def _train(corpus, out, **extra):
 def test_training_on_the_fly_is_the_precomputed_training_and_random_crops_resume_exactly(corpus, tmp_path):
     on_the_fly = {"features": "on-the-fly", "voices": corpus / "raw", "seconds": 3.0}
     precomputed = _train(corpus, tmp_path / "pre")
-    assert _train(corpus, tmp_path / "otf", **on_the_fly) == precomputed  # the same numbers, bit for bit
+    # the same training: its features differ from the arrays by at most a float32 step (two
+    # FFT implementations), which two epochs carry into the losses' last digits at most
+    same = _train(corpus, tmp_path / "otf", **on_the_fly)
+    assert np.allclose(np.array(same, float), np.array(precomputed, float), rtol=1e-4, atol=0)
     cropped = _train(corpus, tmp_path / "crop", random_crop=True, **on_the_fly)
     assert cropped != precomputed and all(np.isfinite(float(loss)) for loss in cropped)
     # one epoch, then resumed to two: the second epoch draws the same crops as a straight run
@@ -192,6 +198,17 @@ def test_train_voice_says_which_path_it_takes_and_refuses_mixed_flags(corpus, tm
     assert "computed on the training device from 12 clips" in done.stderr and "random crop" in done.stderr
     settings = (tmp_path / "run").glob("checkpoints/*/config.json")
     assert any('"seconds": 3.0' in path.read_text() for path in settings)  # the window travels with the model
+    # scored from the clips as it was trained (no arrays needed), or from arrays: the same scores
+    reports = {}
+    for name, extra in (("clips", ("--voices", corpus / "raw")), ("arrays", ())):
+        done = run_s2f("evaluate", tmp_path / "run", corpus / "pre", "--candidates", "3", "-o",
+                       tmp_path / f"{name}.json", *extra)
+        assert done.returncode == 0, done.stderr[-2000:]
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert reports["clips"]["queries"] == reports["arrays"]["queries"] == 12
+    assert reports["clips"]["recall@1"] == reports["arrays"]["recall@1"]
+    assert reports["clips"]["cosine_to_true_face"] == pytest.approx(reports["arrays"]["cosine_to_true_face"],
+                                                                    rel=1e-5)
     for flags, message in ((("--features", "on-the-fly"), "needs --voices"),
                            (("--random-crop",), "add --features on-the-fly")):
         wrong = run_s2f("train", "voice", corpus / "pre", "-o", tmp_path / "bad", "--encoder", "ve_conv",

@@ -93,26 +93,28 @@ class ListedJobs:
     shard: Shard = WHOLE
 
     def __post_init__(self) -> None:
-        count = sum(1 for _ in iter_names(self.root, self.endings))
-        self.files = count
-        self.total = len(range(self.shard.index, count, self.shard.count))
-
-    def __iter__(self) -> Iterator[FileJob]:
+        """The counting pass, which also refuses clashing outputs before any work starts."""
         open_folders: dict[str, dict[Path, str]] = {}
-        for index, name in enumerate(iter_names(self.root, self.endings)):
-            job = self.job_for(name)
+        count = 0
+        for name in iter_names(self.root, self.endings):
+            count += 1
+            output = self.job_for(name).outputs[0]
             folder = name.rpartition("/")[0]
             if folder not in open_folders:  # depth-first: a folder left behind is never seen again
                 open_folders = {key: seen for key, seen in open_folders.items()
                                 if key == "" or folder.startswith(key + "/")}
                 open_folders[folder] = {}
             seen = open_folders[folder]
-            if job.outputs[0] in seen:
-                raise InputError(self.root / name, f"has the same output {job.outputs[0]} as "
-                                                   f"{self.root / seen[job.outputs[0]]}; rename one of them")
-            seen[job.outputs[0]] = name
-            if index % self.shard.count == self.shard.index:
-                yield job
+            if output in seen:
+                raise InputError(self.root / name, f"has the same output {output} as {self.root / seen[output]}; "
+                                                   "rename one of them")
+            seen[output] = name
+        self.files = count
+        self.total = len(range(self.shard.index, count, self.shard.count))
+
+    def __iter__(self) -> Iterator[FileJob]:
+        names = itertools.islice(iter_names(self.root, self.endings), self.shard.index, None, self.shard.count)
+        return map(self.job_for, names)
 
 
 def default_workers() -> int:

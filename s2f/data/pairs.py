@@ -155,6 +155,10 @@ class VoiceFacePairs:
             clip = clip.reshape(self.clip_shape)  # the original's AST fbanks are stored 1 x 1024 x 128
         return clip
 
+    def model_input(self, path: Path) -> np.ndarray:
+        """The voice encoder's input for the clip at ``path`` (evaluation, preview grids)."""
+        return self.load_clip(path)
+
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
         pair = self.pair(index)
         return self.load_clip(pair.clip), load_array(pair.face), pair.identity

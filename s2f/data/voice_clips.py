@@ -66,8 +66,13 @@ class VoiceClipPairs(VoiceFacePairs):
         return self.spec.model_waveform(waveform, start)
 
     def load_clip(self, path: Path) -> np.ndarray:
-        """The first window of the clip at ``path`` (evaluation and preview grids)."""
+        """The first window of the clip at ``path``."""
         return self.spec.model_waveform(self.spec.waveform_from_file(path))
+
+    def model_input(self, path: Path) -> np.ndarray:
+        """The encoder's input from the first window, in numpy: evaluation and the preview grids
+        see exactly what ``s2f preprocess audio`` would have stored."""
+        return self.spec.encoder_input(self.load_clip(path))
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
         pair = self.pair(index)

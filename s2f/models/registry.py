@@ -170,6 +170,13 @@ MODELS: dict[str, ModelEntry] = {entry.model_type: entry for entry in (
 VOICE_ENCODERS = {"ve_conv": "ve_conv", "ast": "ast_voice_encoder"}
 
 
+def voice_input_of(model: Any) -> Any:
+    """The ``VoiceInputSpec`` a voice encoder takes (its clip length, spectrogram, loudness steps)."""
+    from s2f.runtime.voice_input import VoiceInputSpec
+
+    return VoiceInputSpec.from_dict(entry_for(model).export.preprocessing(model.config))
+
+
 def entry_for(model_or_type: Any) -> ModelEntry:
     """The registry entry of a model instance or a model-type name."""
     model_type = model_or_type if isinstance(model_or_type, str) else getattr(model_or_type, "model_type", None)

@@ -52,14 +52,29 @@ def voice_embeddings(model: torch.nn.Module, pairs: VoiceFacePairs, batch_size: 
     model.eval().to(device)
     outputs = []
     for start in range(0, len(pairs.clips), batch_size):
-        batch = np.stack([pairs.load_clip(path) for path in pairs.clips[start:start + batch_size]])
+        batch = np.stack([pairs.model_input(path) for path in pairs.clips[start:start + batch_size]])
         outputs.append(model(torch.from_numpy(batch).float().to(device)).float().cpu().numpy())
     return np.concatenate(outputs), pairs.clip_identity.copy()
 
 
+def held_out_pairs(root: str | Path, identities: list[str] | None, voice_encoder: torch.nn.Module | None = None,
+                   voices: str | Path | None = None, max_clips: int | None = None) -> VoiceFacePairs:
+    """One pair per held-out clip: the precomputed arrays under ``root``, or with ``voices``
+    (a model trained on the fly) the audio clips there, read as ``voice_encoder`` takes them."""
+    if voices is None:
+        return VoiceFacePairs(root, "all_to_one", identities, max_clips_per_identity=max_clips)
+    from s2f.data.voice_clips import VoiceClipPairs
+    from s2f.models.registry import voice_input_of
+    from s2f.runtime.voice_input import VoiceInputSpec
+
+    spec = voice_input_of(voice_encoder) if voice_encoder is not None else VoiceInputSpec()
+    return VoiceClipPairs(root, voices, spec, "all_to_one", identities, max_clips)
+
+
 def evaluate_voice_encoder(model: torch.nn.Module, root: str | Path, identities: list[str] | None = None,
-                           candidates: int = 10, seed: int = 0, device: str | torch.device = "cpu") -> dict[str, Any]:
-    pairs = VoiceFacePairs(root, "all_to_one", identities)
+                           candidates: int = 10, seed: int = 0, device: str | torch.device = "cpu",
+                           voices: str | Path | None = None) -> dict[str, Any]:
+    pairs = held_out_pairs(root, identities, model, voices)
     voice, identity = voice_embeddings(model, pairs, device=device)
     faces = np.stack([np.load(pairs.faces[start]) for start in pairs.face_start])
     true = faces[identity]
@@ -159,7 +174,7 @@ def result_grid(voice_encoder: torch.nn.Module, decoder: torch.nn.Module, pairs:
         target_path = Path(str(face)[: -len(EMBEDDING_SUFFIX)] + TARGET_SUFFIX)
         target = np.load(target_path) if target_path.is_file() else np.full((decoder.config.image_size,) * 2 + (3,),
                                                                              128, np.uint8)
-        voice = voice_encoder(torch.from_numpy(pairs.load_clip(clip))[None].float().to(device))
+        voice = voice_encoder(torch.from_numpy(pairs.model_input(clip))[None].float().to(device))
         from_voice = decoder(voice)[1]
         from_face = decoder(torch.from_numpy(np.load(face))[None].float().to(device))[1]
         images.append([target, from_face[0].float().cpu().numpy(), from_voice[0].float().cpu().numpy()])

@@ -147,6 +147,8 @@ class Evaluation:
             scorecard of the generated faces (needs --decoder and a judge): recall@1-50 in
             galleries of 100 identities, face->face and voice-embedding rows beside it.
         max_clips: sf2f: clips per identity to generate faces from (default: all).
+        voices: for a voice encoder trained with --features on-the-fly: the corpus whose audio
+            clips it is scored on (read as the model takes them), instead of DATA's arrays.
     """
 
     voice_encoder: Path
@@ -163,6 +165,7 @@ class Evaluation:
     judge: Path | None = None
     judge_input: Any = None  # s2f.runtime.scorecard.JudgeInput
     max_clips: int | None = None
+    voices: Path | None = None
 
 
 def train_config(values: dict[str, Any]) -> TrainConfig:
@@ -340,12 +343,12 @@ def evaluate(run: Evaluation) -> dict[str, Any]:
     model = load_model_for("voice_encoder", directory, str(device))
     split = read_split(run.split)
     identities = split[run.part] if split else None
-    result = evaluate_voice_encoder(model, run.data, identities, run.candidates, device=device)
+    result = evaluate_voice_encoder(model, run.data, identities, run.candidates, device=device, voices=run.voices)
     result["checkpoint"] = str(directory)
     output = Path(run.output)
     if run.decoder:
-        from s2f.data.pairs import DecoderFaces, VoiceFacePairs
-        from s2f.train.evaluate import decoder_reconstruction, mean_face, result_grid
+        from s2f.data.pairs import DecoderFaces
+        from s2f.train.evaluate import decoder_reconstruction, held_out_pairs, mean_face, result_grid
 
         decoder_dir = checkpoint_dir(run.decoder)
         decoder = load_model_for("face_decoder", decoder_dir, str(device),
@@ -357,7 +360,7 @@ def evaluate(run: Evaluation) -> dict[str, Any]:
             log.warning("%s holds no face photos (targets): no reconstruction L1, the grid shows grey originals",
                         run.data)
         result["decoder_checkpoint"] = str(decoder_dir)
-        result["grid"] = str(result_grid(model, decoder, VoiceFacePairs(run.data, "all_to_one", identities),
+        result["grid"] = str(result_grid(model, decoder, held_out_pairs(run.data, identities, model, run.voices),
                                          output.with_name(output.stem + "_grid.png"), device=device))
     with atomic_output(output, "w") as handle:
         json.dump(result, handle, indent=2)
@@ -394,7 +397,7 @@ def evaluate_sf2f(run: Evaluation) -> dict[str, Any]:
     split = read_split(run.split)
     identities = split[run.part] if split else None
     inputs, rows = collect_scorecard_inputs(voice, decoder, Path(run.data), identities, judge, device,
-                                            max_clips=run.max_clips)
+                                            max_clips=run.max_clips, voices=run.voices)
     report = scorecard(inputs, judge_name)
     output = Path(run.output)
     report.update(checkpoint=str(directory), decoder_checkpoint=str(checkpoint_dir(run.decoder)),

@@ -19,7 +19,6 @@ import torch
 from s2f.core.errors import InputError
 from s2f.core.progress import progress_bar
 from s2f.data.layout import EMBEDDING_SUFFIX, TARGET_SUFFIX
-from s2f.data.pairs import VoiceFacePairs
 from s2f.runtime.pipeline import texture_to_image
 from s2f.runtime.scorecard import Embedder, ScorecardInputs, gallery_entries
 
@@ -62,15 +61,15 @@ def _decode(decoder: torch.nn.Module, embeddings: np.ndarray, device, batch_size
 @torch.no_grad()
 def collect_scorecard_inputs(voice_encoder: torch.nn.Module | None, decoder: torch.nn.Module, root: Path,
                              identities: list[str] | None, judge: Embedder, device: str | torch.device = "cpu",
-                             batch_size: int = 16, max_clips: int | None = None,
+                             batch_size: int = 16, max_clips: int | None = None, voices: Path | None = None,
                              ) -> tuple[ScorecardInputs, list[list[np.ndarray]]]:
     """Judge embeddings of the real faces and of the faces generated from each held-out clip
     (speech->face) and each held-out face embedding (face->face); plus, per identity, one
     (original, face->face, speech->face) row for the result grid. Without a voice encoder,
     face->face alone (and two-image rows)."""
-    from s2f.train.evaluate import voice_embeddings
+    from s2f.train.evaluate import held_out_pairs, voice_embeddings
 
-    pairs = VoiceFacePairs(root, "all_to_one", identities, max_clips_per_identity=max_clips)
+    pairs = held_out_pairs(root, identities, voice_encoder, voices, max_clips)
     targets = [_target_of(face) for face in pairs.faces]
     missing = [path for path in targets if not path.is_file()]
     if missing:

@@ -130,6 +130,5 @@ class VoiceTask:
         from s2f.train.evaluate import result_grid
 
         device = next(self.model.parameters()).device
-        encoder = self.model if self.features is None else nn.Sequential(self.features, self.model)
-        result_grid(encoder, self.decoder, self.preview, run_dir / "grids" / f"epoch{epoch:03d}.png",
+        result_grid(self.model, self.decoder, self.preview, run_dir / "grids" / f"epoch{epoch:03d}.png",
                     rows=GRID_ROWS, device=device)
