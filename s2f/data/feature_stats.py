@@ -28,9 +28,10 @@ import numpy as np
 
 from s2f.core.atomic import atomic_output
 from s2f.core.errors import InputError
+from s2f.core.listing import iter_names
 from s2f.core.splits import read_split
 from s2f.data.jobs import FileJob, RunReport, run_jobs
-from s2f.data.layout import AUDIO_DIR, AUDIO_SETTINGS, find_files, identity_of, require_dir
+from s2f.data.layout import AUDIO_DIR, AUDIO_SETTINGS, require_dir
 from s2f.data.settings import read_settings
 from s2f.runtime.audio import AUDIO_SUFFIXES
 from s2f.runtime.voice_input import VoiceInputSpec
@@ -91,10 +92,21 @@ def _moments(job: FileJob) -> tuple[float, float, int]:
     return float(values.sum()), float(np.square(values).sum()), int(values.size)
 
 
-def _sample(files: list[Path], limit: int) -> list[Path]:
-    if limit <= 0 or len(files) <= limit:
-        return files
-    return [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+def _sample(count: int, limit: int) -> np.ndarray:
+    """Which of ``count`` listed clips to measure: all, or ``limit`` evenly spaced ones."""
+    if limit <= 0 or count <= limit:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, limit).round().astype(np.int64))
+
+
+def _picked(names, chosen: np.ndarray):
+    """The names at the sorted positions ``chosen``, from a stream."""
+    wanted = iter(chosen.tolist())
+    target = next(wanted, None)
+    for index, name in enumerate(names):
+        if index == target:
+            yield name
+            target = next(wanted, None)
 
 
 def measure_stats(data_dir: Path, encoder: str = "ast", split: Path | None = None, max_clips: int = 5000,
@@ -116,17 +128,27 @@ def measure_stats(data_dir: Path, encoder: str = "ast", split: Path | None = Non
             "audio", AUDIO_SUFFIXES
     parts = read_split(split)
     wanted = set(parts["train"]) if parts else None
-    files = [relative for relative in find_files(data_dir, endings)
-             if AUDIO_DIR in relative.parts[1:-1] and (wanted is None or identity_of(relative) in wanted)]
-    if not files:
+
+    def clips():  # streamed twice (count, then pick): a million paths are never held
+        for name in iter_names(data_dir, endings):
+            parts = name.split("/")
+            if AUDIO_DIR in parts[1:-1] and (wanted is None or parts[0] in wanted):
+                yield name
+
+    speakers: set[str] = set()
+    listed = 0
+    for name in clips():
+        listed += 1
+        speakers.add(name.split("/", 1)[0])
+    if not listed:
         raise InputError(data_dir, "no voice clips under <identity>/audios/" + (" of the split's training identities"
                                                                               if wanted is not None else ""))
-    chosen = _sample(files, max_clips)
+    chosen = _sample(listed, max_clips)
     report = RunReport("data stats", {"encoder": encoder})
     total, squares, count = 0.0, 0.0, 0
-    jobs = [FileJob(data_dir / relative, ()) for relative in chosen]
+    jobs = (FileJob(data_dir / name, ()) for name in _picked(clips(), chosen))
     for _, (part_sum, part_squares, part_count) in run_jobs(jobs, _moments, report, workers, "stats", _init_worker,
-                                                            (spec_values, undo)):
+                                                            (spec_values, undo), len(chosen)):
         total, squares, count = total + part_sum, squares + part_squares, count + part_count
     if not count:
         raise InputError(data_dir, f"no clip could be read ({report.failed[0]['file']}: {report.failed[0]['error']})")
@@ -135,8 +157,8 @@ def measure_stats(data_dir: Path, encoder: str = "ast", split: Path | None = Non
                     report.failed[0]["file"])
     mean = total / count
     std = float(np.sqrt(max(squares / count - mean * mean, 0.0)))
-    stats = FeatureStats(encoder, round(mean, 7), round(std, 7), len(chosen) - len(report.failed), len(files),
-                         len({identity_of(relative) for relative in files}), source,
+    stats = FeatureStats(encoder, round(mean, 7), round(std, 7), len(chosen) - len(report.failed), listed,
+                         len(speakers), source,
                          str(split) if split is not None else None)
     with atomic_output(data_dir / AUDIO_STATS, "w") as handle:
         json.dump(asdict(stats), handle, indent=2)
