@@ -142,7 +142,7 @@ def measure_listing(corpus: str) -> dict:
 
 def measure_index(pre: str, corpus: str) -> dict:
     from s2f.data.voice_clips import VoiceClipPairs
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     started = time.perf_counter()
     pairs = VoiceClipPairs(pre, corpus, VoiceInputSpec(encoder="ve_conv"), "all_to_all")
@@ -155,7 +155,7 @@ def measure_rerun(corpus: str, out: str) -> dict:
     import logging
 
     from s2f.data.preprocess_audio import preprocess_audio
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     logging.disable(logging.INFO)
     started = time.perf_counter()
@@ -166,7 +166,7 @@ def measure_rerun(corpus: str, out: str) -> dict:
 
 def measure_preprocess(corpus: str, out: str, encoder: str) -> dict:
     from s2f.data.preprocess_audio import preprocess_audio
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     started = time.perf_counter()
     report = preprocess_audio(Path(corpus), Path(out), VoiceInputSpec(encoder=encoder), workers=1)
@@ -183,7 +183,7 @@ def measure_loader(pre: str, corpus: str, kind: str, encoder: str) -> dict:
 
     from s2f.data.pairs import VoiceFacePairs
     from s2f.data.voice_clips import VoiceClipPairs
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     if kind == "npy":
         data = VoiceFacePairs(pre, "all_to_all")

@@ -54,7 +54,7 @@ def run_seed(root: Path, seed: int, grids: Path) -> dict:
     from dataclasses import replace
 
     from s2f.pipeline import PipelineConfig, decoder_train_config, prepare_data
-    from s2f.runtime.grid import save_face_grid
+    from s2f.runtime.evaluate.grid import save_face_grid
     from s2f.train.runs import DecoderTraining, VoiceTraining, decoder_scores, train_config, train_decoder, train_voice
 
     config = PipelineConfig(seed=seed)

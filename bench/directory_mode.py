@@ -111,7 +111,7 @@ def max_levels(ours: Path, theirs: Path) -> int:
 
 def openvino_rows(bundle: Path, clips: Path, workdir: Path, size: str, count: int, onnxruntime_s: float) -> dict:
     """The batched directory run on OpenVINO's engines, against onnxruntime's."""
-    from s2f.runtime.backends import has_bf16
+    from s2f.runtime.engines.backends import has_bf16
 
     rows = {}
     for precision in ("fp32", *(["bf16"] if has_bf16() else [])):

@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    from s2f.runtime.backends import has_bf16
+    from s2f.runtime.engines.backends import has_bf16
 
     workdir = bench_workdir(args.workdir, "s2f-engine-startup-")
     os.environ["S2F_CACHE"] = str(workdir / "verify-cache")

@@ -67,7 +67,7 @@ def build(workdir: Path) -> None:
 def worker(path: Path, model: str, repeats: int) -> None:
     import numpy as np
 
-    from s2f.runtime.providers import create_session
+    from s2f.runtime.engines.onnxruntime import create_session
 
     started = time.perf_counter()
     session = create_session(path, "cpu", prepack=False)

@@ -44,7 +44,7 @@ def deviations(voice, long_voice) -> dict[str, float]:
     import tensorflow as tf
     from transformers import ASTFeatureExtractor
 
-    from s2f.runtime.features import ast_fbank, kaldi_fbank, ve_spectrogram
+    from s2f.runtime.preprocess.features import ast_fbank, kaldi_fbank, ve_spectrogram
 
     def compress(x):
         return np.sign(x) * np.abs(x) ** 0.3
@@ -80,7 +80,7 @@ def main() -> None:
 
     from s2f.data.synth_voice import speech_clip
     from s2f.models.registry import MODELS
-    from s2f.runtime.features import ast_fbank, ve_spectrogram
+    from s2f.runtime.preprocess.features import ast_fbank, ve_spectrogram
 
     voice, long_voice = speech_clip(6.0, seed=1), speech_clip(10.24, seed=2)
     results: dict[str, object] = {"deviation": deviations(voice, long_voice), "torch_threads": torch.get_num_threads()}

@@ -77,7 +77,7 @@ def _reexport(spec):
     import torch
 
     from s2f.export.onnx_export import verification_inputs
-    from s2f.runtime.manifest import OPSET
+    from s2f.runtime.bundle.manifest import OPSET
 
     example = torch.from_numpy(verification_inputs(spec, 0)[1])
     with torch.no_grad():
@@ -116,7 +116,7 @@ def latency(folder: Path, runs: int) -> dict:
     """Median seconds per run of the float32 graph and each int8 scheme, batch 1 and 8."""
     import numpy as np
 
-    from s2f.runtime.providers import create_session
+    from s2f.runtime.engines.onnxruntime import create_session
 
     found = {}
     for name in MODELS:

@@ -36,7 +36,7 @@ MODES = {"precomputed": {}, "on-the-fly": {"features": "on-the-fly"},
 def ast_tree(prepared, workdir: Path, workers: int) -> Path:
     """The AST's precomputed features beside the demo's VE_conv ones, sharing its face arrays."""
     from s2f.data.preprocess_audio import preprocess_audio
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     tree = workdir / "preprocessed_ast"
     if not (tree / "audio_features.json").is_file():

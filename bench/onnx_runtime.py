@@ -55,7 +55,7 @@ ENGINES = {"onnxruntime": ("onnxruntime", "fp32"), "onnxruntime_int8": ("onnxrun
 
 def available_backends() -> tuple[str, ...]:
     """Every backend this machine can run: OpenVINO bf16 only where the CPU reports bf16."""
-    from s2f.runtime.backends import has_bf16
+    from s2f.runtime.engines.backends import has_bf16
 
     return tuple(b for b in BACKENDS if b != "openvino_bf16" or has_bf16())
 
@@ -123,7 +123,7 @@ def roofline(workdir: Path) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from s2f.models.loading import load_model
-    from s2f.runtime.providers import create_session
+    from s2f.runtime.engines.onnxruntime import create_session
 
     models = {}
     for name in MODELS:
@@ -198,7 +198,7 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "roofline":
         return print(json.dumps({**roofline(workdir), "peak_rss_mb": peak_rss_mb()}))
     if args.worker == "session":
-        from s2f.runtime.providers import create_session
+        from s2f.runtime.engines.onnxruntime import create_session
 
         started = time.perf_counter()
         session = create_session(_graph(workdir, args.model), "cpu", prepack=bool(args.prepack))
@@ -221,7 +221,7 @@ def worker(args: argparse.Namespace) -> None:
         from PIL import Image
 
         from s2f.models.loading import load_model
-        from s2f.runtime.voice_input import VoiceInputSpec
+        from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
         encoder = load_model(workdir / "torch" / "voice_encoder")
         decoder = load_model(workdir / "torch" / "face_decoder")
@@ -239,7 +239,7 @@ def _latency_job(args: argparse.Namespace, workdir: Path):
 
     x = _inputs(args.model, args.batch)
     if args.backend in ENGINES:
-        from s2f.runtime.backends import Engine, open_session
+        from s2f.runtime.engines.backends import Engine, open_session
 
         engine = Engine(*ENGINES[args.backend])
         session = open_session(_graph(workdir, args.model, engine.graph_precision), engine, "cpu", None)
@@ -295,7 +295,7 @@ def _pipeline_job(args: argparse.Namespace, workdir: Path):
         import torch
 
         from s2f.models.loading import load_model
-        from s2f.runtime.voice_input import VoiceInputSpec
+        from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
         encoder, decoder = load_model(workdir / "torch" / "voice_encoder"), load_model(workdir / "torch" /
                                                                                       "face_decoder")

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/machine.py
 from machine import announce  # noqa: E402
 from workdir import bench_workdir  # noqa: E402
 
-from s2f.runtime.server_process import ServerProcess  # noqa: E402
+from s2f.runtime.serve.process import ServerProcess  # noqa: E402
 
 
 def build_bundle(directory: Path, size: str) -> Path:
@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--engines", nargs="+", default=["onnxruntime", "openvino", "openvino:bf16"])
     args = parser.parse_args()
-    from s2f.runtime.backends import has_bf16
+    from s2f.runtime.engines.backends import has_bf16
 
     engines = [e for e in args.engines if e != "onnxruntime" and (not e.endswith(":bf16") or has_bf16())]
     workdir = bench_workdir(args.workdir, "s2f-serve-bench-")

@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 OPEN = """
 import json, sys, time
 started = time.perf_counter()
-from s2f.runtime.bundle import open_bundle
+from s2f.runtime.bundle.reader import open_bundle
 bundle = open_bundle(sys.argv[1], verify=True, cache=sys.argv[2] == "cache", trust_key=sys.argv[3] or False)
 print(json.dumps({"seconds": time.perf_counter() - started, "signed_by": bundle.signed_by}))
 """

@@ -3,7 +3,7 @@
 Runs the upstream Keras model (built by deepface / keras-vggface themselves, see
 ``keras_reference``) with the ``.h5`` weights and our PyTorch port with the converted
 weights on the same inputs (random images and real face photos, preprocessed once by
-``s2f.runtime.face_preprocess``), and compares every layer with weights plus the final outputs:
+``s2f.runtime.preprocess.faces``), and compares every layer with weights plus the final outputs:
 max |Δ|, max |Δ| relative to the reference's range, and the worst per-image cosine.
 
 The verdict is the rounding rule (``s2f.core.agreement.RoundingRule``): the port, run in
@@ -30,7 +30,7 @@ from s2f.core.atomic import atomic_output
 from s2f.core.cpu import cpu_description
 from s2f.core.errors import InputError
 from s2f.core.listing import paths_under
-from s2f.runtime.face_preprocess import preprocess
+from s2f.runtime.preprocess.faces import preprocess
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 

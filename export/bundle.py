@@ -30,9 +30,9 @@ from s2f.core.cpu import cpu_description
 from s2f.core.errors import InputError
 from s2f.export.onnx_export import ExportOptions, export_onnx
 from s2f.export.onnx_files import variant_path
-from s2f.runtime.bundle import sha256_of
-from s2f.runtime.manifest import GRAPH_FILES, GRAPH_ROLES, MANIFEST, BundleManifest, FileEntry
-from s2f.runtime.onnx_refs import check_weight_locations
+from s2f.runtime.bundle.manifest import GRAPH_FILES, GRAPH_ROLES, MANIFEST, BundleManifest, FileEntry
+from s2f.runtime.bundle.onnx_refs import check_weight_locations
+from s2f.runtime.bundle.reader import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def _export_end_to_end(staging: Path, files: dict[str, FileEntry], voice_input: 
         external_weight_files,
         graph_outputs,
     )
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     voice = VoiceInputSpec.from_dict(voice_input)
     reports = {"speech2face": export_speech_to_face(staging, GRAPH_FILES["voice_encoder"], GRAPH_FILES["face_decoder"],
@@ -185,10 +185,10 @@ def _export_end_to_end(staging: Path, files: dict[str, FileEntry], voice_input: 
 
 def _add_probe(staging: Path, files: dict[str, FileEntry], voice_encoder: nn.Module, face_decoder: nn.Module,
                face_encoder: nn.Module | None, voice_input: dict[str, Any]) -> None:
-    """The probe another engine or precision is judged by on open (``s2f.runtime.probe``)."""
+    """The probe another engine or precision is judged by on open (``s2f.runtime.engines.probe``)."""
     from s2f.export.probe import probe_arrays, write_probe
-    from s2f.runtime.probe import PROBE_ROLE
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.engines.probe import PROBE_ROLE
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     face = face_encoder.config.preprocessing if face_encoder is not None else None
     path = write_probe(staging, probe_arrays(voice_encoder, face_decoder, face_encoder,
@@ -201,8 +201,8 @@ def _raw_inputs(voice_encoder: nn.Module, files: list[Path]) -> dict[str, list[n
     model's clip length of them) at 16 kHz, photos as uint8 RGB."""
     from s2f.export.onnx_export import spec_for
     from s2f.export.real_inputs import split_files
-    from s2f.runtime.image import load_face
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.images import load_face
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     voices, faces = split_files(files)
     voice = VoiceInputSpec.from_dict(spec_for(voice_encoder).metadata["preprocessing"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from s2f.core.agreement import RoundingRule
 from s2f.models.original import add_original_decoder_flag
-from s2f.runtime.manifest import OPSET
+from s2f.runtime.bundle.manifest import OPSET
 
 
 def _graph_options(parser: argparse.ArgumentParser, verify_with_help: str) -> None:

@@ -40,8 +40,7 @@ from s2f.export.face_graph import face_input
 from s2f.export.graph_metadata import set_metadata
 from s2f.export.onnx_builder import FLOAT, UINT8, GraphBuilder, tensor_info
 from s2f.export.speech_graph import speech_features
-from s2f.runtime.face_preprocess import FacePreprocessing, preprocess
-from s2f.runtime.manifest import GRAPH_FILES, OPSET
+from s2f.runtime.bundle.manifest import GRAPH_FILES, OPSET
 from s2f.runtime.pipeline import (
     ALIGNED,
     OUTPUTS,
@@ -49,7 +48,8 @@ from s2f.runtime.pipeline import (
     graph_output_names,
     texture_to_image,
 )
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.preprocess.faces import FacePreprocessing, preprocess
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 log = logging.getLogger(__name__)
 

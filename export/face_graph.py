@@ -1,6 +1,6 @@
 """A face encoder's input computed inside ONNX, from an RGB photo of any size.
 
-The same conventions as ``s2f.runtime.face_preprocess.preprocess`` (``FacePreprocessing``),
+The same conventions as ``s2f.runtime.preprocess.faces.preprocess`` (``FacePreprocessing``),
 as standard ONNX operators on a uint8 ``[height, width, 3]`` image:
 
 * ``letterbox-bilinear`` (deepface): the longer side scaled to 224 (sizes computed in double
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from s2f.export.onnx_builder import DOUBLE, FLOAT, INT64, GraphBuilder
-from s2f.runtime.face_preprocess import FacePreprocessing
+from s2f.runtime.preprocess.faces import FacePreprocessing
 
 
 def face_input(g: GraphBuilder, image: str, spec: FacePreprocessing) -> str:

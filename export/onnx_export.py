@@ -1,7 +1,7 @@
 """PyTorch -> ONNX for every Speech2Face model, verified before anything is written.
 
 Each export goes through ``torch.onnx.export(dynamo=True)`` with a dynamic batch axis, the
-bundle's opset (``s2f.runtime.manifest.OPSET``), named inputs and outputs, and metadata that
+bundle's opset (``s2f.runtime.bundle.manifest.OPSET``), named inputs and outputs, and metadata that
 lets a torch-free runtime use the graph on its own: the model type and config, input/output names and shapes, and the
 preprocessing the inputs need (face-encoder conventions, spectrogram variant, fbank
 normalisation). Then the graph must pass ``onnx.checker`` and agree with PyTorch in
@@ -37,7 +37,7 @@ from s2f.export.precisions import (
 )
 from s2f.export.subpixel import defer_final_shuffle, with_subpixel_convolutions
 from s2f.models.exact import float64_copy
-from s2f.runtime.manifest import OPSET
+from s2f.runtime.bundle.manifest import OPSET
 
 __all__ = ["ExportOptions", "ExportReport", "ExportSpec", "export_onnx", "fp16_path", "int8_path", "spec_for",
            "verify_graph"]

@@ -1,4 +1,4 @@
-"""Write the bundle's probe (``s2f.runtime.probe``): small inputs for every graph and what
+"""Write the bundle's probe (``s2f.runtime.engines.probe``): small inputs for every graph and what
 PyTorch, in float32, makes of them.
 
 The inputs are the ones verification already uses (synthetic speech of the model's clip
@@ -19,9 +19,9 @@ from torch import nn
 
 from s2f.export.end_to_end import face_verification_images, synthetic_speech
 from s2f.models.exact import exact_output
-from s2f.runtime.face_preprocess import FacePreprocessing, preprocess
-from s2f.runtime.probe import EXACT, PROBE
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.engines.probe import EXACT, PROBE
+from s2f.runtime.preprocess.faces import FacePreprocessing, preprocess
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 PROBE_CLIPS = 2  # a batch of two: batching is part of what an engine must get right
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from s2f.core.errors import InputError
-from s2f.runtime.audio import AUDIO_SUFFIXES
-from s2f.runtime.image import IMAGE_SUFFIXES
+from s2f.runtime.preprocess.audio import AUDIO_SUFFIXES
+from s2f.runtime.preprocess.images import IMAGE_SUFFIXES
 
 
 def split_files(files: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -40,9 +40,9 @@ def encoder_inputs(model: nn.Module, files: list[Path]) -> np.ndarray | None:
     """One batch of ``model``'s inputs from the files it can take (clips for a voice encoder,
     photos for a face encoder); None when none of the files fits."""
     from s2f.export.onnx_export import spec_for
-    from s2f.runtime.face_preprocess import preprocess
-    from s2f.runtime.image import load_face
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.faces import preprocess
+    from s2f.runtime.preprocess.images import load_face
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     voices, faces = split_files(files)
     spec = spec_for(model)

@@ -2,7 +2,7 @@
 
 The signature is model-signing's own (``signing.Config().use_elliptic_key_signer``): sha256 of
 every file of the bundle, ``model.sig`` excluded, so ``model_signing verify key`` and
-``s2f-runtime --trust-key`` (``s2f.runtime.signature``) both check it. A bundle is verified
+``s2f-runtime --trust-key`` (``s2f.runtime.bundle.signature``) both check it. A bundle is verified
 against its manifest before it is signed: a signature must never vouch for a file that was
 already altered. The key is checked before an export's minutes of work, and ``model.sig``
 appears whole or not at all.
@@ -17,7 +17,7 @@ from pathlib import Path
 from s2f.core.atomic import atomic_output
 from s2f.core.errors import InputError
 from s2f.core.extras import require
-from s2f.runtime.manifest import SIGNATURE
+from s2f.runtime.bundle.manifest import SIGNATURE
 
 PASSWORD_ENV = "S2F_SIGN_KEY_PASSWORD"  # the passphrase of an encrypted private key
 
@@ -33,7 +33,7 @@ def check_signing_key(path: Path) -> str:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    from s2f.runtime.signature import check_curve, key_fingerprint, read_key_file
+    from s2f.runtime.bundle.signature import check_curve, key_fingerprint, read_key_file
 
     data = read_key_file(path)
     if b"PUBLIC KEY" in data and b"PRIVATE KEY" not in data:
@@ -54,7 +54,7 @@ def check_signing_key(path: Path) -> str:
 def sign_bundle(root: str | Path, key: str | Path) -> str:
     """Write ``root/model.sig``, signed with the private key ``key``, after checking every
     file against the manifest; returns the key's fingerprint."""
-    from s2f.runtime.bundle import open_bundle
+    from s2f.runtime.bundle.reader import open_bundle
 
     root, key = Path(root), Path(key)
     fingerprint = check_signing_key(key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from s2f.runtime.signature import TRUST_KEY_ENV
+from s2f.runtime.bundle.signature import TRUST_KEY_ENV
 
 PASSWORD_HELP = "an encrypted key's passphrase is read from $S2F_SIGN_KEY_PASSWORD"
 
@@ -55,7 +55,7 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 def run_sign(args: argparse.Namespace) -> int:
     from s2f.export.signing import sign_bundle
-    from s2f.runtime.manifest import SIGNATURE
+    from s2f.runtime.bundle.manifest import SIGNATURE
 
     fingerprint = sign_bundle(args.bundle, args.key)
     print(f"{args.bundle / SIGNATURE}: signed by key {fingerprint[:16]} ({args.key})")
@@ -64,9 +64,9 @@ def run_sign(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     from s2f.core.extras import require
-    from s2f.runtime.bundle import open_bundle
-    from s2f.runtime.manifest import SIGNATURE
-    from s2f.runtime.signature import trusted_key
+    from s2f.runtime.bundle.manifest import SIGNATURE
+    from s2f.runtime.bundle.reader import open_bundle
+    from s2f.runtime.bundle.signature import trusted_key
 
     key = trusted_key(args.key)
     if key is not None:

@@ -1,7 +1,7 @@
 """The voice encoder's input computed inside ONNX, from a raw 16 kHz waveform.
 
-The same steps as ``VoiceInputSpec.features`` (``s2f.runtime.voice_input``), with the same
-constants (``s2f.runtime.features``), written as standard ONNX operators:
+The same steps as ``VoiceInputSpec.features`` (``s2f.runtime.preprocess.voice_input``), with the same
+constants (``s2f.runtime.preprocess.features``), written as standard ONNX operators:
 
 * with the original's ``audio_steps``, 16-bit PCM rounding before and after the loudness step;
 * RMS loudness to ``target_dbfs`` per clip: silence (RMS below -120 dBFS) untouched, the gain
@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from s2f.export.onnx_builder import DOUBLE, FLOAT, GraphBuilder
-from s2f.runtime.audio import PCM16_SCALE, SILENCE_RMS
-from s2f.runtime.features import (
+from s2f.runtime.preprocess.audio import PCM16_SCALE, SILENCE_RMS
+from s2f.runtime.preprocess.features import (
     FLOAT32_EPS,
     POWER_LAW,
     VE_FFT,
@@ -34,7 +34,7 @@ from s2f.runtime.features import (
     _hann,
     kaldi_mel_banks,
 )
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 BINS = VE_FFT // 2 + 1
 PREEMPHASIS = 0.97
@@ -63,7 +63,7 @@ def speech_features(g: GraphBuilder, waveform: str, spec: VoiceInputSpec) -> str
 
 
 def normalize_loudness(g: GraphBuilder, waveform: str, target_dbfs: float) -> str:
-    """``s2f.runtime.audio.normalize_loudness`` per row: the gain in double, applied in float32."""
+    """``s2f.runtime.preprocess.audio.normalize_loudness`` per row: the gain in double, applied in float32."""
     wide = g.op("Cast", waveform, to=DOUBLE)
     axis = g.ints(1)
     rms = g.op("Sqrt", g.op("ReduceMean", g.op("Mul", wide, wide), axis, keepdims=1))
@@ -74,7 +74,7 @@ def normalize_loudness(g: GraphBuilder, waveform: str, target_dbfs: float) -> st
 
 
 def to_pcm16(g: GraphBuilder, waveform: str) -> str:
-    """``s2f.runtime.audio.to_pcm16``: ``Round`` is half to even, as ``np.rint``."""
+    """``s2f.runtime.preprocess.audio.to_pcm16``: ``Round`` is half to even, as ``np.rint``."""
     steps = g.op("Round", g.op("Mul", waveform, g.scalar(PCM16_SCALE, np.float32)))
     steps = g.op("Min", g.op("Max", steps, g.scalar(-32768.0, np.float32)), g.scalar(32767.0, np.float32))
     return g.op("Div", steps, g.scalar(PCM16_SCALE, np.float32))

@@ -19,9 +19,9 @@ from pathlib import Path
 from s2f.core.command_line import add_verbosity_flags, run_command
 from s2f.core.errors import InputError
 from s2f.core.listing import paths_under
-from s2f.runtime.backends import BACKENDS, PRECISIONS
 from s2f.runtime.directory import DEFAULT_BATCH_SIZE
-from s2f.runtime.providers import DEVICES
+from s2f.runtime.engines.backends import BACKENDS, PRECISIONS
+from s2f.runtime.engines.onnxruntime import DEVICES
 
 # ServeConfig fields every runtime command shares (common()) or that come from --two-stage
 SHARED_SERVE_FIELDS = ("bundle", "device", "threads", "precision", "backend", "unverified", "end_to_end", "trust_key")
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--split", type=Path, help="split JSON: score its --part identities (default: all)")
     score.add_argument("--part", default="test")
     score.add_argument("--max-clips", type=int, help="clips per identity (default: all)")
-    from s2f.runtime.scorecard import add_judge_flags
+    from s2f.runtime.evaluate.scorecard import add_judge_flags
 
     add_judge_flags(score, face_encoder=False)
     common(score)
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
     from s2f.core.config_flags import add_config_flags
-    from s2f.runtime.server import ServeConfig
+    from s2f.runtime.serve.server import ServeConfig
 
     add_config_flags(serve, ServeConfig, exclude=SHARED_SERVE_FIELDS)
     serve.set_defaults(func=run_serve, extras=("serve",), what_runs="serve")
@@ -136,10 +136,10 @@ def run_convert(args: argparse.Namespace) -> int:
 
     from s2f.core.progress import progress_bar
     from s2f.core.shards import resolve_shard
-    from s2f.runtime.audio import AUDIO_SUFFIXES
     from s2f.runtime.directory import run_directory
-    from s2f.runtime.image import IMAGE_SUFFIXES
     from s2f.runtime.pipeline import FaceToFace, SpeechToFace
+    from s2f.runtime.preprocess.audio import AUDIO_SUFFIXES
+    from s2f.runtime.preprocess.images import IMAGE_SUFFIXES
 
     one_file = args.input.is_file()  # one-shot: open fast rather than prepack for later batches
     if not one_file and not args.input.is_dir():
@@ -180,7 +180,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_grid(args: argparse.Namespace) -> int:
-    from s2f.runtime.grid import save_face_grid
+    from s2f.runtime.evaluate.grid import save_face_grid
     from s2f.runtime.pipeline import FaceToFace, SpeechToFace, original
 
     if len(args.faces) != len(args.voices):
@@ -200,8 +200,8 @@ def run_grid(args: argparse.Namespace) -> int:
 
 
 def run_scorecard(args: argparse.Namespace) -> int:
-    from s2f.runtime.score_bundle import score_bundle
-    from s2f.runtime.scorecard import judge_input, summary_lines
+    from s2f.runtime.evaluate.score_bundle import score_bundle
+    from s2f.runtime.evaluate.scorecard import judge_input, summary_lines
 
     report = score_bundle(args.bundle, args.corpus, args.output, args.split, args.part, args.judge,
                           judge_input(args), args.device, args.max_clips)
@@ -212,7 +212,7 @@ def run_scorecard(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     from s2f.core.config_flags import config_from_args
-    from s2f.runtime.server import ServeConfig, serve
+    from s2f.runtime.serve.server import ServeConfig, serve
 
     config = config_from_args(ServeConfig, args, end_to_end=_end_to_end(args))
     serve(config, args.host, args.port, on_open=lambda: print(

@@ -6,7 +6,7 @@
 With a bundle's end-to-end graphs (``speech2face.onnx``, ``face2face.onnx``) the Python work
 is decoding and resampling; everything else runs in the graph. Bundles without them (or
 ``end_to_end=False``, or fp16) run the encoder and decoder graphs on inputs prepared by the
-same numpy code training used (``s2f.runtime.voice_input``, ``s2f.runtime.face_preprocess``),
+same numpy code training used (``s2f.runtime.preprocess.voice_input``, ``s2f.runtime.preprocess.faces``),
 with the settings recorded in the manifest; on CUDA the embedding then stays on the GPU
 between the two graphs (IOBinding).
 """
@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from s2f.core.errors import InputError
-from s2f.runtime.audio import AudioSource
-from s2f.runtime.bundle import Bundle, open_bundle
-from s2f.runtime.engine_choice import EngineRequest, describe, open_graph
-from s2f.runtime.face_preprocess import as_rgb_uint8, decoder_target, preprocess
-from s2f.runtime.image import load_face
-from s2f.runtime.manifest import MANIFEST, face_preprocessing
-from s2f.runtime.probe import load_probe
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.bundle.manifest import MANIFEST, face_preprocessing
+from s2f.runtime.bundle.reader import Bundle, open_bundle
+from s2f.runtime.engines.choice import EngineRequest, describe, open_graph
+from s2f.runtime.engines.onnxruntime import run_graph
+from s2f.runtime.engines.probe import load_probe
+from s2f.runtime.preprocess.audio import AudioSource
+from s2f.runtime.preprocess.faces import as_rgb_uint8, decoder_target, preprocess
+from s2f.runtime.preprocess.images import load_face
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 log = logging.getLogger(__name__)
 _REFERENCE = {None, "fp32"}  # precisions an explicit backend runs without the probe
@@ -70,7 +71,7 @@ class _Decoding:
     a one-shot command. ``verify_cache=False`` rehashes every file.
     ``backend``: ``onnxruntime``, ``openvino`` (the same graphs, ``speech2face[openvino]``) or
     ``auto`` (per graph, the fastest engine that passes the bundle's probe here;
-    ``s2f.runtime.engine_choice``). ``precision``: ``fp32`` (None: fp32, or any for auto);
+    ``s2f.runtime.engines.choice``). ``precision``: ``fp32`` (None: fp32, or any for auto);
     ``bf16`` computes the float32 graphs in bfloat16 (OpenVINO, CPUs with bf16 units);
     ``fp16`` and ``int8`` use the bundle's float16 (``--fp16``, for GPUs) or int8 graphs
     (``--int8``, for CPUs); inputs and outputs stay float32 either way. Any precision but
@@ -152,17 +153,6 @@ class _Decoding:
 
 
 IMAGE_SIZE = 224  # the decoder's face, and so every graph's image output
-
-
-def run_graph(session, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """``session.run``, a failure of onnxruntime becoming one ``InputError`` naming the graph."""
-    from s2f.runtime.providers import onnxruntime_errors, onnxruntime_reason
-
-    try:
-        return session.run(outputs, feeds)
-    except (*onnxruntime_errors(), RuntimeError, MemoryError) as err:
-        path = getattr(session, "graph_path", None)
-        raise InputError(path, f"onnxruntime failed to run this graph ({onnxruntime_reason(err, path)})") from None
 
 
 def _expect(session, name: str, value: np.ndarray, kind, shape: tuple) -> None:

@@ -61,7 +61,7 @@ def run_demo(config: DemoConfig) -> bool:
         log.info("speech->face recall@5 among %d candidates, %d unseen identities: %.3f (chance %.3f); decoder L1 "
                  "%.4f vs mean face %.4f", result["candidates"], result["identities"], result["recall@5"],
                  result["chance@5"], result["decoder_l1"], result["mean_face_l1"])
-        from s2f.runtime.scorecard import summary_lines
+        from s2f.runtime.evaluate.scorecard import summary_lines
 
         for line in summary_lines(result["bundle_sf2f"]):
             log.info("%s", line)

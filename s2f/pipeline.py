@@ -60,7 +60,7 @@ def voice_input(config: PipelineConfig):
     """VE_conv sees the corpus's clips at their own length (looping a 3 s clip to the paper's 6 s
     doubles the encoder's work and adds nothing it has not heard); the AST keeps its fixed
     1024-frame input."""
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     if config.encoder == "ve_conv":
         return VoiceInputSpec(encoder="ve_conv", seconds=config.seconds)
@@ -238,7 +238,7 @@ def serve_with_runtime(workdir: Path, corpus: Path, split: Path, runtime_env: Pa
 def check_serving(command: list[str], bundle: Path, voice: Path, face: Path) -> dict[str, int]:
     """Start ``s2f-runtime serve`` on the bundle, call every endpoint once, stop it with
     SIGTERM; returns the status of each call (all must be 200)."""
-    from s2f.runtime.server_process import ServerProcess
+    from s2f.runtime.serve.process import ServerProcess
 
     calls = (("GET", "/healthz", None, ""), ("GET", "/", None, ""),
              ("POST", "/v1/speech2face", voice.read_bytes(), "audio/wav"),

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from s2f.core.errors import InputError
-from s2f.runtime.server_process import ServerProcess
+from s2f.runtime.serve.process import ServerProcess
 
 
 class Server(ServerProcess):

@@ -9,6 +9,8 @@
   so every layer may import it;
 * ``s2f.runtime`` is inference only: it imports nothing of ours but ``s2f.core`` (and ``s2f``
   itself for the version) and never torch, anywhere, not even inside a function;
+* inside ``s2f.runtime``, each room imports only the rooms below it (``RUNTIME_ROOMS``):
+  preprocess <- bundle <- engines <- pipeline <- evaluate, serve <- cli;
 * nothing outside ``s2f.runtime`` reaches into it for the base layer's names;
 * models never import training;
 * the converters never import torch at module level (converting a Keras file needs no torch);
@@ -38,7 +40,7 @@ ORCHESTRATION = ("s2f.cli", "s2f.demo", "s2f.demo_cli", "s2f.pipeline", "s2f.__m
 
 @dataclass(frozen=True)
 class Import:
-    module: str  # the importing module, e.g. s2f.runtime.bundle
+    module: str  # the importing module, e.g. s2f.runtime.bundle.reader
     target: str  # the imported module, e.g. s2f.core.errors
     top_level: bool  # at module level (not inside a function or class body)
     line: int
@@ -91,7 +93,7 @@ def _under(target: str, *prefixes: str) -> bool:
 
 def test_the_linter_sees_the_whole_package():
     modules = _modules()
-    assert {"s2f.core.errors", "s2f.runtime.bundle", "s2f.converters.vggface", "s2f.models.registry",
+    assert {"s2f.core.errors", "s2f.runtime.bundle.reader", "s2f.converters.vggface", "s2f.models.registry",
             "s2f.train.trainer", "s2f.export.onnx_export", "s2f.weights.fetch", "s2f.cli"} <= set(modules)
     inner = [imp for imp in ALL_IMPORTS if imp.module == "s2f.export.bundle" and imp.target == "torch"]
     # export/bundle.py has `from torch import nn` at the top and `import torch` inside a function
@@ -111,6 +113,34 @@ def test_runtime_imports_only_the_base_layer_and_never_torch():
            and (_under(imp.target, "torch", "tensorflow", "tf_keras", "transformers")
                 or (_under(imp.target, "s2f") and not _under(imp.target, "s2f.runtime", "s2f.core")
                     and imp.target != "s2f"))]
+    assert bad == []
+
+
+# each room of the runtime and the rooms it may import (besides itself, s2f.core and s2f)
+RUNTIME_ROOMS = {
+    "preprocess": (),
+    "bundle": ("preprocess",),
+    "engines": ("bundle",),
+    "pipeline": ("preprocess", "bundle", "engines"),
+    "directory": ("preprocess", "bundle", "engines", "pipeline"),
+    "evaluate": ("preprocess", "bundle", "engines", "pipeline"),
+    "serve": ("preprocess", "bundle", "engines", "pipeline"),
+    "cli": ("preprocess", "bundle", "engines", "pipeline", "directory", "evaluate", "serve"),
+}
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["s2f", "runtime"] else None
+
+
+def test_each_runtime_room_imports_only_the_rooms_below_it():
+    rooms = {_room(name) for name in _modules() if _room(name)}
+    assert rooms == set(RUNTIME_ROOMS), rooms  # every module is in a room the rule knows
+    crossings = [imp for imp in ALL_IMPORTS if _room(imp.module) and _room(imp.target)
+                 and _room(imp.module) != _room(imp.target)]
+    assert any(_room(imp.module) == "cli" and _room(imp.target) == "serve" for imp in crossings)  # the rule sees them
+    bad = [str(imp) for imp in crossings if _room(imp.target) not in RUNTIME_ROOMS[_room(imp.module)]]
     assert bad == []
 
 

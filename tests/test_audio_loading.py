@@ -11,7 +11,7 @@ from helpers import write_m4a
 
 from s2f.core.errors import InputError
 from s2f.data.synth_voice import speech_clip
-from s2f.runtime.audio import fit_duration, load_audio, normalize_loudness, rms_dbfs
+from s2f.runtime.preprocess.audio import fit_duration, load_audio, normalize_loudness, rms_dbfs
 
 
 def _tone(seconds: float, rate: int, freq: float = 440.0, channels: int = 1) -> np.ndarray:

@@ -21,9 +21,9 @@ from serving import Server
 from s2f.core.errors import InputError
 from s2f.data.synth_voice import speech_clip
 from s2f.export.bundle import export_bundle
-from s2f.runtime.backends import CACHE_ENV, has_bf16
+from s2f.runtime.engines.backends import CACHE_ENV, has_bf16
+from s2f.runtime.engines.probe import PROBE
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
-from s2f.runtime.probe import PROBE
 
 pytestmark = pytest.mark.slow
 RUNTIME = [sys.executable, "-m", "s2f.runtime.cli"]

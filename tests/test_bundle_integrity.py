@@ -21,7 +21,7 @@ from s2f.export.bundle import export_bundle
 from s2f.models.face_encoder import build_face_encoder
 from s2f.models.face_encoder_config import FaceEncoderConfig
 from s2f.models.registry import MODELS
-from s2f.runtime.bundle import open_bundle
+from s2f.runtime.bundle.reader import open_bundle
 
 pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 

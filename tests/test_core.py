@@ -45,7 +45,7 @@ def _check_against(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] =
 
 def test_serve_flags_are_the_serve_config():
     from s2f.runtime.cli import SHARED_SERVE_FIELDS, build_parser
-    from s2f.runtime.server import ServeConfig
+    from s2f.runtime.serve.server import ServeConfig
 
     serve = _parser_of(build_parser, "serve")
     assert _check_against(serve, ServeConfig, skip=SHARED_SERVE_FIELDS) == 10
@@ -72,7 +72,7 @@ def test_train_and_evaluate_flags_are_the_run_dataclasses():
 
 
 def test_flags_round_trip_into_the_dataclass_and_refusals_name_the_flag():
-    from s2f.runtime.server import ServeConfig
+    from s2f.runtime.serve.server import ServeConfig
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--bundle")
@@ -106,7 +106,7 @@ def test_docstring_entries_name_fields_and_continue_on_indented_lines():
 
 def test_one_cache_folder_and_one_variable(tmp_path, monkeypatch):
     from s2f.core.cache import cache_dir
-    from s2f.runtime.verify_cache import cache_path
+    from s2f.runtime.bundle.verify_cache import cache_path
     from s2f.weights.fetch import default_cache_dir
 
     monkeypatch.setenv("S2F_CACHE", str(tmp_path / "mine"))
@@ -132,7 +132,7 @@ def test_split_file_is_read_once_and_edits_fail_in_one_line(tmp_path):
 
 
 def test_manifest_schema_round_trips_and_refuses_a_bad_field(tmp_path):
-    from s2f.runtime.manifest import GRAPH_FILES, BundleManifest, FileEntry
+    from s2f.runtime.bundle.manifest import GRAPH_FILES, BundleManifest, FileEntry
 
     digest = "0" * 64
     manifest = BundleManifest(

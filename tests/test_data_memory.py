@@ -122,7 +122,7 @@ def test_the_worker_pool_draws_items_only_as_results_are_taken():
 
 
 def test_a_large_photo_is_reduced_before_its_wide_copy():
-    from s2f.runtime.face_preprocess import letterbox
+    from s2f.runtime.preprocess.faces import letterbox
 
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, (2400, 1800, 3), dtype=np.uint8)

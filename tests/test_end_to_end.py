@@ -35,13 +35,13 @@ from s2f.export.end_to_end import (
 from s2f.export.face_graph import face_input
 from s2f.export.onnx_builder import FLOAT, UINT8, GraphBuilder, tensor_info
 from s2f.export.speech_graph import fit_duration, normalize_loudness
-from s2f.runtime.audio import fit_duration as numpy_fit_duration
-from s2f.runtime.audio import normalize_loudness as numpy_normalize_loudness
-from s2f.runtime.bundle import open_bundle
-from s2f.runtime.face_preprocess import FACE_PREPROCESSING, preprocess
-from s2f.runtime.image import load_face
+from s2f.runtime.bundle.reader import open_bundle
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.preprocess.audio import fit_duration as numpy_fit_duration
+from s2f.runtime.preprocess.audio import normalize_loudness as numpy_normalize_loudness
+from s2f.runtime.preprocess.faces import FACE_PREPROCESSING, preprocess
+from s2f.runtime.preprocess.images import load_face
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 

@@ -103,8 +103,8 @@ def test_face_encoder_export_with_real_face(tmp_path):
 
     from s2f.models.face_encoder import build_face_encoder, he_normal_init_
     from s2f.models.face_encoder_config import FaceEncoderConfig
-    from s2f.runtime.face_preprocess import preprocess
-    from s2f.runtime.image import load_face
+    from s2f.runtime.preprocess.faces import preprocess
+    from s2f.runtime.preprocess.images import load_face
 
     encoder = he_normal_init_(build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", True)), 0)
     face = preprocess(load_face(SAMPLE_FACE), "keras-vggface-v2")

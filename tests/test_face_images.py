@@ -8,7 +8,7 @@ from helpers import SAMPLE_FACE
 from PIL import Image
 
 from s2f.core.errors import InputError
-from s2f.runtime.image import load_face
+from s2f.runtime.preprocess.images import load_face
 
 FACE = SAMPLE_FACE
 

@@ -1,4 +1,4 @@
-"""``s2f.runtime.face_preprocess.preprocess`` reproduces each upstream's own preprocessing code."""
+"""``s2f.runtime.preprocess.faces.preprocess`` reproduces each upstream's own preprocessing code."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from helpers import SAMPLE_FACE
 from PIL import Image
 
 from s2f.models.face_encoder_config import FaceEncoderConfig
-from s2f.runtime.face_preprocess import preprocess, resize_bilinear_like_opencv
+from s2f.runtime.preprocess.faces import preprocess, resize_bilinear_like_opencv
 
 FACE = SAMPLE_FACE
 

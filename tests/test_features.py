@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from s2f.data.synth_voice import speech_clip
-from s2f.runtime.features import ast_fbank, kaldi_fbank, ve_spectrogram
+from s2f.runtime.preprocess.features import ast_fbank, kaldi_fbank, ve_spectrogram
 
 
 @pytest.fixture(scope="module")

@@ -106,8 +106,8 @@ def test_an_int8_export_here_writes_the_same_graph(micro, tmp_path):
 
 def test_the_end_to_end_gate_passes_here(micro, tmp_path):
     from s2f.export.end_to_end import export_speech_to_face
-    from s2f.runtime.bundle import open_bundle
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.bundle.reader import open_bundle
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     bundle = tmp_path / "bundle"
     shutil.copytree(micro / "bundle", bundle)
@@ -120,7 +120,7 @@ def test_the_end_to_end_gate_passes_here(micro, tmp_path):
 
 
 def _engines():
-    from s2f.runtime.backends import Engine, backend_available
+    from s2f.runtime.engines.backends import Engine, backend_available
 
     engines = [Engine("onnxruntime", "fp32"), Engine("onnxruntime", "int8")]
     if backend_available("openvino"):
@@ -130,9 +130,9 @@ def _engines():
 
 @pytest.mark.parametrize("role", ["voice_encoder", "face_decoder", "speech2face"])
 def test_the_probe_passes_every_engine_of_a_correct_bundle_here(micro, role):
-    from s2f.runtime.bundle import open_bundle
-    from s2f.runtime.engine_choice import EngineRequest, _open
-    from s2f.runtime.probe import load_probe
+    from s2f.runtime.bundle.reader import open_bundle
+    from s2f.runtime.engines.choice import EngineRequest, _open
+    from s2f.runtime.engines.probe import load_probe
 
     bundle = open_bundle(micro / "bundle")
     probe = load_probe(bundle)
@@ -149,9 +149,9 @@ def test_the_probe_refuses_a_float32_engine_that_computes_something_else(micro, 
     which a cosine gate passes; the rounding rule does not."""
     from helpers import rewrite_manifest_to_match
 
-    from s2f.runtime.bundle import open_bundle
-    from s2f.runtime.engine_choice import EngineRequest, _open
-    from s2f.runtime.probe import load_probe
+    from s2f.runtime.bundle.reader import open_bundle
+    from s2f.runtime.engines.choice import EngineRequest, _open
+    from s2f.runtime.engines.probe import load_probe
 
     broken = tmp_path / "bundle"
     shutil.copytree(micro / "bundle", broken)
@@ -159,7 +159,7 @@ def test_the_probe_refuses_a_float32_engine_that_computes_something_else(micro, 
         shutil.copy(micro / "broken" / "Keras epsilon" / name, broken / name)
     rewrite_manifest_to_match(broken, "voice_encoder.onnx", "voice_encoder.onnx.data")
     bundle = open_bundle(broken)
-    from s2f.runtime.backends import Engine
+    from s2f.runtime.engines.backends import Engine
 
     engine = Engine("onnxruntime", "fp32")
     session = _open(bundle, "voice_encoder", engine, EngineRequest(backend="onnxruntime"))

@@ -181,7 +181,7 @@ def test_the_clean_bundle_still_runs(clean_bundle, clip, tmp_path):
 
 
 def test_weight_locations_are_read_off_the_protobuf(tmp_path):
-    from s2f.runtime.onnx_refs import check_weight_locations, external_locations
+    from s2f.runtime.bundle.onnx_refs import check_weight_locations, external_locations
 
     data = np.arange(4, dtype=np.float32)
     (tmp_path / "w.data").write_bytes(data.tobytes())

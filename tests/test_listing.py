@@ -47,8 +47,8 @@ def test_preprocessing_and_the_runtime_reader_see_nested_and_linked_clips(tmp_pa
     """VoxCeleb's <id>/<video>/ nesting and a symlinked audios/ folder, seen alike by
     preprocessing's listing and the runtime's corpus reader (the scorecard's)."""
     from s2f.data.layout import find_files
-    from s2f.runtime.audio import AUDIO_SUFFIXES
-    from s2f.runtime.corpus import read_corpus
+    from s2f.runtime.evaluate.corpus import read_corpus
+    from s2f.runtime.preprocess.audio import AUDIO_SUFFIXES
 
     corpus = _tree(tmp_path)
     (tmp_path / "bob_audio" / "id2" / "v").mkdir(parents=True)

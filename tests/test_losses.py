@@ -120,7 +120,7 @@ def test_texture_embedder_matches_numpy_preprocessing():
 
     from s2f.models.face_encoder import build_face_encoder
     from s2f.models.face_encoder_config import FaceEncoderConfig
-    from s2f.runtime.face_preprocess import preprocess
+    from s2f.runtime.preprocess.faces import preprocess
     from s2f.train.tasks import TextureEmbedder
 
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from helpers import run_s2f
 
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 from s2f.train.device_features import DeviceFeatures
 
 SPECS = {

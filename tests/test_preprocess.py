@@ -15,9 +15,9 @@ from PIL import Image
 from s2f.core.errors import InputError
 from s2f.data.synth import SynthConfig, synthesize_corpus
 from s2f.data.synth_voice import speech_clip
-from s2f.runtime.face_preprocess import decoder_target, preprocess
-from s2f.runtime.image import load_face
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.preprocess.faces import decoder_target, preprocess
+from s2f.runtime.preprocess.images import load_face
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 GOOD_CLIPS = ("alice/audios/a.wav", "alice/audios/session2/b.flac", "bob/audios/8bit.wav", "bob/audios/stereo48k.wav")
 

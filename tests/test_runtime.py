@@ -20,10 +20,10 @@ from helpers import REPO, SAMPLE_FACE, fresh_venv, run_isolated, small_models
 from s2f.core.errors import InputError
 from s2f.data.synth_voice import speech_clip
 from s2f.export.bundle import export_bundle
-from s2f.runtime.bundle import open_bundle
-from s2f.runtime.face_preprocess import preprocess
-from s2f.runtime.image import load_face
+from s2f.runtime.bundle.reader import open_bundle
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
+from s2f.runtime.preprocess.faces import preprocess
+from s2f.runtime.preprocess.images import load_face
 
 pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 
@@ -138,8 +138,8 @@ def test_tampered_weights_file_is_refused_when_used(bundle, tmp_path):
 
 
 def test_verified_files_are_not_hashed_again_until_written(bundle, tmp_path, monkeypatch):
-    import s2f.runtime.bundle as bundle_module
-    import s2f.runtime.verify_cache as verify_cache
+    import s2f.runtime.bundle.reader as bundle_module
+    import s2f.runtime.bundle.verify_cache as verify_cache
 
     monkeypatch.setattr(verify_cache, "RACY_SECONDS", 0.0)  # the copy below is only milliseconds old
     copy = tmp_path / "bundle"
@@ -167,7 +167,7 @@ def test_verified_files_are_not_hashed_again_until_written(bundle, tmp_path, mon
 
 
 def test_verify_cache_skips_files_too_young_or_changed_while_hashed(tmp_path):
-    from s2f.runtime.verify_cache import VerifyCache, file_identity
+    from s2f.runtime.bundle.verify_cache import VerifyCache, file_identity
 
     cache = VerifyCache(tmp_path / "verified.json")
     young = tmp_path / "young"

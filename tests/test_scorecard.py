@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from s2f.runtime.scorecard import (
+from s2f.runtime.evaluate.scorecard import (
     RECALL_KS,
     JudgeInput,
     ScorecardInputs,

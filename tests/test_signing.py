@@ -86,7 +86,7 @@ def test_a_signed_bundle_runs_with_its_key_and_gives_the_unsigned_face(signed_bu
     from s2f.runtime.pipeline import SpeechToFace
 
     model = SpeechToFace(signed_bundle, device="cpu", trust_key=keys / "key.pub")
-    from s2f.runtime.signature import key_fingerprint, load_public_key
+    from s2f.runtime.bundle.signature import key_fingerprint, load_public_key
 
     assert model.bundle.signed_by == key_fingerprint(load_public_key(keys / "key.pub"))
 
@@ -96,7 +96,7 @@ def test_model_signing_verifies_our_signature_and_we_verify_its(signed_bundle, k
 
     verifying.Config().use_elliptic_key_verifier(public_key=keys / "key.pub").verify(
         signed_bundle, signed_bundle / "model.sig")  # model-signing's full check: hashes every file
-    from s2f.runtime.bundle import open_bundle
+    from s2f.runtime.bundle.reader import open_bundle
 
     for algorithm in ("sha256", "blake3"):  # blake3: not the manifest's digests, checked the standard way
         bundle = tmp_path / algorithm
@@ -264,7 +264,7 @@ def test_export_refuses_a_key_that_cannot_sign_before_exporting(keys, tmp_path):
 
 def test_an_encrypted_key_signs_with_its_passphrase(signed_bundle, tmp_path, monkeypatch):
     from s2f.export.signing import check_signing_key, generate_key_pair, sign_bundle
-    from s2f.runtime.bundle import open_bundle
+    from s2f.runtime.bundle.reader import open_bundle
 
     monkeypatch.setenv("S2F_SIGN_KEY_PASSWORD", "correct horse")
     private, public = generate_key_pair(tmp_path / "locked.pem")

@@ -12,9 +12,9 @@ from helpers import run_s2f
 from PIL import Image
 
 from s2f.data.synth import SynthConfig, synthesize_corpus
-from s2f.runtime.audio import load_audio
-from s2f.runtime.features import kaldi_fbank
-from s2f.runtime.image import load_face
+from s2f.runtime.preprocess.audio import load_audio
+from s2f.runtime.preprocess.features import kaldi_fbank
+from s2f.runtime.preprocess.images import load_face
 
 
 def _digest(root) -> dict[str, str]:
@@ -109,7 +109,7 @@ def test_the_synthetic_teacher_tells_people_apart():
     from s2f.data.synth_face import draw_face
     from s2f.data.synth_identity import Identity
     from s2f.data.synth_teacher import synthetic_face_encoder
-    from s2f.runtime.face_preprocess import preprocess
+    from s2f.runtime.preprocess.faces import preprocess
 
     model = synthetic_face_encoder(seed=0, calibration_faces=16)
     people = [Identity.draw(7, index) for index in range(4)]

@@ -13,8 +13,8 @@ from PIL import Image
 from s2f.assets import SAMPLE_FACE
 from s2f.core.errors import InputError
 from s2f.data.synth_voice import speech_clip
-from s2f.runtime.audio import load_audio
-from s2f.runtime.image import load_face
+from s2f.runtime.preprocess.audio import load_audio
+from s2f.runtime.preprocess.images import load_face
 
 
 @pytest.mark.parametrize("fmt,suffix", [("WAV", ".wav"), ("FLAC", ".flac"), ("OGG", ".ogg")])
@@ -70,7 +70,7 @@ def test_a_photo_from_an_open_file_equals_the_photo_from_its_path():
 def test_metrics_are_prometheus_exposition_from_one_registry_per_service():
     from prometheus_client.parser import text_string_to_metric_families
 
-    from s2f.runtime.metrics import Metrics
+    from s2f.runtime.serve.metrics import Metrics
 
     waiting = [3]
     metrics, other = Metrics(queue_depth=lambda: waiting[0]), Metrics()
@@ -92,7 +92,7 @@ def test_metrics_are_prometheus_exposition_from_one_registry_per_service():
 
 
 def test_upload_slots_cap_all_uploads_and_each_client_and_free_them():
-    from s2f.runtime.uploads import RequestError, UploadSlots
+    from s2f.runtime.serve.uploads import RequestError, UploadSlots
 
     slots = UploadSlots(total=3, per_client=2)
     with slots.hold("10.0.0.1"), slots.hold("10.0.0.1"):
@@ -114,7 +114,7 @@ def test_upload_slots_cap_all_uploads_and_each_client_and_free_them():
 def test_a_body_that_falls_behind_the_pace_gets_408_and_one_that_keeps_up_does_not():
     import asyncio
 
-    from s2f.runtime.uploads import BodyPace, RequestError, _paced
+    from s2f.runtime.serve.uploads import BodyPace, RequestError, _paced
 
     async def trickle(chunks: int, size: int, every: float):
         for _ in range(chunks):

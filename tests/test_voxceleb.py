@@ -201,8 +201,8 @@ def test_bad_metadata_is_one_line_exit_2_and_the_corpus_untouched(downloads, tmp
 def _corpus_listings(corpus: Path) -> dict[str, dict[str, int]]:
     """clips per identity as preprocessing, the runtime's corpus reader and stats see them."""
     from s2f.data.layout import find_files, identity_of
-    from s2f.runtime.audio import AUDIO_SUFFIXES
-    from s2f.runtime.corpus import read_corpus
+    from s2f.runtime.evaluate.corpus import read_corpus
+    from s2f.runtime.preprocess.audio import AUDIO_SUFFIXES
 
     preprocessing: dict[str, int] = {}
     for relative in find_files(corpus, AUDIO_SUFFIXES):
@@ -265,7 +265,7 @@ def test_an_ingested_corpus_is_preprocessed_trained_and_scored(downloads, tmp_pa
 
 def test_stats_measure_the_training_clips_and_preprocessing_uses_them(downloads, tmp_path, capsys):
     from s2f.data.feature_stats import AUDIO_STATS
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     corpus = tmp_path / "corpus"
     assert _ingest(downloads, corpus) == 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from s2f.core.cache import cache_dir
 from s2f.core.errors import InputError
 from s2f.core.progress import progress_bar
-from s2f.runtime.bundle import sha256_of
+from s2f.runtime.bundle.reader import sha256_of
 from s2f.weights.registry import WeightFile
 
 CHUNK = 1 << 20

@@ -12,7 +12,7 @@ from s2f.data.jobs import default_workers
 # Over 60 lines on purpose: one add_argument per flag of five commands, declarations and no logic.
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from s2f.data.landmarks import LANDMARK_MODES
-    from s2f.runtime.voice_input import AUDIO_STEPS, ENCODERS, VE_VARIANTS
+    from s2f.runtime.preprocess.voice_input import AUDIO_STEPS, ENCODERS, VE_VARIANTS
 
     pre = subparsers.add_parser("preprocess", help="raw audio / face photos -> model inputs and targets")
     kinds = pre.add_subparsers(dest="kind", metavar="KIND", required=True)
@@ -165,7 +165,7 @@ def run_preprocess_audio(args: argparse.Namespace) -> int:
     from s2f.data.feature_stats import AUDIO_STATS, read_stats
     from s2f.data.layout import AUDIO_REPORT, shard_report_name
     from s2f.data.preprocess_audio import preprocess_audio
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     extra = {key: value for key in ("seconds", "mean", "std") if (value := getattr(args, key)) is not None}
     measured = read_stats(args.data_dir, args.encoder) if args.mean is None and args.std is None else None

@@ -33,8 +33,8 @@ from s2f.core.splits import read_split
 from s2f.data.jobs import FileJob, RunReport, run_jobs
 from s2f.data.layout import AUDIO_DIR, AUDIO_SETTINGS, require_dir
 from s2f.data.settings import read_settings
-from s2f.runtime.audio import AUDIO_SUFFIXES
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.preprocess.audio import AUDIO_SUFFIXES
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from s2f.data.layout import (
 )
 from s2f.data.links import link_file
 from s2f.data.settings import claim_settings
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ def _vector(path: Path, what: str) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def _decoder_target(photo: Path) -> np.ndarray:
-    from s2f.runtime.face_preprocess import decoder_target
-    from s2f.runtime.image import load_face
+    from s2f.runtime.preprocess.faces import decoder_target
+    from s2f.runtime.preprocess.images import load_face
 
     return decoder_target(load_face(photo))

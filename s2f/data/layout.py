@@ -7,7 +7,7 @@ from pathlib import Path
 
 from s2f.core.errors import InputError
 from s2f.core.listing import iter_files, list_files
-from s2f.runtime.corpus import AUDIO_DIR, IMAGE_DIR, identity_dirs  # noqa: F401 (one place for the names)
+from s2f.runtime.evaluate.corpus import AUDIO_DIR, IMAGE_DIR, identity_dirs  # noqa: F401 (one place for the names)
 
 # per face image <stem>.jpg, preprocessing writes <stem> + each of these
 EMBEDDING_SUFFIX = "_embedding.npy"

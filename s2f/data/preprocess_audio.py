@@ -1,5 +1,5 @@
 """``s2f preprocess audio``: every voice clip under DATA_DIR -> its voice-encoder input
-(``s2f.runtime.voice_input``), one ``.npy`` per clip at the mirrored path under OUT_DIR."""
+(``s2f.runtime.preprocess.voice_input``), one ``.npy`` per clip at the mirrored path under OUT_DIR."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from s2f.core.shards import WHOLE, Shard
 from s2f.data.jobs import FileJob, ListedJobs, RunReport, run_jobs, save_array
 from s2f.data.layout import AUDIO_REPORT, AUDIO_SETTINGS, require_dir, shard_report_name
 from s2f.data.settings import claim_settings
-from s2f.runtime.audio import AUDIO_SUFFIXES
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.preprocess.audio import AUDIO_SUFFIXES
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 _spec: VoiceInputSpec | None = None
 

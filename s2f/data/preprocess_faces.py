@@ -28,8 +28,8 @@ from s2f.data.layout import (
     shard_report_name,
 )
 from s2f.data.settings import claim_settings
-from s2f.runtime.face_preprocess import INPUT_SIZE, decoder_target, preprocess
-from s2f.runtime.image import IMAGE_SUFFIXES, load_face
+from s2f.runtime.preprocess.faces import INPUT_SIZE, decoder_target, preprocess
+from s2f.runtime.preprocess.images import IMAGE_SUFFIXES, load_face
 
 log = logging.getLogger(__name__)
 _worker: dict = {}

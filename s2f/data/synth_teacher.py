@@ -19,7 +19,7 @@ from s2f.data.synth_face import draw_face
 from s2f.data.synth_identity import Identity
 from s2f.models.face_encoder import FaceEncoder, build_face_encoder, he_normal_init_
 from s2f.models.face_encoder_config import FaceEncoderConfig
-from s2f.runtime.face_preprocess import preprocess
+from s2f.runtime.preprocess.faces import preprocess
 
 CALIBRATION_SEED = 1_000_003  # never a corpus seed in practice; its faces are used only here
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from s2f.core.errors import InputError
 from s2f.data.pairs import VoiceFacePairs, load_array
-from s2f.runtime.audio import AUDIO_SUFFIXES
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.preprocess.audio import AUDIO_SUFFIXES
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 log = logging.getLogger(__name__)
 

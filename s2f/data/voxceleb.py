@@ -40,8 +40,8 @@ from s2f.core.progress import progress_bar
 from s2f.data.layout import AUDIO_DIR, IMAGE_DIR
 from s2f.data.links import link_file
 from s2f.data.voxceleb_meta import VOX1_ID, VOX1_NAME, VOX2_ID, VOX2_NAME, id_to_name, normal_name
-from s2f.runtime.audio import AUDIO_SUFFIXES
-from s2f.runtime.image import IMAGE_SUFFIXES
+from s2f.runtime.preprocess.audio import AUDIO_SUFFIXES
+from s2f.runtime.preprocess.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 

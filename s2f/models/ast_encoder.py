@@ -5,7 +5,7 @@ The model is ``ASTForAudioClassification`` with ``num_labels = 4096`` (its head:
 load through ``import_original_ast`` (both of its head layouts). It is built from an ``ASTConfig`` (the
 AudioSet base model's by default; tiny ones in tests). Pretrained AST weights come only from
 a local directory (``ASTForAudioClassification.save_pretrained`` layout): nothing is
-downloaded at run time. Input: ``s2f.runtime.features.ast_fbank`` (1024 x 128).
+downloaded at run time. Input: ``s2f.runtime.preprocess.features.ast_fbank`` (1024 x 128).
 """
 
 from __future__ import annotations

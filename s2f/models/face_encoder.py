@@ -15,7 +15,7 @@ Contract, relied on by training, export and external checks:
 * ``model.forward_features(x)``: the last feature map (VGG pool5, ResNet ``avg_pool``);
 * ``model(x)``: whatever the Keras model outputs, channels first;
 * ``x``: N x 3 x 224 x 224 float32 holding exactly what the Keras model receives, see
-  ``s2f.runtime.face_preprocess.preprocess``.
+  ``s2f.runtime.preprocess.faces.preprocess``.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ class FaceEncoderArch:
         bn_eps: BatchNorm epsilon of the Keras original (PyTorch's 1e-5 would be wrong).
         num_classes: identities of the classifier (2622 VGGFace, 8631 VGGFace2).
         embedding_dim: size of the face descriptor (fc7 or the pooled feature).
-        preprocessing: name in ``s2f.runtime.face_preprocess.FACE_PREPROCESSING``.
+        preprocessing: name in ``s2f.runtime.preprocess.faces.FACE_PREPROCESSING``.
         upstream_files: the published weight files of this architecture.
         keras_vggface_model: keras-vggface's ``VGGFace(model=...)`` name; None for deepface's
             model, whose Keras layers carry generated names and are matched in order.
@@ -121,8 +121,8 @@ class FaceEncoderConfig:
 
     @property
     def preprocessing(self):
-        """The input convention of this architecture (``s2f.runtime.face_preprocess.FacePreprocessing``)."""
-        from s2f.runtime.face_preprocess import FACE_PREPROCESSING
+        """The input convention of this architecture (``s2f.runtime.preprocess.faces.FacePreprocessing``)."""
+        from s2f.runtime.preprocess.faces import FACE_PREPROCESSING
 
         return FACE_PREPROCESSING[self.spec.preprocessing]
 

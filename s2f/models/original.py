@@ -94,7 +94,7 @@ def import_state(state: dict, path: Path, options: OriginalOptions | None = None
 def _apply_overrides(model: Any, options: OriginalOptions) -> Any:
     """The preprocessing options a user gave instead of the original's (config fields only:
     the weights are untouched)."""
-    from s2f.runtime.voice_input import VE_VARIANTS
+    from s2f.runtime.preprocess.voice_input import VE_VARIANTS
 
     config = model.config
     if model.model_type == "ast_voice_encoder":

@@ -100,7 +100,7 @@ class ModelEntry:
 
 
 def _voice_preprocessing(config: Any) -> dict[str, Any]:
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     steps = getattr(config, "audio_steps", "speech2face")
     if hasattr(config, "variant"):
@@ -120,7 +120,7 @@ def _texture(config: Any) -> dict[str, Any]:
 
 
 def _ve_conv_input(config: Any) -> tuple[int, ...]:
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     return VoiceInputSpec("ve_conv", config.variant, getattr(config, "seconds", None)).shape
 
@@ -172,7 +172,7 @@ VOICE_ENCODERS = {"ve_conv": "ve_conv", "ast": "ast_voice_encoder"}
 
 def voice_input_of(model: Any) -> Any:
     """The ``VoiceInputSpec`` a voice encoder takes (its clip length, spectrogram, loudness steps)."""
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     return VoiceInputSpec.from_dict(entry_for(model).export.preprocessing(model.config))
 

@@ -2,7 +2,7 @@
 
 Nine 4x4 convolutions (ReLU then BatchNorm, as the paper's CONV-RELU-BN), max-pools over
 time only after conv3-conv6, stride 2 in conv8 and conv9, an average over the remaining
-time steps, then FC 4096 -> FC 4096. The input is ``s2f.runtime.features.ve_spectrogram``:
+time steps, then FC 4096 -> FC 4096. The input is ``s2f.runtime.preprocess.features.ve_spectrogram``:
 2 x 257 x T (T = 598 for the paper's framing, 601 for the original project's). The
 frequency axis is never pooled, so the first FC sees 512 x 57 features whatever T is.
 """

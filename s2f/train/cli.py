@@ -8,7 +8,7 @@ from pathlib import Path
 
 from s2f.core.config_flags import add_config_flags
 from s2f.models.original import add_original_decoder_flag
-from s2f.runtime.scorecard import add_judge_flags, judge_input
+from s2f.runtime.evaluate.scorecard import add_judge_flags, judge_input
 from s2f.train.options import DECODER_RECIPE, VOICE_ENCODER_NAMES, TrainConfig
 
 # run fields whose flags are made elsewhere: --encoder is required (no default), and
@@ -87,7 +87,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(Evaluation(**config_values(Evaluation, args), judge_input=judge_input(args)))
     if args.protocol == "sf2f":
-        from s2f.runtime.scorecard import summary_lines
+        from s2f.runtime.evaluate.scorecard import summary_lines
 
         print("\n".join(summary_lines(result)))
         print(f"report {args.output}; recall curve {result['curve']}; grid {result['grid']}")

@@ -3,7 +3,7 @@
 Training on the fly hands 16 kHz windows (``VoiceInputSpec.model_waveform``: loudness fixed,
 looped or cropped, in DataLoader workers) to the training step, which turns them into the
 encoder's input here: the STFT spectrogram (``paper`` or ``original`` framing) or the Kaldi
-fbank, the same definitions as ``s2f.runtime.features`` in numpy.
+fbank, the same definitions as ``s2f.runtime.preprocess.features`` in numpy.
 
 Everything runs in float64, as the numpy features do, and is cast to float32 at the end. In
 float32 the two would differ far more than a float32 rounding where it matters: the
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from s2f.runtime.features import FLOAT32_EPS, POWER_LAW, VE_FFT, VE_FRAME, VE_HOP, kaldi_mel_banks
-from s2f.runtime.voice_input import VoiceInputSpec
+from s2f.runtime.preprocess.features import FLOAT32_EPS, POWER_LAW, VE_FFT, VE_FRAME, VE_HOP, kaldi_mel_banks
+from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 PREEMPHASIS = 0.97
 AST_FRAMES = 1024

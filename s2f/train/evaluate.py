@@ -65,7 +65,7 @@ def held_out_pairs(root: str | Path, identities: list[str] | None, voice_encoder
         return VoiceFacePairs(root, "all_to_one", identities, max_clips_per_identity=max_clips)
     from s2f.data.voice_clips import VoiceClipPairs
     from s2f.models.registry import voice_input_of
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     spec = voice_input_of(voice_encoder) if voice_encoder is not None else VoiceInputSpec()
     return VoiceClipPairs(root, voices, spec, "all_to_one", identities, max_clips)
@@ -164,7 +164,7 @@ def result_grid(voice_encoder: torch.nn.Module, decoder: torch.nn.Module, pairs:
     A face with only its embedding (the original project's voice datasets kept no photos)
     shows a mid-grey tile as its original."""
     from s2f.data.layout import EMBEDDING_SUFFIX, TARGET_SUFFIX
-    from s2f.runtime.grid import save_face_grid
+    from s2f.runtime.evaluate.grid import save_face_grid
 
     voice_encoder.eval().to(device)
     decoder.eval().to(device)

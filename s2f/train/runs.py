@@ -132,7 +132,7 @@ class Evaluation:
     """Speech -> face retrieval of a voice encoder on one part of a split (and, with a
     decoder, reconstruction against the mean face plus the result grid).
 
-    ``protocol="sf2f"`` scores the generated faces instead (``s2f.runtime.scorecard``): it
+    ``protocol="sf2f"`` scores the generated faces instead (``s2f.runtime.evaluate.scorecard``): it
     needs ``decoder`` and a judge, the ``face_encoder`` (PyTorch) or any face-recognition
     ONNX graph ``judge`` with its input convention (``judge_input``).
 
@@ -163,7 +163,7 @@ class Evaluation:
     protocol: str = field(default="retrieval", metadata={"choices": PROTOCOLS})
     face_encoder: Path | None = None
     judge: Path | None = None
-    judge_input: Any = None  # s2f.runtime.scorecard.JudgeInput
+    judge_input: Any = None  # s2f.runtime.evaluate.scorecard.JudgeInput
     max_clips: int | None = None
     voices: Path | None = None
 
@@ -312,7 +312,7 @@ def on_the_fly_spec(run: VoiceTraining):
     """The voice input of an on-the-fly run: its flags, and for AST the corpus's own fbank
     statistics ('s2f data stats' writes them into the corpus) or else AudioSet's."""
     from s2f.data.feature_stats import read_stats
-    from s2f.runtime.voice_input import VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     extra = {}
     measured = read_stats(run.voices, run.encoder) if run.encoder == "ast" else None
@@ -372,8 +372,8 @@ def evaluate_sf2f(run: Evaluation) -> dict[str, Any]:
     """The SF2F scorecard of the voice encoder and decoder: JSON, recall-curve PNG, result grid."""
     from s2f.models.loading import checkpoint_dir, load_model_for
     from s2f.models.original import OriginalOptions
-    from s2f.runtime.grid import save_face_grid
-    from s2f.runtime.scorecard import JudgeInput, onnx_judge, plot_recall_curve, save_report, scorecard
+    from s2f.runtime.evaluate.grid import save_face_grid
+    from s2f.runtime.evaluate.scorecard import JudgeInput, onnx_judge, plot_recall_curve, save_report, scorecard
     from s2f.train.scorecard import collect_scorecard_inputs, torch_judge
     from s2f.train.trainer import pick_device
 
@@ -419,7 +419,7 @@ def decoder_scores(decoder_dir: Path, data: Path, split: Path | None, face_encod
     from s2f.data.pairs import DecoderFaces
     from s2f.models.face_encoder import load_face_encoder
     from s2f.models.loading import checkpoint_dir, load_model_for
-    from s2f.runtime.scorecard import scorecard
+    from s2f.runtime.evaluate.scorecard import scorecard
     from s2f.train.evaluate import decoder_reconstruction, landmark_errors, mean_face
     from s2f.train.scorecard import collect_scorecard_inputs, torch_judge
 

@@ -1,4 +1,4 @@
-"""``s2f evaluate --protocol sf2f``: the SF2F scorecard (``s2f.runtime.scorecard``) of PyTorch
+"""``s2f evaluate --protocol sf2f``: the SF2F scorecard (``s2f.runtime.evaluate.scorecard``) of PyTorch
 models on a preprocessed tree.
 
 Every face is judged as a picture: the generated textures are rounded to 8-bit images, as a
@@ -19,8 +19,8 @@ import torch
 from s2f.core.errors import InputError
 from s2f.core.progress import progress_bar
 from s2f.data.layout import EMBEDDING_SUFFIX, TARGET_SUFFIX
+from s2f.runtime.evaluate.scorecard import Embedder, ScorecardInputs, gallery_entries
 from s2f.runtime.pipeline import texture_to_image
-from s2f.runtime.scorecard import Embedder, ScorecardInputs, gallery_entries
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 def torch_judge(encoder: torch.nn.Module, device: str | torch.device = "cpu", batch_size: int = 16) -> Embedder:
     """A face encoder (``s2f.models.face_encoder``) as an ``Embedder``, fed through its own
     numpy preprocessing (the one its upstream used)."""
-    from s2f.runtime.face_preprocess import preprocess
+    from s2f.runtime.preprocess.faces import preprocess
 
     encoder.eval().to(device)
     spec = encoder.config.preprocessing

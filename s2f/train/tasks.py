@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from s2f.data.pairs import DecoderFaces, VoiceFacePairs
-from s2f.runtime.grid import save_face_grid
+from s2f.runtime.evaluate.grid import save_face_grid
 from s2f.train.losses import (
     DecoderLossWeights,
     FaceDecoderLoss,

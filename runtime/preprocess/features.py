@@ -58,7 +58,7 @@ def _check_waveform(waveform: np.ndarray, sample_rate: int, expected_rate: int =
         raise ValueError(f"expected a mono waveform (1-D), got shape {waveform.shape}")
     if sample_rate != expected_rate:
         raise ValueError(f"features are defined at {expected_rate} Hz, got {sample_rate} Hz; "
-                         "resample first (runtime.audio.load_audio does)")
+                         "resample first (runtime.preprocess.audio.load_audio does)")
     return waveform.astype(np.float64)
 
 

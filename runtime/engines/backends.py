@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from s2f.core.errors import InputError
+from s2f.runtime.bundle.manifest import GRAPH_PRECISIONS
 
 BACKENDS = ("onnxruntime", "openvino", "auto")
-# what a graph file holds (the manifest's "precision") ...
-GRAPH_PRECISIONS = ("fp32", "fp16", "int8")
-# ... and what a run may ask for: bf16 runs the float32 graphs with bfloat16 arithmetic (OpenVINO)
+# what a run may ask for: a graph's stored precision, or bf16: the float32 graphs run with
+# bfloat16 arithmetic (OpenVINO)
 PRECISIONS = (*GRAPH_PRECISIONS, "bf16")
 CACHE_ENV = "S2F_OPENVINO_CACHE"  # where compiled models are kept; "off" disables the cache
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def cache_key(digests: list[str], engine: Engine) -> str:
 def open_session(path: Path, engine: Engine, device: str, threads: int | None, prepack: bool = True,
                  names: dict[str, list[str]] | None = None, digests: list[str] | None = None):
     """A session on ``path`` for ``engine``; onnxruntime sessions come from ``providers``."""
-    from s2f.runtime.providers import create_session
+    from s2f.runtime.engines.onnxruntime import create_session
 
     check_engine(engine, device)
     if engine.backend == "onnxruntime":

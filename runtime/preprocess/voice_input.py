@@ -15,8 +15,15 @@ from typing import Any
 import numpy as np
 
 from s2f.core.errors import InputError
-from s2f.runtime.audio import SILENCE_RMS, AudioSource, fit_duration, load_audio, normalize_loudness, to_pcm16
-from s2f.runtime.features import AUDIOSET_MEAN, AUDIOSET_STD, ast_fbank, ve_spectrogram
+from s2f.runtime.preprocess.audio import (
+    SILENCE_RMS,
+    AudioSource,
+    fit_duration,
+    load_audio,
+    normalize_loudness,
+    to_pcm16,
+)
+from s2f.runtime.preprocess.features import AUDIOSET_MEAN, AUDIOSET_STD, ast_fbank, ve_spectrogram
 
 ENCODERS = ("ve_conv", "ast")
 AUDIO_STEPS = ("speech2face", "original")

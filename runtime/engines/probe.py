@@ -63,7 +63,7 @@ class Probe:
     def check(self, session, role: str, runs: int = 2, precision: str = "fp32") -> ProbeResult:
         """Run the probe on ``session`` ``runs`` times (the first warms up, the last is timed) and
         judge it as a ``precision`` engine."""
-        from s2f.runtime.pipeline import run_graph
+        from s2f.runtime.engines.onnxruntime import run_graph
 
         output, how = GATES[role]
         feeds = {session.get_inputs()[0].name: self.arrays[f"{role}/input"]}

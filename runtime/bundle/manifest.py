@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from s2f.core.errors import InputError
-from s2f.runtime.backends import GRAPH_PRECISIONS
 
+GRAPH_PRECISIONS = ("fp32", "fp16", "int8")  # how a bundle's graphs may be stored (bf16 is an engine's choice)
 MANIFEST = "manifest.json"
 SIGNATURE = "model.sig"  # model-signing's default name; covers every other file of the bundle
 BUNDLE_FORMAT = 3  # 2 adds the end-to-end graphs, whose "weights" list two files; 3 the probe
@@ -35,7 +35,7 @@ MODEL_ROLES = ("voice_encoder", "face_decoder", "face_encoder")  # the per-model
 class FileEntry:
     """One file of the bundle: a graph (``role`` one of ``GRAPH_ROLES``, with its interface)
     or a graph's weights (``role`` "<role> weights", only sha256 and size), or the probe
-    (``role`` "probe", ``s2f.runtime.probe``)."""
+    (``role`` "probe", ``s2f.runtime.engines.probe``)."""
 
     role: str
     sha256: str
@@ -188,7 +188,7 @@ def _check_files(path: Path, files: _Fields) -> None:
         if not _SHA256.match(entry.text("sha256")):
             raise entry.fail("sha256", "must be 64 lowercase hex digits")
         role = entry.text("role")
-        if role.endswith(" weights") or role == "probe":  # data, not a graph (s2f.runtime.probe)
+        if role.endswith(" weights") or role == "probe":  # data, not a graph (s2f.runtime.engines.probe)
             continue
         if role not in GRAPH_ROLES:
             raise entry.fail("role", f"must be one of {', '.join(GRAPH_ROLES)} (or '<role> weights'), got {role!r}")
@@ -207,7 +207,7 @@ def _check_files(path: Path, files: _Fields) -> None:
 
 
 def _check_voice_input(path: Path, voice: _Fields) -> None:
-    from s2f.runtime.voice_input import AUDIO_STEPS, ENCODERS, VE_VARIANTS, VoiceInputSpec
+    from s2f.runtime.preprocess.voice_input import AUDIO_STEPS, ENCODERS, VE_VARIANTS, VoiceInputSpec
 
     voice.text("encoder", ENCODERS)
     voice.text("variant", VE_VARIANTS)
@@ -224,7 +224,7 @@ def _check_voice_input(path: Path, voice: _Fields) -> None:
 
 
 def _check_face_input(path: Path, face: _Fields) -> None:
-    from s2f.runtime.face_preprocess import FacePreprocessing
+    from s2f.runtime.preprocess.faces import FacePreprocessing
 
     face.text("name")
     face.text("resize", ("letterbox-bilinear", "stretch-nearest"))
@@ -252,7 +252,7 @@ def weight_files(entry: dict[str, Any]) -> list[Any]:
 
 def face_preprocessing(manifest: BundleManifest):
     """The face encoder's input convention recorded in a validated manifest, or None."""
-    from s2f.runtime.face_preprocess import FacePreprocessing
+    from s2f.runtime.preprocess.faces import FacePreprocessing
 
     face = manifest.face_input
     return None if face is None else FacePreprocessing(**{**face, "mean": tuple(face["mean"])})

@@ -6,9 +6,9 @@ points outside the bundle. Before a graph is loaded, ``require`` checks the sha2
 graph and of its weights file. Only what is used is hashed (speech -> face does not read
 the 580 MB face encoder), and the files are hashed in parallel. A file hashed by an earlier
 process and unchanged since (same inode, size, mtime and ctime) is not hashed again
-(``s2f.runtime.verify_cache``; ``cache=False`` always hashes). A tampered, truncated or
+(``s2f.runtime.bundle.verify_cache``; ``cache=False`` always hashes). A tampered, truncated or
 incomplete bundle is refused with a message naming the file. With a trusted key, the bundle
-must also be signed by it (``s2f.runtime.signature``): the sha256 say the files are what the
+must also be signed by it (``s2f.runtime.bundle.signature``): the sha256 say the files are what the
 manifest lists, the signature says who wrote the manifest.
 """
 
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Literal
 
 from s2f.core.errors import InputError
-from s2f.runtime.manifest import MANIFEST, BundleManifest
-from s2f.runtime.onnx_refs import check_weight_locations
-from s2f.runtime.verify_cache import VerifyCache, file_identity
+from s2f.runtime.bundle.manifest import MANIFEST, BundleManifest
+from s2f.runtime.bundle.onnx_refs import check_weight_locations
+from s2f.runtime.bundle.verify_cache import VerifyCache, file_identity
 
 MAX_MANIFEST_BYTES = 16 << 20  # a real one is a few kB; never read a huge file whole
 
@@ -111,9 +111,9 @@ def open_bundle(root: str | Path, verify: bool = True, cache: bool = True,
     """``verify=True`` hashes every file now; ``False`` leaves hashing to ``require``.
     ``cache=False`` ignores (and does not update) the record of files hashed before.
     ``trust_key`` (default ``$S2F_TRUST_KEY``): a public key the bundle must be signed with
-    (``s2f.runtime.signature``); unsigned bundles, other keys and files the signature does not
+    (``s2f.runtime.bundle.signature``); unsigned bundles, other keys and files the signature does not
     cover are refused. ``False``: no signature check, whatever the environment says."""
-    from s2f.runtime.signature import trusted_key, verify_signature
+    from s2f.runtime.bundle.signature import trusted_key, verify_signature
 
     root = Path(root)
     key = trusted_key(trust_key)

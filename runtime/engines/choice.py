@@ -2,7 +2,7 @@
 keeps the bundle's promise on this machine.
 
 The rule for every precision but float32 (what export verified) is the bundle's probe
-(``s2f.runtime.probe``): an explicit choice that misses its gate is refused with one line;
+(``s2f.runtime.engines.probe``): an explicit choice that misses its gate is refused with one line;
 ``auto`` skips it with one warning and times the rest on the probe itself, so "fastest"
 is measured here, on this CPU, at open, not assumed from another machine's benchmark. Bundles
 from before probes run float32 only, unless ``unverified`` (``--unverified``) takes the risk,
@@ -15,8 +15,16 @@ import logging
 from dataclasses import dataclass, field
 
 from s2f.core.errors import InputError
-from s2f.runtime.backends import BACKENDS, PRECISIONS, Engine, backend_available, check_engine, has_bf16, open_session
-from s2f.runtime.probe import Probe, load_probe
+from s2f.runtime.engines.backends import (
+    BACKENDS,
+    PRECISIONS,
+    Engine,
+    backend_available,
+    check_engine,
+    has_bf16,
+    open_session,
+)
+from s2f.runtime.engines.probe import Probe, load_probe
 
 log = logging.getLogger(__name__)
 REFERENCE = Engine("onnxruntime", "fp32")
@@ -95,7 +103,7 @@ def _open(bundle, role: str, engine: Engine, request: EngineRequest):
 def candidates(bundle, role: str, request: EngineRequest) -> list[Engine]:
     """What ``auto`` may pick for ``role``: onnxruntime on the GPU where one starts; on the CPU
     onnxruntime and (installed) OpenVINO, at every precision this bundle and CPU allow."""
-    from s2f.runtime.providers import gpu_available
+    from s2f.runtime.engines.onnxruntime import gpu_available
 
     wanted = [request.precision] if request.precision else ["fp32", "bf16", "int8"]
     if request.device != "cpu" and gpu_available():

@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Literal
 
 from s2f.core.errors import InputError, read_head
 from s2f.core.extras import require
-from s2f.runtime.manifest import MANIFEST, SIGNATURE
+from s2f.runtime.bundle.manifest import MANIFEST, SIGNATURE
 
 if TYPE_CHECKING:
-    from s2f.runtime.bundle import Bundle
+    from s2f.runtime.bundle.reader import Bundle
 
 log = logging.getLogger(__name__)
 TRUST_KEY_ENV = "S2F_TRUST_KEY"  # a public key every bundle must be signed with (CLI, serve, Python API)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from s2f.core.errors import InputError
 from s2f.core.listing import paths_under
-from s2f.runtime.audio import AUDIO_SUFFIXES
-from s2f.runtime.image import IMAGE_SUFFIXES
+from s2f.runtime.preprocess.audio import AUDIO_SUFFIXES
+from s2f.runtime.preprocess.images import IMAGE_SUFFIXES
 
 AUDIO_DIR = "audios"
 IMAGE_DIR = "images"

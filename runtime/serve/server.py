@@ -6,12 +6,12 @@ uvicorn, onnxruntime underneath).
                            (``Accept: application/json``: base64 PNG, landmarks, embedding)
     GET  /healthz /readyz /metrics /
 
-What keeps it standing under load and abuse: a request body limit (413, ``s2f.runtime.uploads``),
+What keeps it standing under load and abuse: a request body limit (413, ``s2f.runtime.serve.uploads``),
 a minimum pace for bodies (408), bodies being received counted apart from requests waiting for
 the model and capped per client address (429), a bounded number of accepted requests (503 with
 ``Retry-After`` beyond it), a per-request timeout (504), uploads decoded in worker threads
 that read only the seconds the model needs, concurrent requests micro-batched into one
-onnxruntime run (``s2f.runtime.batching``), and every failure answered as JSON
+onnxruntime run (``s2f.runtime.serve.batching``), and every failure answered as JSON
 ``{"error": ...}`` without a traceback. The process keeps no state between requests: run as
 many replicas as you like behind any load balancer.
 
@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from s2f.core.errors import InputError
-from s2f.runtime.batching import MicroBatcher
-from s2f.runtime.metrics import Metrics
-from s2f.runtime.uploads import BodyPace, RequestError, Upload, UploadSlots, read_upload
+from s2f.runtime.serve.batching import MicroBatcher
+from s2f.runtime.serve.metrics import Metrics
+from s2f.runtime.serve.uploads import BodyPace, RequestError, Upload, UploadSlots, read_upload
 
 log = logging.getLogger(__name__)
 WEB_PAGE = Path(__file__).with_name("web") / "index.html"
@@ -119,7 +119,7 @@ class Service:
 
     def open(self) -> None:
         """Open and fully verify the bundle (every sha256), then the sessions it serves."""
-        from s2f.runtime.bundle import open_bundle
+        from s2f.runtime.bundle.reader import open_bundle
         from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 
         bundle = open_bundle(self.config.bundle, verify=True, trust_key=self.config.trust_key)
@@ -166,7 +166,7 @@ class Service:
         return _as_client_error(lambda: self.speech.prepare_file(upload.file, name=upload.name))
 
     def _face_input(self, upload: Upload) -> np.ndarray:
-        from s2f.runtime.image import load_face
+        from s2f.runtime.preprocess.images import load_face
 
         return _as_client_error(lambda: self.face.prepare(load_face(upload.file, name=upload.name)))
 

@@ -245,7 +245,7 @@ def three(values: Sequence[float], flag: str) -> tuple[float, float, float]:
 def onnx_judge(path: str | Path, spec: JudgeInput, device: str = "cpu", batch_size: int = 16) -> Embedder:
     """An ONNX face-recognition graph (one image input, NCHW float32; its first output is the
     embedding) as an ``Embedder``."""
-    from s2f.runtime.providers import create_session
+    from s2f.runtime.engines.onnxruntime import create_session
 
     path = Path(path)
     if not path.is_file():

@@ -2,7 +2,7 @@
 
 A bundle's sha256 entries protect only the files the manifest lists, so before a graph is
 loaded every ``external_data`` location it names must be one of the files the manifest lists
-as that graph's weights (``s2f.runtime.bundle``); otherwise a graph could read unhashed weights.
+as that graph's weights (``s2f.runtime.bundle.reader``); otherwise a graph could read unhashed weights.
 The runtime does not depend on the ``onnx`` package, so this walks the protobuf wire format
 itself: a few field numbers of ``onnx.proto3`` (ModelProto.graph and .functions, GraphProto's
 nodes, initializers and sparse initializers, attributes' tensors and subgraphs, and

@@ -1,4 +1,4 @@
-"""``s2f-runtime scorecard``: the SF2F scorecard (``s2f.runtime.scorecard``) of an exported
+"""``s2f-runtime scorecard``: the SF2F scorecard (``s2f.runtime.evaluate.scorecard``) of an exported
 bundle on a raw corpus, with onnxruntime alone, so anyone can score a bundle they were given.
 
 The faces are generated exactly as ``s2f-runtime speech2face`` and ``face2face`` generate
@@ -17,16 +17,16 @@ import numpy as np
 from s2f.core.errors import InputError
 from s2f.core.progress import progress_bar
 from s2f.core.splits import read_split
-from s2f.runtime.corpus import read_corpus
-from s2f.runtime.scorecard import Embedder, ScorecardInputs, gallery_entries
+from s2f.runtime.evaluate.corpus import read_corpus
+from s2f.runtime.evaluate.scorecard import Embedder, ScorecardInputs, gallery_entries
 
 log = logging.getLogger(__name__)
 
 
 def bundle_judge(pipeline, batch_size: int = 16) -> Embedder:
     """The bundle's face encoder graph as an ``Embedder`` (numpy preprocessing from its manifest)."""
-    from s2f.runtime.face_preprocess import preprocess
-    from s2f.runtime.providers import create_session
+    from s2f.runtime.engines.onnxruntime import create_session
+    from s2f.runtime.preprocess.faces import preprocess
 
     (path,) = pipeline.bundle.require("face_encoder")
     session = create_session(path, pipeline.device)
@@ -94,8 +94,8 @@ def score_bundle(bundle: Path, corpus: Path, output: Path, split: Path | None = 
                  max_clips: int | None = None) -> dict[str, Any]:
     """Write the JSON report, the recall-curve PNG beside it and the result grid; return the report."""
 
-    from s2f.runtime.grid import save_face_grid
-    from s2f.runtime.scorecard import JudgeInput, onnx_judge, plot_recall_curve, save_report, scorecard
+    from s2f.runtime.evaluate.grid import save_face_grid
+    from s2f.runtime.evaluate.scorecard import JudgeInput, onnx_judge, plot_recall_curve, save_report, scorecard
 
     identities = None
     if split is not None:

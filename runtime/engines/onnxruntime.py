@@ -101,3 +101,12 @@ def create_session(path: str | Path, device: str = "auto", threads: int | None =
             _warned.add("cpu-fallback")
             log.warning("warning: %s is installed but could not start; running on CPU", providers[0])
     return session
+
+
+def run_graph(session, outputs: list[str], feeds: dict) -> list:
+    """``session.run``, a failure of onnxruntime becoming one ``InputError`` naming the graph."""
+    try:
+        return session.run(outputs, feeds)
+    except (*onnxruntime_errors(), RuntimeError, MemoryError) as err:
+        path = getattr(session, "graph_path", None)
+        raise InputError(path, f"onnxruntime failed to run this graph ({onnxruntime_reason(err, path)})") from None
