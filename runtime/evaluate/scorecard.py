@@ -156,8 +156,9 @@ COLOURS = {"speech_to_face": (40, 90, 200), "face_to_face": (30, 150, 70), "voic
            "chance": (150, 150, 150)}
 
 
-def plot_recall_curve(report: dict[str, Any], path: str | Path, ks: Sequence[int] = RECALL_KS) -> Path:
-    """Recall@K against K (log-spaced) for each query kind, chance dashed, as a PNG (PIL only)."""
+def recall_chart(series: dict[str, Sequence[float]], ks: Sequence[int], title: str, path: str | Path) -> Path:
+    """Recall@K against K (log-spaced) for each named series (``KINDS``, ``chance`` dashed), as
+    a PNG (PIL only): the one recall chart, for the SF2F scorecard and for ``s2f evaluate``."""
     from PIL import ImageDraw
 
     width, height, left, right, top, bottom = 560, 340, 48, 190, 28, 40
@@ -165,9 +166,10 @@ def plot_recall_curve(report: dict[str, Any], path: str | Path, ks: Sequence[int
     draw = ImageDraw.Draw(image)
     plot_w, plot_h = width - left - right, height - top - bottom
     logs = np.log(np.asarray(ks, np.float64))
+    span = float(logs[-1] - logs[0]) or 1.0
 
     def xy(index: int, value: float) -> tuple[float, float]:
-        x = left + (logs[index] - logs[0]) / (logs[-1] - logs[0]) * plot_w
+        x = left + (logs[index] - logs[0]) / span * plot_w
         return x, top + (1 - value) * plot_h
 
     draw.rectangle([left, top, left + plot_w, top + plot_h], outline="black")
@@ -179,10 +181,7 @@ def plot_recall_curve(report: dict[str, Any], path: str | Path, ks: Sequence[int
         x, _ = xy(i, 0)
         draw.text((x - 6, top + plot_h + 6), str(k), fill="black")
     draw.text((left + plot_w // 2 - 10, height - 16), "K", fill="black")
-    size = report["galleries"]["size"]
-    series = [(kind, [report[kind][f"recall@{k}"] for k in ks]) for kind in KINDS if kind in report]
-    series.append(("chance", [min(k, size) / size for k in ks]))
-    for row, (kind, values) in enumerate(series):
+    for row, (kind, values) in enumerate(series.items()):
         points = [xy(i, v) for i, v in enumerate(values)]
         colour = COLOURS[kind]
         if kind == "chance":
@@ -190,18 +189,27 @@ def plot_recall_curve(report: dict[str, Any], path: str | Path, ks: Sequence[int
                 for t in np.linspace(0, 1, 12, endpoint=False)[::2]:
                     draw.line([(x0 + (x1 - x0) * t, y0 + (y1 - y0) * t),
                                (x0 + (x1 - x0) * (t + 1 / 12), y0 + (y1 - y0) * (t + 1 / 12))], fill=colour, width=2)
-        else:
+        elif len(points) > 1:
             draw.line(points, fill=colour, width=3)
+        if kind != "chance":
             for x, y in points:
                 draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
         legend_y = top + 8 + row * 18
         draw.line([(width - right + 12, legend_y + 6), (width - right + 36, legend_y + 6)], fill=colour, width=3)
         draw.text((width - right + 42, legend_y), kind.replace("_", " "), fill="black")
-    draw.text((left, 8), f"SF2F recall@K, judge {report['judge']}, gallery of {size}", fill="black")
+    draw.text((left, 8), title, fill="black")
     path = Path(path)
     with atomic_output(path, "wb") as handle:
         image.save(handle, format="PNG")
     return path
+
+
+def plot_recall_curve(report: dict[str, Any], path: str | Path, ks: Sequence[int] = RECALL_KS) -> Path:
+    """The scorecard's recall@K curves, chance dashed (``recall_chart``)."""
+    size = report["galleries"]["size"]
+    series = {kind: [report[kind][f"recall@{k}"] for k in ks] for kind in KINDS if kind in report}
+    series["chance"] = [min(k, size) / size for k in ks]
+    return recall_chart(series, ks, f"SF2F recall@K, judge {report['judge']}, gallery of {size}", path)
 
 
 @dataclass(frozen=True)

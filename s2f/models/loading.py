@@ -14,16 +14,14 @@ from s2f.core.errors import InputError
 from s2f.models.original import OriginalOptions
 from s2f.models.registry import MODELS
 
-RUN_POINTER = "latest.json"
-
 
 def checkpoint_dir(path: Path) -> Path:
     """A run directory means its best (else latest) checkpoint; anything else is itself."""
-    from s2f.models.run_pointers import resolve
+    from s2f.models.run_pointers import BEST, LATEST, resolve
 
     path = Path(path)
-    if (path / RUN_POINTER).is_file():
-        return resolve(path, "best.json") or resolve(path)
+    if (path / LATEST).is_file():
+        return resolve(path, BEST) or resolve(path)
     return path
 
 

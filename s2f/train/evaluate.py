@@ -11,9 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
-from s2f.core.atomic import atomic_output
 from s2f.data.pairs import VoiceFacePairs
 
 KS = (1, 5, 10)
@@ -84,27 +82,12 @@ def evaluate_voice_encoder(model: torch.nn.Module, root: str | Path, identities:
 
 
 def plot_recall(result: dict[str, Any], path: str | Path) -> Path:
-    """Bars of recall@K against chance, as a PNG (PIL: no plotting library needed)."""
+    """Speech->face retrieval's recall@K against chance, as the scorecard draws it (one chart)."""
+    from s2f.runtime.evaluate.scorecard import recall_chart
+
     ks = [k for k in KS if f"recall@{k}" in result]
-    width, height, margin = 120 * len(ks) + 80, 260, 40
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    base = height - margin
-    draw.line([(margin, base), (width - 10, base)], fill="black")
-    for tick in (0.0, 0.5, 1.0):
-        y = base - tick * (base - 30)
-        draw.text((4, y - 6), f"{tick:.1f}", fill="black")
-    for i, k in enumerate(ks):
-        x = margin + 20 + i * 120
-        for offset, key, colour in ((0, f"recall@{k}", (40, 90, 200)), (45, f"chance@{k}", (180, 180, 180))):
-            top = base - result[key] * (base - 30)
-            draw.rectangle([x + offset, top, x + offset + 40, base], fill=colour)
-        draw.text((x, base + 6), f"@{k}: {result[f'recall@{k}']:.2f}", fill="black")
-    draw.text((margin, 6), f"speech->face recall among {result['candidates']} (grey: chance)", fill="black")
-    path = Path(path)
-    with atomic_output(path, "wb") as handle:
-        image.save(handle, format="PNG")
-    return path
+    series = {"speech_to_face": [result[f"recall@{k}"] for k in ks], "chance": [result[f"chance@{k}"] for k in ks]}
+    return recall_chart(series, ks, f"speech->face retrieval among {result['candidates']} candidates", path)
 
 
 @torch.no_grad()
