@@ -162,17 +162,14 @@ def _finish(report, out_dir: Path, report_name: str) -> int:
 
 def run_preprocess_audio(args: argparse.Namespace) -> int:
     from s2f.core.shards import resolve_shard
-    from s2f.data.feature_stats import AUDIO_STATS, read_stats
+    from s2f.data.feature_stats import AUDIO_STATS, spec_with_stats
     from s2f.data.layout import AUDIO_REPORT, shard_report_name
     from s2f.data.preprocess_audio import preprocess_audio
-    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
-    extra = {key: value for key in ("seconds", "mean", "std") if (value := getattr(args, key)) is not None}
-    measured = read_stats(args.data_dir, args.encoder) if args.mean is None and args.std is None else None
+    spec, measured = spec_with_stats(args.data_dir, args.encoder, args.variant, args.seconds, args.audio_steps,
+                                     args.mean, args.std)
     if measured:
-        extra.update(mean=measured["mean"], std=measured["std"])
         print(f"fbank mean {measured['mean']}, std {measured['std']} from {args.data_dir / AUDIO_STATS}")
-    spec = VoiceInputSpec(encoder=args.encoder, variant=args.variant, audio_steps=args.audio_steps, **extra)
     shard = resolve_shard(args.shard)
     report = preprocess_audio(args.data_dir, args.out_dir, spec, args.workers, args.overwrite, shard)
     return _finish(report, args.out_dir, shard_report_name(AUDIO_REPORT, shard))

@@ -99,6 +99,19 @@ def _sample(count: int, limit: int) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, limit).round().astype(np.int64))
 
 
+def spec_with_stats(data_dir: Path, encoder: str, variant: str = "paper", seconds: float | None = None,
+                    audio_steps: str = "speech2face", mean: float | None = None,
+                    std: float | None = None) -> tuple[VoiceInputSpec, dict | None]:
+    """The voice input from a command's options; without an explicit ``mean``/``std``, the
+    statistics 's2f data stats' measured in ``data_dir`` (AudioSet's where there are none).
+    Returns the spec and those statistics (None when not used), for the command to say so."""
+    extra = {key: value for key, value in (("seconds", seconds), ("mean", mean), ("std", std)) if value is not None}
+    measured = read_stats(data_dir, encoder) if mean is None and std is None else None
+    if measured:
+        extra.update(mean=measured["mean"], std=measured["std"])
+    return VoiceInputSpec(encoder=encoder, variant=variant, audio_steps=audio_steps, **extra), measured
+
+
 def _picked(names, chosen: np.ndarray):
     """The names at the sorted positions ``chosen``, from a stream."""
     wanted = iter(chosen.tolist())

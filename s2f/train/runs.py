@@ -311,19 +311,15 @@ def voice_training_data(run: VoiceTraining, split: dict | None) -> tuple[Any, An
 def on_the_fly_spec(run: VoiceTraining):
     """The voice input of an on-the-fly run: its flags, and for AST the corpus's own fbank
     statistics ('s2f data stats' writes them into the corpus) or else AudioSet's."""
-    from s2f.data.feature_stats import read_stats
-    from s2f.runtime.preprocess.voice_input import VoiceInputSpec
+    from s2f.data.feature_stats import spec_with_stats
 
-    extra = {}
-    measured = read_stats(run.voices, run.encoder) if run.encoder == "ast" else None
-    if measured:
-        extra.update(mean=measured["mean"], std=measured["std"])
-        log.info("fbank mean %s, std %s from %s", measured["mean"], measured["std"], run.voices)
     try:
-        return VoiceInputSpec(encoder=run.encoder, variant=run.variant, seconds=run.seconds,
-                              audio_steps=run.audio_steps, **extra)
+        spec, measured = spec_with_stats(run.voices, run.encoder, run.variant, run.seconds, run.audio_steps)
     except ValueError as err:
         raise InputError(None, str(err)) from None
+    if measured:
+        log.info("fbank mean %s, std %s from %s", measured["mean"], measured["std"], run.voices)
+    return spec
 
 
 def evaluate(run: Evaluation) -> dict[str, Any]:
