@@ -19,7 +19,7 @@ def test_the_wheel_installs_only_the_s2f_package(built_wheel):
     assert top_level == {"s2f"}
     for module in ("s2f/runtime/pipeline.py", "s2f/converters/vggface.py", "s2f/export/bundle.py",
                    "s2f/weights/registry.py", "s2f/models/registry.py", "s2f/assets/sample_face.jpg",
-                   "s2f/runtime/web/index.html"):
+                   "s2f/runtime/serve/web/index.html"):
         assert module in names, module
     (top_level_txt,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
     assert zipfile.ZipFile(built_wheel).read(top_level_txt).decode().split() == ["s2f"]
