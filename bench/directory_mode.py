@@ -37,7 +37,7 @@ from s2f.runtime.pipeline import SpeechToFace
 bundle, clips, out, mode = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 backend, precision = sys.argv[5], sys.argv[6]
 files = sorted(clips.glob("*.wav"))
-model = SpeechToFace(bundle, "cpu", backend=backend, precision=precision)
+model = SpeechToFace(bundle, device="cpu", backend=backend, precision=precision)
 def save(path, face):
     Image.fromarray(face.image).save(out / (path.stem + ".png"))
 if mode == "batch-cost":  # what a real batch saves: equal-length clips, batch 1 against batch 8

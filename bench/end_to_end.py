@@ -73,11 +73,11 @@ from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 bundle, mode, end_to_end = sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 batch, repeats = int(sys.argv[5]), int(sys.argv[6])
 if mode == "speech":
-    model = SpeechToFace(bundle, "cpu", end_to_end=end_to_end)
+    model = SpeechToFace(bundle, device="cpu", end_to_end=end_to_end)
     clips = [speech_clip(6.0, seed=seed) for seed in range(batch)]
     run = lambda: model.generate_batch([model.prepare(clip, 16000) for clip in clips])
 else:
-    model = FaceToFace(bundle, "cpu", end_to_end=end_to_end)
+    model = FaceToFace(bundle, device="cpu", end_to_end=end_to_end)
     photo = (np.random.default_rng(0).random((480, 640, 3)) * 255).astype(np.uint8)
     run = lambda: model.generate_batch([model.prepare(photo)] * batch)
 run()
@@ -123,7 +123,7 @@ def node(workdir: Path, repeats: int) -> dict:
     results = {"node": version, "onnxruntime_node": node_dir.name.rsplit("-", 1)[1]}
     for name in ("ve_conv", "ast_portable"):
         clip = speech_clip(4.5, seed=3)
-        model = SpeechToFace(workdir / name, "cpu")
+        model = SpeechToFace(workdir / name, device="cpu")
         face = model.generate(clip, 16000)
         times = []
         for _ in range(repeats):

@@ -284,7 +284,7 @@ def _pipeline_job(args: argparse.Namespace, workdir: Path):
         from s2f.runtime.pipeline import SpeechToFace
 
         backend, precision = ENGINES[args.backend]
-        model = SpeechToFace(workdir / "bundle", "cpu", precision=precision, backend=backend)
+        model = SpeechToFace(workdir / "bundle", device="cpu", precision=precision, backend=backend)
 
         def run():
             return model.generate_batch([model.prepare(voice, 16000)] * args.batch)

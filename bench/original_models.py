@@ -78,7 +78,7 @@ import json
 import numpy as np
 from s2f.runtime.pipeline import SpeechToFace
 bundle, out, precision, prepack, clips = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", sys.argv[5:]
-model = SpeechToFace(bundle, "cpu", prepack=prepack, precision=precision)
+model = SpeechToFace(bundle, device="cpu", prepack=prepack, precision=precision)
 times, images, embeddings = [], [], []
 for path in clips:
     begin = time.perf_counter()

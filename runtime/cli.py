@@ -14,66 +14,77 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from s2f.core.command_line import add_verbosity_flags, run_command
+from s2f.core.config_flags import add_config_flags, config_from_args
 from s2f.core.errors import InputError
 from s2f.core.listing import paths_under
 from s2f.runtime.directory import DEFAULT_BATCH_SIZE
-from s2f.runtime.engines.backends import BACKENDS, PRECISIONS
-from s2f.runtime.engines.onnxruntime import DEVICES
+from s2f.runtime.engines.options import RunOptions
 
-# ServeConfig fields every runtime command shares (common()) or that come from --two-stage
-SHARED_SERVE_FIELDS = ("bundle", "device", "threads", "precision", "backend", "unverified", "end_to_end", "trust_key")
+RUN_FLAGS_ELSEWHERE = ("prepack",)  # each command decides: a one-shot command opens fast, a batch prepacks
 
 
-# Over 60 lines on purpose: one add_argument per flag of six commands, declarations and no logic.
+@dataclass
+class BundleCommand:
+    """Args:
+        bundle: directory from 's2f export bundle'.
+        run: how the bundle runs.
+    """
+
+    bundle: Path
+    run: RunOptions = field(default_factory=RunOptions)
+
+
+@dataclass(kw_only=True)
+class ConvertCommand(BundleCommand):
+    """Args:
+        input: a file, or a directory of them (mirrored into OUTPUT).
+        output: PNG file, or directory for a directory.
+        batch_size: directory mode: files per run, decoded ahead in threads.
+        shard: directory mode: only shard K of N (K from 0) of the files, into the same OUTPUT; default:
+            torchrun's RANK/WORLD_SIZE or a Slurm array's task, else all files.
+    """
+
+    input: Path = field(metadata={"positional": True})
+    output: Path = field(metadata={"short": "-o"})
+    batch_size: int = DEFAULT_BATCH_SIZE
+    shard: str | None = field(default=None, metadata={"metavar": "K/N"})
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise InputError(None, f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+@dataclass(kw_only=True)
+class GridCommand(BundleCommand):
+    """Args:
+        faces: face photos, one row each.
+        voices: one voice clip per face, same order.
+        output: the grid PNG.
+    """
+
+    faces: tuple[Path, ...]
+    voices: tuple[Path, ...]
+    output: Path = field(metadata={"short": "-o"})
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from s2f.runtime.evaluate.score_bundle import ScoreConfig
+    from s2f.runtime.evaluate.scorecard import add_judge_flags
+    from s2f.runtime.serve.server import ServeConfig
+
     parser = argparse.ArgumentParser(prog="s2f-runtime", description=__doc__.split("\n\n")[0])
     add_verbosity_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--bundle", type=Path, required=True, help="directory from 's2f export bundle'")
-        sub.add_argument("--device", choices=DEVICES, default="auto",
-                         help="auto: CUDA if it really starts, else CPU (with a warning); an explicit GPU "
-                              "choice fails if its provider cannot be created")
-        sub.add_argument("--threads", type=int, help="CPU threads (default: the cores this process may use)")
-        sub.add_argument("--backend", choices=BACKENDS, default="onnxruntime",
-                         help="openvino: the same graphs on OpenVINO (CPU; needs speech2face[openvino]); auto: per "
-                              "graph, the fastest engine and precision that passes the bundle's probe on this machine")
-        sub.add_argument("--precision", choices=PRECISIONS,
-                         help="fp32 (default; auto: any); bf16: bfloat16 arithmetic on CPUs with bf16 units "
-                              "(OpenVINO); fp16: the bundle's float16 graphs (exported with --fp16), meant for GPUs; "
-                              "int8: its int8 graphs (exported with --int8), meant for CPUs")
-        sub.add_argument("--unverified", action="store_true",
-                         help="run a precision other than fp32 on a bundle exported without a probe (logged)")
-        sub.add_argument("--trust-key", type=Path, metavar="KEY.pub",
-                         help="refuse the bundle unless it is signed by this public key ('s2f bundle sign') and holds "
-                              "only the files signed; default: $S2F_TRUST_KEY. Needs speech2face[signing]")
-        sub.add_argument("--rehash", action="store_true",
-                         help="hash every bundle file even if it was verified before and is unchanged since")
-        sub.add_argument("--two-stage", action="store_true",
-                         help="run the encoder and decoder graphs on numpy-prepared inputs even when the bundle has "
-                              "end-to-end graphs (face2face then resizes exactly as OpenCV, and batches photos)")
-
     for name, what in (("speech2face", "voice clip(s)"), ("face2face", "face photo(s)")):
         sub = commands.add_parser(name, help=f"{what} -> decoded face PNG(s)")
-        sub.add_argument("input", type=Path, help=f"a file, or a directory of {what} (mirrored into OUTPUT)")
-        sub.add_argument("-o", "--output", type=Path, required=True, help="PNG file, or directory for a directory")
-        sub.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                         help=f"directory mode: files per onnxruntime run, decoded ahead in threads "
-                              f"(default {DEFAULT_BATCH_SIZE})")
-        sub.add_argument("--shard", metavar="K/N",
-                         help="directory mode: only shard K of N (K from 0) of the files, into the same OUTPUT; "
-                              "default: torchrun's RANK/WORLD_SIZE or a Slurm array's task, else all files")
-        common(sub)
+        add_config_flags(sub, ConvertCommand, exclude=RUN_FLAGS_ELSEWHERE)
         sub.set_defaults(func=run_convert, mode=name, extras=("runtime",), what_runs=name)
     grid = commands.add_parser("grid", help="original | face->face | speech->face, one row per person")
-    grid.add_argument("--faces", type=Path, nargs="+", required=True)
-    grid.add_argument("--voices", type=Path, nargs="+", required=True, help="one voice clip per face, same order")
-    grid.add_argument("-o", "--output", type=Path, required=True)
-    common(grid)
+    add_config_flags(grid, GridCommand, exclude=RUN_FLAGS_ELSEWHERE)
     grid.set_defaults(func=run_grid, extras=("runtime",), what_runs="grid")
 
     score = commands.add_parser(
@@ -83,15 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "report recall@1/2/5/10/20/50 in galleries of 100 identities (three averaged with 300 or "
                     "more, else one of all), chance, and cosine/L1/L2 to the real faces: speech->face, "
                     "face->face and the voice embedding itself. JSON, a recall-curve PNG and the result grid.")
-    score.add_argument("corpus", type=Path, help="identity folders with audios/ and images/")
-    score.add_argument("-o", "--output", type=Path, required=True, help="JSON report (.png and _grid.png beside)")
-    score.add_argument("--split", type=Path, help="split JSON: score its --part identities (default: all)")
-    score.add_argument("--part", default="test")
-    score.add_argument("--max-clips", type=int, help="clips per identity (default: all)")
-    from s2f.runtime.evaluate.scorecard import add_judge_flags
-
+    add_config_flags(score, ScoreConfig, exclude=(*RUN_FLAGS_ELSEWHERE, "judge", "judge_input"))
     add_judge_flags(score, face_encoder=False)
-    common(score)
     score.set_defaults(func=run_scorecard, extras=("runtime",), what_runs="scorecard")
 
     serve = commands.add_parser(
@@ -101,13 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "with Accept: application/json; GET /healthz, /readyz, /metrics (Prometheus) and / (a page "
                     "that records your voice). Concurrent requests are micro-batched. Stateless: run replicas "
                     "behind any load balancer. SIGTERM finishes the requests in flight, then exits.")
-    common(serve)
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000)
-    from s2f.core.config_flags import add_config_flags
-    from s2f.runtime.serve.server import ServeConfig
-
-    add_config_flags(serve, ServeConfig, exclude=SHARED_SERVE_FIELDS)
+    add_config_flags(serve, ServeConfig, exclude=RUN_FLAGS_ELSEWHERE)
     serve.set_defaults(func=run_serve, extras=("serve",), what_runs="serve")
     return parser
 
@@ -122,15 +120,6 @@ def _save_png(path: Path, image) -> None:
         Image.fromarray(image).save(handle, format="PNG")
 
 
-def _end_to_end(args: argparse.Namespace) -> bool | None:
-    """None: the end-to-end graphs when the bundle has them (fp32); False with --two-stage."""
-    return False if args.two_stage else None
-
-
-def _engine(args: argparse.Namespace) -> dict:
-    return {"backend": args.backend, "unverified": args.unverified}
-
-
 def run_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -141,30 +130,28 @@ def run_convert(args: argparse.Namespace) -> int:
     from s2f.runtime.preprocess.audio import AUDIO_SUFFIXES
     from s2f.runtime.preprocess.images import IMAGE_SUFFIXES
 
-    one_file = args.input.is_file()  # one-shot: open fast rather than prepack for later batches
-    if not one_file and not args.input.is_dir():
-        raise InputError(args.input, "not found")
-    if args.batch_size < 1:
-        raise InputError(None, f"--batch-size must be at least 1, got {args.batch_size}")
-    if one_file and args.shard:
-        raise InputError(args.input, "--shard splits a directory of files; this is one file")
-    model = (SpeechToFace if args.mode == "speech2face" else FaceToFace)(
-        args.bundle, args.device, args.threads, prepack=not one_file, verify_cache=not args.rehash,
-        precision=args.precision, end_to_end=_end_to_end(args), trust_key=args.trust_key, **_engine(args))
+    command = config_from_args(ConvertCommand, args)
+    one_file = command.input.is_file()  # one-shot: open fast rather than prepack for later batches
+    if not one_file and not command.input.is_dir():
+        raise InputError(command.input, "not found")
+    if one_file and command.shard:
+        raise InputError(command.input, "--shard splits a directory of files; this is one file")
+    model = (SpeechToFace if args.mode == "speech2face" else FaceToFace)(command.bundle, command.run,
+                                                                         prepack=not one_file)
     if one_file:
-        _save_png(args.output, model.generate_from_file(args.input).image)
-        print(f"{args.input} -> {args.output}")
+        _save_png(command.output, model.generate_from_file(command.input).image)
+        print(f"{command.input} -> {command.output}")
         return 0
     suffixes = AUDIO_SUFFIXES if args.mode == "speech2face" else IMAGE_SUFFIXES
-    inputs = paths_under(args.input, suffixes)
+    inputs = paths_under(command.input, suffixes)
     if not inputs:
-        raise InputError(args.input, f"no {'audio' if args.mode == 'speech2face' else 'image'} files found")
-    shard = resolve_shard(args.shard)
+        raise InputError(command.input, f"no {'audio' if args.mode == 'speech2face' else 'image'} files found")
+    shard = resolve_shard(command.shard)
     mine = shard.select(inputs)
     bar = progress_bar(total=len(mine), desc=args.mode, unit="file")
 
     def save(path: Path, face) -> None:
-        _save_png(args.output / path.relative_to(args.input).with_suffix(".png"), face.image)
+        _save_png(command.output / path.relative_to(command.input).with_suffix(".png"), face.image)
 
     def on_file(path: Path, error: str | None) -> None:
         bar.update(1)
@@ -172,9 +159,9 @@ def run_convert(args: argparse.Namespace) -> int:
             tqdm.write(f"s2f-runtime: skipped {error}", file=sys.stderr)
 
     with bar:
-        run = run_directory(model, mine, save, args.batch_size, on_file=on_file)
+        run = run_directory(model, mine, save, command.batch_size, on_file=on_file)
     where = "" if shard.whole else f" [{shard}]"
-    print(f"{run.written} of {len(mine)} files -> {args.output}{where}"
+    print(f"{run.written} of {len(mine)} files -> {command.output}{where}"
           + (f"; {len(run.failed)} failed" if run.failed else ""))
     return 0 if run.written or not mine else 1
 
@@ -183,40 +170,36 @@ def run_grid(args: argparse.Namespace) -> int:
     from s2f.runtime.evaluate.grid import save_face_grid
     from s2f.runtime.pipeline import FaceToFace, SpeechToFace, original
 
-    if len(args.faces) != len(args.voices):
-        raise InputError(None, f"{len(args.faces)} faces but {len(args.voices)} voices: give one voice per face")
-    face_to_face = FaceToFace(args.bundle, args.device, args.threads, prepack=False, verify_cache=not args.rehash,
-                              precision=args.precision, end_to_end=_end_to_end(args), trust_key=args.trust_key,
-                              **_engine(args))
-    speech_to_face = SpeechToFace(face_to_face.bundle, args.device, args.threads, prepack=False,
-                                  precision=args.precision, end_to_end=_end_to_end(args), **_engine(args))
+    command = config_from_args(GridCommand, args)
+    if len(command.faces) != len(command.voices):
+        raise InputError(None, f"{len(command.faces)} faces but {len(command.voices)} voices: give one voice per face")
+    face_to_face = FaceToFace(command.bundle, command.run, prepack=False)
+    speech_to_face = SpeechToFace(face_to_face.bundle, command.run, prepack=False)
     rows = []
-    for face, voice in zip(args.faces, args.voices, strict=True):
+    for face, voice in zip(command.faces, command.voices, strict=True):
         rows.append([original(face), face_to_face.generate_from_file(face).image,
                      speech_to_face.generate_from_file(voice).image])
-    save_face_grid(args.output, rows, ["original", "face->face", "speech->face"])
-    print(f"grid of {len(rows)} people -> {args.output}")
+    save_face_grid(command.output, rows, ["original", "face->face", "speech->face"])
+    print(f"grid of {len(rows)} people -> {command.output}")
     return 0
 
 
 def run_scorecard(args: argparse.Namespace) -> int:
-    from s2f.runtime.evaluate.score_bundle import score_bundle
+    from s2f.runtime.evaluate.score_bundle import ScoreConfig, score_bundle
     from s2f.runtime.evaluate.scorecard import judge_input, summary_lines
 
-    report = score_bundle(args.bundle, args.corpus, args.output, args.split, args.part, args.judge,
-                          judge_input(args), args.device, args.max_clips)
+    report = score_bundle(config_from_args(ScoreConfig, args, judge=args.judge, judge_input=judge_input(args)))
     print("\n".join(summary_lines(report)))
     print(f"report {args.output}; recall curve {report['curve']}; grid {report['grid']}")
     return 0
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from s2f.core.config_flags import config_from_args
     from s2f.runtime.serve.server import ServeConfig, serve
 
-    config = config_from_args(ServeConfig, args, end_to_end=_end_to_end(args))
-    serve(config, args.host, args.port, on_open=lambda: print(
-        f"serving {args.bundle} on http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True))
+    config = config_from_args(ServeConfig, args)
+    serve(config, on_open=lambda: print(
+        f"serving {config.bundle} on http://{config.host}:{config.port}/ (Ctrl-C to stop)", flush=True))
     return 0
 
 

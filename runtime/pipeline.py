@@ -14,7 +14,7 @@ between the two graphs (IOBinding).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,9 @@ import numpy as np
 from s2f.core.errors import InputError
 from s2f.runtime.bundle.manifest import MANIFEST, face_preprocessing
 from s2f.runtime.bundle.reader import Bundle, open_bundle
-from s2f.runtime.engines.choice import EngineRequest, describe, open_graph
+from s2f.runtime.engines.choice import describe, open_graph
 from s2f.runtime.engines.onnxruntime import run_graph
+from s2f.runtime.engines.options import RunOptions
 from s2f.runtime.engines.probe import load_probe
 from s2f.runtime.preprocess.audio import AudioSource
 from s2f.runtime.preprocess.faces import as_rgb_uint8, decoder_target, preprocess
@@ -31,7 +32,6 @@ from s2f.runtime.preprocess.images import load_face
 from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
 log = logging.getLogger(__name__)
-_REFERENCE = {None, "fp32"}  # precisions an explicit backend runs without the probe
 OUTPUTS = ["image", "landmarks", "embedding"]  # of speech2face.onnx and face2face.onnx
 ALIGNED = "aligned"  # their extra output with a warping decoder: the texture in the mean face's frame
 
@@ -66,47 +66,37 @@ class _Decoding:
     the bundle has it, else the encoder graph (``encoder_role``) and the decoder graph with the
     preprocessing in numpy.
 
-    ``prepack=False`` skips onnxruntime's weight prepacking: the sessions open much sooner and
-    large batches run somewhat slower (bench/onnx_runtime.py, session_open), the right trade for
-    a one-shot command. ``verify_cache=False`` rehashes every file.
-    ``backend``: ``onnxruntime``, ``openvino`` (the same graphs, ``speech2face[openvino]``) or
-    ``auto`` (per graph, the fastest engine that passes the bundle's probe here;
-    ``s2f.runtime.engines.choice``). ``precision``: ``fp32`` (None: fp32, or any for auto);
-    ``bf16`` computes the float32 graphs in bfloat16 (OpenVINO, CPUs with bf16 units);
-    ``fp16`` and ``int8`` use the bundle's float16 (``--fp16``, for GPUs) or int8 graphs
-    (``--int8``, for CPUs); inputs and outputs stay float32 either way. Any precision but
-    float32 must pass the bundle's probe on open; ``unverified`` runs it without
-    one on bundles exported before probes. ``end_to_end``: None uses the end-to-end graph when
-    the bundle has one (float32 graphs: fp32 and bf16), False never, True insists on it.
-    ``trust_key`` (default ``$S2F_TRUST_KEY``): refuse a bundle not signed by this public key.
+    How it runs (engine, precision, device, threads, prepack, verification, trust, end-to-end or
+    two-stage) is a ``RunOptions``, given whole or as its fields' keywords
+    (``SpeechToFace(bundle, device="cpu", backend="auto")``); see its docstring.
     ``engines`` says what runs each graph.
     """
 
     encoder_role = ""
     end_to_end_role = ""
 
-    def __init__(self, bundle: Bundle | str | Path, device: str = "auto", threads: int | None = None,
-                 prepack: bool = True, verify_cache: bool = True, precision: str | None = None,
-                 end_to_end: bool | None = None, trust_key: str | Path | None = None,
-                 backend: str = "onnxruntime", unverified: bool = False) -> None:
-        request = EngineRequest(backend, precision, device, threads, prepack, unverified)
-        self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False, cache=verify_cache,
-                                                                           trust_key=trust_key)
-        self.device = device
-        available = self.bundle.has(self.end_to_end_role) and request.graph_precision in (None, "fp32")
-        if end_to_end and not available:
-            why = ("end-to-end graphs are float32 (run them at fp32 or bf16)" if request.graph_precision != "fp32" else
+    def __init__(self, bundle: Bundle | str | Path, options: RunOptions | None = None, /, **changes) -> None:
+        if options is not None and not isinstance(options, RunOptions):
+            raise TypeError(f"expected RunOptions or keywords (device=..., backend=...), got {options!r}")
+        self.options = options = replace(options or RunOptions(), **changes)
+        self.bundle = bundle if isinstance(bundle, Bundle) else open_bundle(bundle, verify=False,
+                                                                           cache=options.verify_cache,
+                                                                           trust_key=options.trust_key)
+        self.device = options.device
+        available = self.bundle.has(self.end_to_end_role) and options.graph_precision in (None, "fp32")
+        if options.end_to_end and not available:
+            why = ("end-to-end graphs are float32 (run them at fp32 or bf16)" if options.graph_precision != "fp32" else
                    f"this bundle has no {self.end_to_end_role}.onnx (exported by an older version: export it again)")
             raise InputError(self.bundle.root, why)
-        self.end_to_end = available and end_to_end is not False
-        self.engines = request.chosen
-        probe = load_probe(self.bundle) if backend == "auto" or precision not in _REFERENCE else None
+        self.end_to_end = available and options.end_to_end is not False
+        self.engines: dict[str, str] = {}
+        probe = load_probe(self.bundle) if options.needs_probe else None
         if self.end_to_end:
-            self.graph = open_graph(self.bundle, self.end_to_end_role, request, probe)
+            self.graph = open_graph(self.bundle, self.end_to_end_role, options, self.engines, probe)
             self.on_cuda = "CUDAExecutionProvider" in self.graph.get_providers()
         else:
-            self.decoder = open_graph(self.bundle, "face_decoder", request, probe)
-            self.encoder = open_graph(self.bundle, self.encoder_role, request, probe)
+            self.decoder = open_graph(self.bundle, "face_decoder", options, self.engines, probe)
+            self.encoder = open_graph(self.bundle, self.encoder_role, options, self.engines, probe)
             self.on_cuda = all("CUDAExecutionProvider" in graph.get_providers()
                                for graph in (self.decoder, self.encoder))
         plain = all(what == "onnxruntime fp32" for what in self.engines.values())

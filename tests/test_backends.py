@@ -61,8 +61,8 @@ def levels(a: np.ndarray, b: np.ndarray) -> int:
 
 @pytest.mark.parametrize("end_to_end", [None, False], ids=["end-to-end", "two-stage"])
 def test_openvino_float32_gives_onnxruntimes_faces(bundle, voice, end_to_end):
-    reference = SpeechToFace(bundle, "cpu", end_to_end=end_to_end)
-    openvino = SpeechToFace(bundle, "cpu", end_to_end=end_to_end, backend="openvino")
+    reference = SpeechToFace(bundle, device="cpu", end_to_end=end_to_end)
+    openvino = SpeechToFace(bundle, device="cpu", end_to_end=end_to_end, backend="openvino")
     assert openvino.engines and set(openvino.engines.values()) == {"openvino fp32"}
     inputs = [reference.prepare_file(voice), reference.prepare(speech_clip(2.0, 16000, f0=210.0), 16000)]
     if end_to_end is not False:
@@ -72,12 +72,12 @@ def test_openvino_float32_gives_onnxruntimes_faces(bundle, voice, end_to_end):
         assert np.abs(ours.landmarks - theirs.landmarks).max() < 0.05
         cosine = ours.embedding @ theirs.embedding / np.linalg.norm(ours.embedding) / np.linalg.norm(theirs.embedding)
         assert cosine > 0.99999
-    photo = FaceToFace(bundle, "cpu", backend="openvino").generate_from_file(SAMPLE_FACE)
-    assert levels(photo.image, FaceToFace(bundle, "cpu").generate_from_file(SAMPLE_FACE).image) <= 1
+    photo = FaceToFace(bundle, device="cpu", backend="openvino").generate_from_file(SAMPLE_FACE)
+    assert levels(photo.image, FaceToFace(bundle, device="cpu").generate_from_file(SAMPLE_FACE).image) <= 1
 
 
 def test_openvino_sessions_run_from_many_threads(bundle):
-    model = SpeechToFace(bundle, "cpu", backend="openvino", end_to_end=False)
+    model = SpeechToFace(bundle, device="cpu", backend="openvino", end_to_end=False)
     clips = [model.prepare(speech_clip(1.5 + i / 4, 16000, f0=120.0 + 20 * i), 16000) for i in range(6)]
     alone = [model.generate_batch([clip])[0] for clip in clips]
     with ThreadPoolExecutor(6) as pool:
@@ -91,20 +91,20 @@ def test_openvino_sessions_run_from_many_threads(bundle):
 def test_bf16_passes_the_probe_or_is_refused(bundle, voice):
     """bf16 on this CPU: the speech graphs keep the promise (the face is one level from float32's);
     the random ResNet50's huge activations do not survive bf16, so face2face is refused."""
-    reference = SpeechToFace(bundle, "cpu").generate_from_file(voice).image
-    fast = SpeechToFace(bundle, "cpu", backend="openvino", precision="bf16")
+    reference = SpeechToFace(bundle, device="cpu").generate_from_file(voice).image
+    fast = SpeechToFace(bundle, device="cpu", backend="openvino", precision="bf16")
     assert fast.engines["speech2face"].startswith("openvino bf16 (image within")
     assert levels(fast.generate_from_file(voice).image, reference) <= 1
     with pytest.raises(InputError, match=r"face2face.onnx: openvino bf16 misses the bundle's gate on this machine "
                                          r"\(image within \d+ levels \(gate 1\)\)"):
-        FaceToFace(bundle, "cpu", backend="openvino", precision="bf16")
+        FaceToFace(bundle, device="cpu", backend="openvino", precision="bf16")
 
 
 def test_onnxruntime_has_no_bf16(bundle):
     with pytest.raises(InputError, match="--precision bf16 runs on OpenVINO only: add --backend openvino"):
-        SpeechToFace(bundle, "cpu", precision="bf16")
+        SpeechToFace(bundle, device="cpu", precision="bf16")
     with pytest.raises(InputError, match="--backend openvino runs on the CPU; --device cuda"):
-        SpeechToFace(bundle, "cuda", backend="openvino")
+        SpeechToFace(bundle, device="cuda", backend="openvino")
 
 
 @pytest.fixture(scope="module")
@@ -147,20 +147,20 @@ def test_auto_skips_an_engine_that_misses_the_gate(broken_int8, voice, tmp_path)
         assert float(error) <= float(allowed), measure
     else:  # bf16: by its cosine to float64
         assert float(re.match(r"embedding cosine (\S+) \(gate 0.999\)", measure).group(1)) >= 0.999, measure
-    reference = SpeechToFace(broken_int8, "cpu").generate_from_file(voice).image
+    reference = SpeechToFace(broken_int8, device="cpu").generate_from_file(voice).image
     from PIL import Image
 
     assert levels(np.asarray(Image.open(out)), reference) <= 2  # the right model's face, not the other one
 
 
 def test_auto_picks_a_passing_engine_per_graph(bundle, voice):
-    model = SpeechToFace(bundle, "cpu", backend="auto", end_to_end=False)
+    model = SpeechToFace(bundle, device="cpu", backend="auto", end_to_end=False)
     assert set(model.engines) == {"voice_encoder", "face_decoder"}
     for what in model.engines.values():
         assert what.split(" (")[0] in {"onnxruntime fp32", "onnxruntime int8", "openvino fp32", "openvino int8",
                                        "openvino bf16"}
         assert "gate" in what and "probe" in what and "ms)" in what
-    reference = SpeechToFace(bundle, "cpu", end_to_end=False).generate_from_file(voice)
+    reference = SpeechToFace(bundle, device="cpu", end_to_end=False).generate_from_file(voice)
     assert levels(model.generate_from_file(voice).image, reference.image) <= 3
 
 
@@ -175,18 +175,18 @@ def without_probe(bundle, where):
 
 def test_bundles_without_a_probe_run_float32_unless_told(bundle, voice, tmp_path, caplog):
     old = without_probe(bundle, tmp_path)
-    assert SpeechToFace(old, "cpu", backend="openvino").engines == {"speech2face": "openvino fp32"}
+    assert SpeechToFace(old, device="cpu", backend="openvino").engines == {"speech2face": "openvino fp32"}
     with pytest.raises(InputError, match="this bundle has no probe .exported before probes., so openvino int8 cannot "
                                          "be checked on this machine: run fp32, export the bundle again, or pass "
                                          "--unverified"):
-        SpeechToFace(old, "cpu", backend="openvino", precision="int8")
+        SpeechToFace(old, device="cpu", backend="openvino", precision="int8")
     with caplog.at_level("WARNING", logger="s2f"):
-        risky = SpeechToFace(old, "cpu", backend="openvino", precision="int8", unverified=True)
+        risky = SpeechToFace(old, device="cpu", backend="openvino", precision="int8", unverified=True)
     assert risky.engines == {role: "openvino int8 (unverified)" for role in ("voice_encoder", "face_decoder")}
     assert "voice_encoder runs openvino int8 UNVERIFIED" in caplog.text
-    assert SpeechToFace(old, "cpu", backend="auto").engines == {"speech2face": "onnxruntime fp32 (no probe)"}
+    assert SpeechToFace(old, device="cpu", backend="auto").engines == {"speech2face": "onnxruntime fp32 (no probe)"}
     # onnxruntime on the int8 graphs export verified still runs, as before probes
-    assert SpeechToFace(old, "cpu", precision="int8").engines["voice_encoder"] == "onnxruntime int8"
+    assert SpeechToFace(old, device="cpu", precision="int8").engines["voice_encoder"] == "onnxruntime int8"
 
 
 def test_an_edited_probe_is_one_line(bundle, tmp_path):
@@ -194,24 +194,24 @@ def test_an_edited_probe_is_one_line(bundle, tmp_path):
     (edited / PROBE).write_bytes(b"PK\x03\x04 not a zip")
     rewrite_manifest_to_match(edited, PROBE)
     with pytest.raises(InputError, match=r"probe.npz: unreadable probe"):
-        SpeechToFace(edited, "cpu", backend="openvino", precision="int8")
+        SpeechToFace(edited, device="cpu", backend="openvino", precision="int8")
     arrays = dict(np.load(bundle / PROBE))
     arrays["face_decoder/texture"] = arrays["face_decoder/texture"][:1]
     np.savez(edited / PROBE, **arrays)
     rewrite_manifest_to_match(edited, PROBE)
     with pytest.raises(InputError, match=r"the probe holds \[1, 3, 224, 224\]: the probe does not belong"):
-        SpeechToFace(edited, "cpu", backend="openvino", precision="int8")
+        SpeechToFace(edited, device="cpu", backend="openvino", precision="int8")
 
 
 def test_compiled_models_are_cached_per_graph_content(bundle, tmp_path, monkeypatch):
     cache = tmp_path / "compiled"
     monkeypatch.setenv(CACHE_ENV, str(cache))
-    SpeechToFace(bundle, "cpu", backend="openvino")
+    SpeechToFace(bundle, device="cpu", backend="openvino")
     first = sorted(p.relative_to(cache) for p in cache.rglob("*.blob"))
     assert len(first) == 1  # speech2face.onnx, compiled once
-    SpeechToFace(bundle, "cpu", backend="openvino")
+    SpeechToFace(bundle, device="cpu", backend="openvino")
     assert sorted(p.relative_to(cache) for p in cache.rglob("*.blob")) == first  # the second start compiled nothing
-    SpeechToFace(bundle, "cpu", backend="openvino", precision="int8")
+    SpeechToFace(bundle, device="cpu", backend="openvino", precision="int8")
     assert len(list(cache.rglob("*.blob"))) == 3  # the int8 encoder and decoder, in folders of their own
 
 
@@ -226,7 +226,7 @@ def test_directory_mode_and_serve_on_openvino(bundle, voice, tmp_path):
     assert done.returncode == 0 and "3 of 3 files" in done.stdout, done.stderr
     from PIL import Image
 
-    reference = SpeechToFace(bundle, "cpu")
+    reference = SpeechToFace(bundle, device="cpu")
     for index in range(3):
         expected = reference.generate_from_file(voices / f"{index}.wav").image
         assert levels(np.asarray(Image.open(tmp_path / "out" / f"{index}.png")), expected) <= 1
@@ -252,5 +252,5 @@ def test_openvino_extra_alone_without_torch(bundle, voice, built_wheel, tmp_path
     assert done.returncode == 0, done.stderr
     from PIL import Image
 
-    expected = SpeechToFace(bundle, "cpu").generate_from_file(voice).image
+    expected = SpeechToFace(bundle, device="cpu").generate_from_file(voice).image
     assert levels(np.asarray(Image.open(out)), expected) <= 1

@@ -14,6 +14,7 @@ from helpers import REPO
 
 from s2f.core.config_flags import add_config_flags, config_from_args, field_help
 from s2f.core.errors import InputError
+from s2f.runtime.engines.options import RunOptions as _RunOptions
 
 
 def _parser_of(build, *path: str) -> argparse.ArgumentParser:
@@ -43,14 +44,49 @@ def _check_against(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] =
     return checked
 
 
-def test_serve_flags_are_the_serve_config():
-    from s2f.runtime.cli import SHARED_SERVE_FIELDS, build_parser
+def test_runtime_flags_are_the_config_dataclasses():
+    from s2f.runtime.cli import build_parser
+    from s2f.runtime.engines.options import RunOptions
     from s2f.runtime.serve.server import ServeConfig
 
     serve = _parser_of(build_parser, "serve")
-    assert _check_against(serve, ServeConfig, skip=SHARED_SERVE_FIELDS) == 10
+    assert _check_against(serve, ServeConfig) == 12  # every field with a default but the nested options
     text = serve.format_help()
     assert "--decode-threads" in text and "larger request bodies get 413. (default: 20.0)" in " ".join(text.split())
+    for command in ("speech2face", "face2face", "grid", "scorecard", "serve"):
+        parser = _parser_of(build_parser, command)
+        # every run option but prepack, which the command decides (one file: off)
+        assert _check_against(parser, RunOptions) == len(dataclasses.fields(RunOptions)) - 1, command
+    # no flag of s2f-runtime is written by hand: each comes from a dataclass field (or the judge's)
+    assert "add_argument(" not in (REPO / "runtime" / "cli.py").read_text()
+
+
+@dataclasses.dataclass
+class _Clash:
+    """A config whose own field has the name of one in the config it nests."""
+
+    device: str = "cpu"
+    run: _RunOptions = dataclasses.field(default_factory=lambda: _RunOptions())
+
+
+def test_nested_configs_positionals_and_named_off_switches_round_trip():
+    from s2f.runtime.cli import ConvertCommand, build_parser
+    from s2f.runtime.engines.options import RunOptions
+
+    parser = _parser_of(build_parser, "speech2face")
+    args = parser.parse_args(["clips/", "-o", "faces/", "--bundle", "b", "--rehash", "--two-stage", "--threads", "3"])
+    command = config_from_args(ConvertCommand, args)
+    assert (str(command.input), str(command.output), str(command.bundle)) == ("clips", "faces", "b")
+    assert command.run == RunOptions(threads=3, verify_cache=False, end_to_end=False)
+    plain = config_from_args(ConvertCommand, parser.parse_args(["a.wav", "-o", "a.png", "--bundle", "b"]))
+    assert plain.run == RunOptions() and plain.run.end_to_end is None  # neither switch: the bundle decides
+    insist = config_from_args(ConvertCommand, parser.parse_args(["a.wav", "-o", "a.png", "--bundle", "b",
+                                                                 "--end-to-end"]))
+    assert insist.run.end_to_end is True
+    with pytest.raises(SystemExit):  # the two switches of one field exclude each other
+        parser.parse_args(["a.wav", "-o", "a.png", "--bundle", "b", "--end-to-end", "--two-stage"])
+    with pytest.raises(TypeError, match="repeat the field"):
+        add_config_flags(argparse.ArgumentParser(), _Clash)
 
 
 def test_train_and_evaluate_flags_are_the_run_dataclasses():
@@ -77,8 +113,8 @@ def test_flags_round_trip_into_the_dataclass_and_refusals_name_the_flag():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bundle")
     add_config_flags(parser, ServeConfig, exclude=("bundle",))
-    config = config_from_args(ServeConfig, parser.parse_args(["--bundle", "b", "--max-batch", "3", "--no-end-to-end"]))
-    assert (config.max_batch, config.end_to_end, config.max_queue, str(config.bundle)) == (3, False, 64, "b")
+    config = config_from_args(ServeConfig, parser.parse_args(["--bundle", "b", "--max-batch", "3", "--two-stage"]))
+    assert (config.max_batch, config.run.end_to_end, config.max_queue, str(config.bundle)) == (3, False, 64, "b")
     with pytest.raises(InputError, match=r"--max-batch\) must be at least 1"):
         config_from_args(ServeConfig, parser.parse_args(["--bundle", "b", "--max-batch", "0"]))
 

@@ -168,7 +168,7 @@ def test_end_to_end_graphs_reuse_the_weights_files(bundle):
 
 
 def test_runtime_uses_end_to_end_graphs_with_the_same_results(bundle):
-    fused, staged = SpeechToFace(bundle, "cpu"), SpeechToFace(bundle, "cpu", end_to_end=False)
+    fused, staged = SpeechToFace(bundle, device="cpu"), SpeechToFace(bundle, device="cpu", end_to_end=False)
     assert fused.end_to_end and not staged.end_to_end and not hasattr(fused, "encoder")
     clips = [speech_clip(2.0, seed=1), speech_clip(8.0, seed=2), speech_clip(2.0, seed=3), speech_clip(1.1, seed=4)]
     faces = fused.generate_batch([fused.prepare(c, 16000) for c in clips])  # lengths 2, 8, 2, 1.1 s: grouped
@@ -182,7 +182,7 @@ def test_runtime_uses_end_to_end_graphs_with_the_same_results(bundle):
         distances = [np.abs(face.embedding - reference.embedding).sum() for reference in expected]
         assert int(np.argmin(distances)) == index and sorted(distances)[1] > 0
     photo = load_face(SAMPLE_FACE)
-    fused_face, staged_face = FaceToFace(bundle, "cpu"), FaceToFace(bundle, "cpu", end_to_end=False)
+    fused_face, staged_face = FaceToFace(bundle, device="cpu"), FaceToFace(bundle, device="cpu", end_to_end=False)
     a, b = fused_face.generate(photo), staged_face.generate(photo)
     assert a.embedding @ b.embedding / (np.linalg.norm(a.embedding) * np.linalg.norm(b.embedding)) >= 0.9999
     assert np.abs(a.image.astype(int) - b.image).max() <= 2 and a.image.std() > 1
@@ -192,13 +192,13 @@ def test_int8_graphs_run_two_stage_with_a_measured_cosine(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["files"]["voice_encoder.int8.onnx"]["precision"] == "int8"
     assert all(cosine >= 0.999 for role in manifest["verification_int8_cosine"].values() for cosine in role.values())
-    quantized, exact = SpeechToFace(bundle, "cpu", precision="int8"), SpeechToFace(bundle, "cpu")
+    quantized, exact = SpeechToFace(bundle, device="cpu", precision="int8"), SpeechToFace(bundle, device="cpu")
     assert not quantized.end_to_end and exact.end_to_end  # the end-to-end graphs are float32
     clip = speech_clip(2.5, seed=8)
     a, b = quantized.generate(clip, 16000), exact.generate(clip, 16000)
     assert a.embedding @ b.embedding / (np.linalg.norm(a.embedding) * np.linalg.norm(b.embedding)) >= 0.999
     with pytest.raises(InputError, match="end-to-end graphs are float32 .run them at fp32 or bf16."):
-        SpeechToFace(bundle, "cpu", precision="int8", end_to_end=True)
+        SpeechToFace(bundle, device="cpu", precision="int8", end_to_end=True)
 
 
 def test_export_refuses_an_end_to_end_graph_that_disagrees(bundle, tmp_path, monkeypatch):
@@ -225,8 +225,8 @@ def test_tampered_end_to_end_graph_is_refused(bundle, tmp_path):
     data[-10] ^= 1
     (copy / "speech2face.onnx").write_bytes(bytes(data))
     with pytest.raises(InputError, match="speech2face.onnx.*sha256"):
-        SpeechToFace(open_bundle(copy, verify=False, cache=False), "cpu")
-    assert not SpeechToFace(open_bundle(copy, verify=False, cache=False), "cpu", end_to_end=False).end_to_end
+        SpeechToFace(open_bundle(copy, verify=False, cache=False), device="cpu")
+    assert not SpeechToFace(open_bundle(copy, verify=False, cache=False), device="cpu", end_to_end=False).end_to_end
 
 
 def test_bundles_without_end_to_end_graphs_still_run(bundle, tmp_path):
@@ -238,11 +238,11 @@ def test_bundles_without_end_to_end_graphs_still_run(bundle, tmp_path):
         (copy / name).unlink()
     manifest["format"] = 1
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    model = SpeechToFace(copy, "cpu")
+    model = SpeechToFace(copy, device="cpu")
     assert not model.end_to_end
     assert model.generate(speech_clip(2.0), 16000).image.std() > 1
     with pytest.raises(InputError, match="no speech2face.onnx"):
-        SpeechToFace(copy, "cpu", end_to_end=True)
+        SpeechToFace(copy, device="cpu", end_to_end=True)
 
 
 # Node.js --------------------------------------------------------------------------------------
@@ -257,7 +257,7 @@ def _node_matches_python(bundle: Path, node_dir: Path, tmp_path: Path) -> dict[s
     clip = speech_clip(4.5, seed=3)  # shorter than the model's clip: the graph loops it
     node = run_speech2face_in_node(node_dir, bundle / "speech2face.onnx", clip, tmp_path)
     assert node["shapes"]["image"] == {"dims": [1, 224, 224, 3], "type": "uint8"}
-    python = SpeechToFace(bundle, "cpu").generate(clip, 16000)  # the Python runtime, from the same samples
+    python = SpeechToFace(bundle, device="cpu").generate(clip, 16000)  # the Python runtime, from the same samples
     measured = deviation(node, python)
     assert measured["image_levels"] <= 1 and measured["embedding"] <= 1e-4 and measured["landmarks"] <= 1e-4
     assert node["image"].std() > 1  # a face, not a blank frame
@@ -307,8 +307,8 @@ def test_a_warping_decoder_bundle_in_node_python_and_the_server(onnxruntime_node
     assert "aligned" in manifest["files"]["speech2face.onnx"]["outputs"]
     _node_matches_python(path, onnxruntime_node, tmp_path)
     clip = speech_clip(3.1, seed=9)
-    whole = SpeechToFace(path, "cpu").generate(clip, 16000)
-    staged = SpeechToFace(path, "cpu", end_to_end=False).generate(clip, 16000)
+    whole = SpeechToFace(path, device="cpu").generate(clip, 16000)
+    staged = SpeechToFace(path, device="cpu", end_to_end=False).generate(clip, 16000)
     assert whole.aligned.shape == (224, 224, 3) and whole.aligned.dtype == np.uint8
     assert np.abs(whole.aligned.astype(int) - staged.aligned).max() <= 1
     assert np.abs(whole.image.astype(int) - staged.image).max() <= 1

@@ -131,7 +131,8 @@ def _engines():
 @pytest.mark.parametrize("role", ["voice_encoder", "face_decoder", "speech2face"])
 def test_the_probe_passes_every_engine_of_a_correct_bundle_here(micro, role):
     from s2f.runtime.bundle.reader import open_bundle
-    from s2f.runtime.engines.choice import EngineRequest, _open
+    from s2f.runtime.engines.choice import _open
+    from s2f.runtime.engines.options import RunOptions
     from s2f.runtime.engines.probe import load_probe
 
     bundle = open_bundle(micro / "bundle")
@@ -139,7 +140,7 @@ def test_the_probe_passes_every_engine_of_a_correct_bundle_here(micro, role):
     for engine in _engines():
         if not bundle.has(role, engine.graph_precision):
             continue
-        session = _open(bundle, role, engine, EngineRequest(backend=engine.backend, precision=engine.precision))
+        session = _open(bundle, role, engine, RunOptions(backend=engine.backend, precision=engine.precision))
         result = probe.check(session, role, precision=engine.precision)
         assert result.passed, (str(engine), str(result))
 
@@ -150,7 +151,8 @@ def test_the_probe_refuses_a_float32_engine_that_computes_something_else(micro, 
     from helpers import rewrite_manifest_to_match
 
     from s2f.runtime.bundle.reader import open_bundle
-    from s2f.runtime.engines.choice import EngineRequest, _open
+    from s2f.runtime.engines.choice import _open
+    from s2f.runtime.engines.options import RunOptions
     from s2f.runtime.engines.probe import load_probe
 
     broken = tmp_path / "bundle"
@@ -162,7 +164,7 @@ def test_the_probe_refuses_a_float32_engine_that_computes_something_else(micro, 
     from s2f.runtime.engines.backends import Engine
 
     engine = Engine("onnxruntime", "fp32")
-    session = _open(bundle, "voice_encoder", engine, EngineRequest(backend="onnxruntime"))
+    session = _open(bundle, "voice_encoder", engine, RunOptions(backend="onnxruntime"))
     result = load_probe(bundle).check(session, "voice_encoder", precision="fp32")
     assert not result.passed and "from float64" in str(result)
 
@@ -172,8 +174,8 @@ def test_auto_picks_passing_engines_and_gives_the_float32_face(micro):
     from s2f.runtime.pipeline import SpeechToFace
 
     clip = synthetic_speech(2.5, seed=7)
-    reference = SpeechToFace(micro / "bundle", "cpu").generate(clip, 16000).image
-    auto = SpeechToFace(micro / "bundle", "cpu", backend="auto")
+    reference = SpeechToFace(micro / "bundle", device="cpu").generate(clip, 16000).image
+    auto = SpeechToFace(micro / "bundle", device="cpu", backend="auto")
     assert auto.engines and all("misses" not in what for what in auto.engines.values())
     image = auto.generate(clip, 16000).image
     assert image.shape == reference.shape == (224, 224, 3) and image.std() > 1  # a face, not a blank

@@ -69,8 +69,8 @@ def test_manifest(bundle):
 
 def test_speech_to_face_matches_pytorch(models, bundle, voice_file):
     voice, decoder, _ = models
-    face = SpeechToFace(bundle, "cpu").generate_from_file(voice_file)
-    features = SpeechToFace(bundle, "cpu").voice.features_from_file(voice_file)
+    face = SpeechToFace(bundle, device="cpu").generate_from_file(voice_file)
+    features = SpeechToFace(bundle, device="cpu").voice.features_from_file(voice_file)
     with torch.no_grad():
         embedding = voice(torch.from_numpy(features)[None])
         landmarks, texture = decoder(embedding)
@@ -81,14 +81,14 @@ def test_speech_to_face_matches_pytorch(models, bundle, voice_file):
     np.testing.assert_allclose(face.landmarks.reshape(-1), landmarks[0].numpy(), rtol=1e-4, atol=1e-3)
     # the waveform API resamples and mixes down like the file path does
     waveform, rate = soundfile.read(voice_file, dtype="float32")
-    same = SpeechToFace(bundle, "cpu").generate(waveform, rate)
+    same = SpeechToFace(bundle, device="cpu").generate(waveform, rate)
     assert np.abs(same.image.astype(int) - face.image.astype(int)).max() <= 2
 
 
 def test_face_to_face_matches_pytorch(models, bundle):
     _, decoder, encoder = models
     image = load_face(SAMPLE_FACE)
-    face = FaceToFace(bundle, "cpu").generate(image)
+    face = FaceToFace(bundle, device="cpu").generate(image)
     with torch.no_grad():
         _, texture = decoder(encoder.embed(torch.from_numpy(preprocess(image, "keras-vggface-v2"))))
     expected = np.clip(np.rint(texture[0].numpy().transpose(1, 2, 0) * 255), 0, 255)
@@ -122,7 +122,7 @@ def test_tampered_bundle_is_refused(bundle, tmp_path, damage):
     with pytest.raises(InputError, match=match):
         open_bundle(copy)
     with pytest.raises(InputError, match=match):  # the runtime checks what it loads, before loading it
-        SpeechToFace(copy, "cpu")
+        SpeechToFace(copy, device="cpu")
 
 
 def test_tampered_weights_file_is_refused_when_used(bundle, tmp_path):
@@ -132,9 +132,9 @@ def test_tampered_weights_file_is_refused_when_used(bundle, tmp_path):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1
     weights.write_bytes(bytes(data))
-    SpeechToFace(copy, "cpu")  # speech -> face does not use the face encoder: not even read
+    SpeechToFace(copy, device="cpu")  # speech -> face does not use the face encoder: not even read
     with pytest.raises(InputError, match="face_encoder.onnx.data: sha256 does not match"):
-        FaceToFace(copy, "cpu")
+        FaceToFace(copy, device="cpu")
 
 
 def test_verified_files_are_not_hashed_again_until_written(bundle, tmp_path, monkeypatch):
@@ -146,12 +146,12 @@ def test_verified_files_are_not_hashed_again_until_written(bundle, tmp_path, mon
     shutil.copytree(bundle, copy)
     hashed, sha256 = [], bundle_module.sha256_of
     monkeypatch.setattr(bundle_module, "sha256_of", lambda path: hashed.append(path.name) or sha256(path))
-    SpeechToFace(copy, "cpu")  # the end-to-end graph and the two weight files it reads, nothing else
+    SpeechToFace(copy, device="cpu")  # the end-to-end graph and the two weight files it reads, nothing else
     assert sorted(hashed) == ["face_decoder.onnx.data", "speech2face.onnx", "voice_encoder.onnx.data"]
     hashed.clear()
-    SpeechToFace(copy, "cpu")  # reads the record from disk, as a new process does
+    SpeechToFace(copy, device="cpu")  # reads the record from disk, as a new process does
     assert hashed == []
-    SpeechToFace(copy, "cpu", verify_cache=False)
+    SpeechToFace(copy, device="cpu", verify_cache=False)
     assert len(hashed) == 3
     target = copy / "voice_encoder.onnx.data"  # same inode, same size, mtime put back: only ctime moves
     before = target.stat()
@@ -163,7 +163,7 @@ def test_verified_files_are_not_hashed_again_until_written(bundle, tmp_path, mon
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert target.stat().st_ino == before.st_ino and target.stat().st_mtime_ns == before.st_mtime_ns
     with pytest.raises(InputError, match="voice_encoder.onnx.data: sha256 does not match"):
-        SpeechToFace(copy, "cpu")
+        SpeechToFace(copy, device="cpu")
 
 
 def test_verify_cache_skips_files_too_young_or_changed_while_hashed(tmp_path):
@@ -187,8 +187,8 @@ def test_fp16_graphs_in_the_bundle(models, bundle, voice_file, tmp_path):
     manifest = export_bundle(tmp_path / "half", voice, decoder, fp16=True)
     assert {entry.get("precision") for entry in manifest["files"].values() if "weights" in entry} == {"fp32", "fp16"}
     assert 0 < manifest["verification_fp16"]["voice_encoder"]["embedding"] <= 1e-2
-    full = SpeechToFace(tmp_path / "half", "cpu").generate_from_file(voice_file)
-    half = SpeechToFace(tmp_path / "half", "cpu", precision="fp16").generate_from_file(voice_file)
+    full = SpeechToFace(tmp_path / "half", device="cpu").generate_from_file(voice_file)
+    half = SpeechToFace(tmp_path / "half", device="cpu", precision="fp16").generate_from_file(voice_file)
     difference = np.abs(full.image.astype(int) - half.image.astype(int))
     assert difference.max() <= 8 and difference.mean() < 1.0, (difference.max(), difference.mean())
     assert not np.array_equal(full.embedding, half.embedding)  # really another graph
@@ -200,7 +200,7 @@ def test_fp16_graphs_in_the_bundle(models, bundle, voice_file, tmp_path):
 
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "half.png")), half.image)
     with pytest.raises(InputError, match="no fp16 face decoder .export it with --fp16"):
-        SpeechToFace(bundle, "cpu", precision="fp16")
+        SpeechToFace(bundle, device="cpu", precision="fp16")
 
 
 def test_bundle_verified_on_real_files(models, voice_file, tmp_path, monkeypatch):
@@ -233,7 +233,7 @@ def test_explicit_gpu_never_falls_back(bundle):
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("a CUDA build of onnxruntime is installed here")
     with pytest.raises(InputError, match="--device cuda: CUDAExecutionProvider is not in this onnxruntime build"):
-        SpeechToFace(bundle, "cuda")
+        SpeechToFace(bundle, device="cuda")
 
 
 def test_torch_free_environment(bundle, voice_file, built_wheel, tmp_path_factory, tmp_path):

@@ -62,7 +62,7 @@ def test_status_endpoints_and_page(server):
 
 
 def test_speech_to_face_matches_the_python_runtime(server, bundles, voice_wav):
-    expected = SpeechToFace(bundles[0], "cpu").generate_from_file(voice_wav)
+    expected = SpeechToFace(bundles[0], device="cpu").generate_from_file(voice_wav)
     raw = server.request("POST", "/v1/speech2face", voice_wav.read_bytes(), {"Content-Type": "audio/wav"})
     body, headers = multipart("audio", "clip.wav", voice_wav.read_bytes(), "audio/wav")
     form = server.request("POST", "/v1/speech2face", body, headers)
@@ -81,7 +81,7 @@ def test_speech_to_face_matches_the_python_runtime(server, bundles, voice_wav):
 
 
 def test_face_to_face_matches_the_python_runtime(server, bundles):
-    expected = FaceToFace(bundles[0], "cpu").generate_from_file(SAMPLE_FACE)
+    expected = FaceToFace(bundles[0], device="cpu").generate_from_file(SAMPLE_FACE)
     body, headers = multipart("image", "face.jpg", SAMPLE_FACE.read_bytes(), "image/jpeg")
     status, headers, data = server.request("POST", "/v1/face2face", body, headers)
     assert status == 200 and headers["content-type"] == "image/png"

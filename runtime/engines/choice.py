@@ -12,78 +12,42 @@ which the log marks on every open.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 from s2f.core.errors import InputError
-from s2f.runtime.engines.backends import (
-    BACKENDS,
-    PRECISIONS,
-    Engine,
-    backend_available,
-    check_engine,
-    has_bf16,
-    open_session,
-)
+from s2f.runtime.engines.backends import Engine, backend_available, has_bf16, open_session
+from s2f.runtime.engines.options import RunOptions
 from s2f.runtime.engines.probe import Probe, load_probe
 
 log = logging.getLogger(__name__)
 REFERENCE = Engine("onnxruntime", "fp32")
 
 
-@dataclass
-class EngineRequest:
-    """What the user asked for: ``backend`` one of ``BACKENDS``; ``precision`` None means
-    float32 for an explicit backend and "any that passes" for ``auto``."""
-
-    backend: str = "onnxruntime"
-    precision: str | None = None
-    device: str = "auto"
-    threads: int | None = None
-    prepack: bool = True
-    unverified: bool = False
-    chosen: dict[str, str] = field(default_factory=dict)  # role -> "openvino bf16 (embedding cosine ...)"
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise InputError(None, f"unknown backend {self.backend!r}; one of {', '.join(BACKENDS)}")
-        if self.precision is not None and self.precision not in PRECISIONS:
-            raise InputError(None, f"unknown precision {self.precision!r}; one of {', '.join(PRECISIONS)}")
-        if self.backend != "auto":
-            check_engine(Engine(self.backend, self.precision or "fp32"), self.device)
-
-    @property
-    def graph_precision(self) -> str | None:
-        """The graph files an explicit choice reads (None: auto decides per graph)."""
-        if self.backend == "auto" and self.precision is None:
-            return None
-        return Engine(self.backend, self.precision or "fp32").graph_precision
-
-
-def open_graph(bundle, role: str, request: EngineRequest, probe: Probe | None | bool = True):
-    """A session for ``role``'s graph; records the engine in ``request.chosen``."""
+def open_graph(bundle, role: str, options: RunOptions, chosen: dict[str, str], probe: Probe | None | bool = True):
+    """A session for ``role``'s graph; records what runs it in ``chosen`` (role -> "openvino bf16
+    (embedding cosine ...)")."""
     if probe is True:
         probe = load_probe(bundle)
-    if request.backend == "auto":
-        return _fastest(bundle, role, request, probe)
-    engine = Engine(request.backend, request.precision or "fp32")
-    session = _open(bundle, role, engine, request)
+    if options.backend == "auto":
+        return _fastest(bundle, role, options, chosen, probe)
+    engine = Engine(options.backend, options.precision or "fp32")
+    session = _open(bundle, role, engine, options)
     if engine.precision == "fp32":  # float32 keeps the export's promise on either engine
-        request.chosen[role] = str(engine)
+        chosen[role] = str(engine)
         return session
     if probe is not None and probe.has(role):
         result = probe.check(session, role, runs=1, precision=engine.precision)
         if not result.passed:
             raise InputError(session.graph_path, f"{engine} misses the bundle's gate on this machine ({result}); "
                                                  "run it with --precision fp32")
-        request.chosen[role] = f"{engine} ({result})"
+        chosen[role] = f"{engine} ({result})"
         return session
     if engine.exported_as_is:
-        request.chosen[role] = str(engine)
+        chosen[role] = str(engine)
         return session
-    if not request.unverified:
+    if not options.unverified:
         raise _no_probe(bundle, engine)
     log.warning("warning: %s runs %s UNVERIFIED (no probe in this bundle; --unverified)", role, engine)
-    request.chosen[role] = f"{engine} (unverified)"
+    chosen[role] = f"{engine} (unverified)"
     return session
 
 
@@ -92,21 +56,21 @@ def _no_probe(bundle, engine: Engine) -> InputError:
                                    "checked on this machine: run fp32, export the bundle again, or pass --unverified")
 
 
-def _open(bundle, role: str, engine: Engine, request: EngineRequest):
+def _open(bundle, role: str, engine: Engine, options: RunOptions):
     (path,) = bundle.require(role, precision=engine.graph_precision)
     entry = bundle.manifest.files[path.name]
     names = {"inputs": list(entry.inputs or {}), "outputs": list(entry.outputs or [])}
     digests = [entry.sha256] + [bundle.manifest.files[w].sha256 for w in entry.weight_files]
-    return open_session(path, engine, request.device, request.threads, request.prepack, names, digests)
+    return open_session(path, engine, options.device, options.threads, options.prepack, names, digests)
 
 
-def candidates(bundle, role: str, request: EngineRequest) -> list[Engine]:
+def candidates(bundle, role: str, options: RunOptions) -> list[Engine]:
     """What ``auto`` may pick for ``role``: onnxruntime on the GPU where one starts; on the CPU
     onnxruntime and (installed) OpenVINO, at every precision this bundle and CPU allow."""
     from s2f.runtime.engines.onnxruntime import gpu_available
 
-    wanted = [request.precision] if request.precision else ["fp32", "bf16", "int8"]
-    if request.device != "cpu" and gpu_available():
+    wanted = [options.precision] if options.precision else ["fp32", "bf16", "int8"]
+    if options.device != "cpu" and gpu_available():
         return [Engine("onnxruntime", p) for p in wanted if p != "bf16" and bundle.has(role, p)]
     engines = [Engine("onnxruntime", p) for p in wanted if p != "bf16"]
     if backend_available("openvino"):
@@ -114,21 +78,21 @@ def candidates(bundle, role: str, request: EngineRequest) -> list[Engine]:
     return [engine for engine in engines if bundle.has(role, engine.graph_precision)]
 
 
-def _fastest(bundle, role: str, request: EngineRequest, probe: Probe | None):
-    engines = candidates(bundle, role, request)
+def _fastest(bundle, role: str, options: RunOptions, chosen: dict[str, str], probe: Probe | None):
+    engines = candidates(bundle, role, options)
     if not engines:
         raise InputError(bundle.root, f"--backend auto: nothing here runs the {role.replace('_', ' ')} at "
-                                      f"{request.precision or 'any precision'}")
+                                      f"{options.precision or 'any precision'}")
     if probe is None or not probe.has(role):
         engine = REFERENCE if REFERENCE in engines else engines[0]
-        if engine != REFERENCE and not request.unverified:
+        if engine != REFERENCE and not options.unverified:
             raise _no_probe(bundle, engine)
         log.info("%s: %s (no probe in this bundle: auto keeps float32 onnxruntime)", role, engine)
-        request.chosen[role] = f"{engine} (no probe)"
-        return _open(bundle, role, engine, request)
+        chosen[role] = f"{engine} (no probe)"
+        return _open(bundle, role, engine, options)
     timed = []
     for engine in engines:
-        session = _open(bundle, role, engine, request)
+        session = _open(bundle, role, engine, options)
         result = probe.check(session, role, precision=engine.precision)
         if not result.passed:
             log.warning("warning: %s: auto skips %s, it misses the bundle's gate here (%s)", role, engine, result)
@@ -141,7 +105,7 @@ def _fastest(bundle, role: str, request: EngineRequest, probe: Probe | None):
     others = ", ".join(f"{e} {s * 1000:.1f} ms" for s, e, _, _ in timed if e != engine)
     log.debug("%s: %s (%s; probe %.1f ms%s)", role, engine, result, seconds * 1000,
               f"; {others}" if others else "")
-    request.chosen[role] = f"{engine} ({result}; probe {seconds * 1000:.1f} ms)"
+    chosen[role] = f"{engine} ({result}; probe {seconds * 1000:.1f} ms)"
     return session
 
 

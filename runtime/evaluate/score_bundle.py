@@ -9,6 +9,7 @@ them. The default judge is the bundle's own face encoder graph on its own prepro
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ import numpy as np
 
 from s2f.core.errors import InputError
 from s2f.core.progress import progress_bar
+from s2f.core.splits import PARTS as SPLIT_PARTS
 from s2f.core.splits import read_split
+from s2f.runtime.engines.options import RunOptions
 from s2f.runtime.evaluate.corpus import read_corpus
 from s2f.runtime.evaluate.scorecard import Embedder, ScorecardInputs, gallery_entries
 
@@ -43,14 +46,15 @@ def bundle_judge(pipeline, batch_size: int = 16) -> Embedder:
 
 
 def collect_bundle_inputs(bundle: Path, corpus: Path, identities: list[str] | None, judge: Embedder | None,
-                          device: str = "auto", max_clips: int | None = None, batch_size: int = 8,
+                          options: RunOptions | None = None, max_clips: int | None = None, batch_size: int = 8,
                           ) -> tuple[ScorecardInputs, list[list[np.ndarray]]]:
     """Judge embeddings of every photo and of the faces generated from every clip and photo of
     ``identities`` (all of the corpus when None); plus one grid row per identity."""
     from s2f.runtime.pipeline import FaceToFace, SpeechToFace, original
 
-    face_to_face = FaceToFace(bundle, device, prepack=False)
-    speech_to_face = SpeechToFace(face_to_face.bundle, device, prepack=False)
+    options = replace(options or RunOptions(), prepack=False)  # one pass over the corpus: open fast
+    face_to_face = FaceToFace(bundle, options)
+    speech_to_face = SpeechToFace(face_to_face.bundle, options)
     judge = judge or bundle_judge(face_to_face)
     people = read_corpus(corpus, identities)
     if identities is not None and len(people) < len(identities):
@@ -89,25 +93,51 @@ def collect_bundle_inputs(bundle: Path, corpus: Path, identities: list[str] | No
     return inputs, rows
 
 
-def score_bundle(bundle: Path, corpus: Path, output: Path, split: Path | None = None, part: str = "test",
-                 judge: Path | None = None, judge_input=None, device: str = "auto",
-                 max_clips: int | None = None) -> dict[str, Any]:
+@dataclass
+class ScoreConfig:
+    """Args:
+        corpus: identity folders with audios/ and images/.
+        output: JSON report (.png and _grid.png beside).
+        bundle: directory from 's2f export bundle'.
+        split: split JSON: score its --part identities (default: all).
+        part: which part of the split.
+        max_clips: clips per identity (default: all).
+        judge: a face-recognition ONNX graph as the judge (default: the bundle's face encoder).
+        judge_input: the judge's input convention (``JudgeInput``).
+        run: how the bundle runs (``RunOptions``).
+    """
+
+    corpus: Path = field(metadata={"positional": True})
+    output: Path = field(metadata={"short": "-o"})
+    bundle: Path
+    split: Path | None = None
+    part: str = field(default="test", metadata={"choices": SPLIT_PARTS})
+    max_clips: int | None = None
+    judge: Path | None = None
+    judge_input: Any = None  # a JudgeInput (its flags are add_judge_flags')
+    run: RunOptions = field(default_factory=RunOptions)
+
+    def __post_init__(self) -> None:
+        if self.part not in SPLIT_PARTS:
+            raise InputError(self.split, f"a split file has the parts {', '.join(SPLIT_PARTS)}, not {self.part!r}")
+
+
+def score_bundle(config: ScoreConfig) -> dict[str, Any]:
     """Write the JSON report, the recall-curve PNG beside it and the result grid; return the report."""
 
     from s2f.runtime.evaluate.grid import save_face_grid
     from s2f.runtime.evaluate.scorecard import JudgeInput, onnx_judge, plot_recall_curve, save_report, scorecard
 
     identities = None
-    if split is not None:
-        parts = read_split(split)
-        if part not in parts:
-            raise InputError(split, f"a split file has the parts train, val and test, not {part!r}")
-        identities = parts[part]
-    embedder = onnx_judge(judge, judge_input or JudgeInput(), device) if judge else None
-    inputs, rows = collect_bundle_inputs(Path(bundle), Path(corpus), identities, embedder, device, max_clips)
+    if config.split is not None:
+        identities = read_split(config.split)[config.part]
+    judge = config.judge
+    embedder = onnx_judge(judge, config.judge_input or JudgeInput(), config.run.device) if judge else None
+    inputs, rows = collect_bundle_inputs(Path(config.bundle), Path(config.corpus), identities, embedder, config.run,
+                                         config.max_clips)
     report = scorecard(inputs, Path(judge).name if judge else "the bundle's face encoder")
-    output = Path(output)
-    report.update(bundle=str(bundle), corpus=str(corpus), part=part if split else "all",
+    output = Path(config.output)
+    report.update(bundle=str(config.bundle), corpus=str(config.corpus), part=config.part if config.split else "all",
                   curve=str(output.with_suffix(".png")), grid=str(output.with_name(output.stem + "_grid.png")))
     save_face_grid(report["grid"], rows[:8], ["original", "face->face", "speech->face"])
     plot_recall_curve(report, report["curve"])

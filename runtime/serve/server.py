@@ -28,13 +28,14 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from s2f.core.errors import InputError
+from s2f.runtime.engines.options import RunOptions
 from s2f.runtime.serve.batching import MicroBatcher
 from s2f.runtime.serve.metrics import Metrics
 from s2f.runtime.serve.uploads import BodyPace, RequestError, Upload, UploadSlots, read_upload
@@ -48,12 +49,8 @@ ROUTES = ("/v1/speech2face", "/v1/face2face", "/healthz", "/readyz", "/metrics",
 class ServeConfig:
     """Args:
         bundle: the bundle directory to serve (every sha256 is checked when it opens).
-        device: ``auto``, ``cpu`` or ``cuda`` (onnxruntime's execution provider).
-        threads: intra-op threads (default: the cores this process may use).
-        precision: ``fp32``, ``bf16`` (OpenVINO), or the bundle's ``fp16`` or ``int8`` graphs (default: fp32;
-            auto: any).
-        backend: ``onnxruntime``, ``openvino`` or ``auto`` (per graph, the fastest that passes the bundle's probe).
-        unverified: run a precision other than fp32 on a bundle without a probe (the log marks it).
+        host: address to listen on.
+        port: port to listen on.
         max_batch: micro-batching: most requests per onnxruntime run (1: off).
         max_wait_ms: micro-batching: how long a batch waits for more requests on their way.
         max_body_mb: larger request bodies get 413.
@@ -64,17 +61,13 @@ class ServeConfig:
         max_uploads_per_client: request bodies one client address sends at once; more get 429.
         body_grace_s: a request body may take this long, plus its size at --min-body-rate-kb; a slower one gets 408.
         min_body_rate_kb: the slowest average rate, in kB/s, at which a request body may arrive after the grace.
-        end_to_end: use the bundle's end-to-end graphs (None: when it has them).
         decode_threads: threads decoding uploads in parallel with inference.
-        trust_key: refuse a bundle not signed by this public key (default: ``$S2F_TRUST_KEY``).
+        run: how the bundle runs (``RunOptions``: engine, precision, device, threads, trust).
     """
 
     bundle: Path
-    device: str = "auto"
-    threads: int | None = None
-    precision: str | None = None
-    backend: str = "onnxruntime"
-    unverified: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
     max_batch: int = 8
     max_wait_ms: float = 10.0
     max_body_mb: float = 20.0
@@ -84,9 +77,8 @@ class ServeConfig:
     max_uploads_per_client: int = 64
     body_grace_s: float = 10.0
     min_body_rate_kb: float = 32.0
-    end_to_end: bool | None = None
     decode_threads: int = 2
-    trust_key: Path | None = None
+    run: RunOptions = field(default_factory=RunOptions)
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "max_queue", "decode_threads", "max_uploads", "max_uploads_per_client"):
@@ -98,7 +90,6 @@ class ServeConfig:
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms (--max-wait-ms) must not be negative, got {self.max_wait_ms}")
         self.bundle = Path(self.bundle)
-        self.trust_key = None if self.trust_key is None else Path(self.trust_key)
 
 
 class Service:
@@ -122,13 +113,11 @@ class Service:
         from s2f.runtime.bundle.reader import open_bundle
         from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 
-        bundle = open_bundle(self.config.bundle, verify=True, trust_key=self.config.trust_key)
-        options = dict(device=self.config.device, threads=self.config.threads, precision=self.config.precision,
-                       end_to_end=self.config.end_to_end, backend=self.config.backend,
-                       unverified=self.config.unverified)
-        self.speech = SpeechToFace(bundle, **options)
+        bundle = open_bundle(self.config.bundle, verify=True, cache=self.config.run.verify_cache,
+                             trust_key=self.config.run.trust_key)
+        self.speech = SpeechToFace(bundle, self.config.run)
         if bundle.path_of("face_encoder") is not None:
-            self.face = FaceToFace(bundle, **options)
+            self.face = FaceToFace(bundle, self.config.run)
 
     async def start(self) -> None:
         if self.speech is None:  # serve() opens the bundle before the server starts listening
@@ -338,7 +327,7 @@ def create_app(config: ServeConfig, service: Service | None = None):
     return app
 
 
-def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, on_open=None) -> None:
+def serve(config: ServeConfig, on_open=None) -> None:
     """Run the service until SIGINT/SIGTERM; in-flight requests finish first (graceful shutdown).
     The bundle is opened and verified first, so a bundle that cannot be served is one
     ``InputError`` (exit 2) before anything listens."""
@@ -348,7 +337,7 @@ def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, on_ope
     service.open()
     if on_open is not None:
         on_open()
-    server = uvicorn.Server(uvicorn.Config(create_app(config, service), host=host, port=port, log_level="warning",
-                                           timeout_graceful_shutdown=max(5, int(config.timeout_s)),
+    server = uvicorn.Server(uvicorn.Config(create_app(config, service), host=config.host, port=config.port,
+                                           log_level="warning", timeout_graceful_shutdown=max(5, int(config.timeout_s)),
                                            access_log=False))
     server.run()

@@ -62,20 +62,53 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_config_flags(parser: argparse.ArgumentParser | Any, cls: type, exclude: tuple[str, ...] = (),
-                     defaults: dict[str, Any] | None = None) -> list[str]:
-    """Add a flag per field of ``cls`` not in ``exclude``; ``defaults`` overrides some of the
-    dataclass's defaults for this command. Returns the field names added."""
+def _is_config(kind: Any) -> bool:
+    return isinstance(kind, type) and dataclasses.is_dataclass(kind)
+
+
+def _flat_fields(cls: type) -> list[tuple[dataclasses.Field, Any, str]]:
+    """(field, type, help) for every field of ``cls``, a nested config dataclass's fields in its
+    place (its flags are unprefixed: a name may appear once in the whole tree)."""
     hints = typing.get_type_hints(cls)
     helps = field_help(cls)
-    added = []
+    found = []
     for spec in dataclasses.fields(cls):
-        if spec.name in exclude or dataclasses.is_dataclass(hints[spec.name]):
-            continue
-        default = (defaults or {}).get(spec.name, _default(spec))
         kind = _unwrap_optional(hints[spec.name])
-        text = spec.metadata.get("help", helps.get(spec.name, "")).replace("%", "%%")  # argparse formats help
-        options: dict[str, Any] = {"dest": spec.name, "default": default}
+        if _is_config(kind):
+            found += _flat_fields(kind)
+        else:
+            found.append((spec, kind, spec.metadata.get("help", helps.get(spec.name, ""))))
+    names = [spec.name for spec, _, _ in found]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        raise TypeError(f"{cls.__name__}: nested configs repeat the field(s) {', '.join(clashes)}")
+    return found
+
+
+def add_config_flags(parser: argparse.ArgumentParser | Any, cls: type, exclude: tuple[str, ...] = (),
+                     defaults: dict[str, Any] | None = None) -> list[str]:
+    """Add a flag per field of ``cls`` (and of the config dataclasses it nests) not in
+    ``exclude``; ``defaults`` overrides some of the dataclasses' defaults for this command.
+    Returns the field names added.
+
+    A field without a default (or with ``required`` in its metadata: the API has a default, the
+    command line wants a choice) is a required flag. ``metadata`` may say ``choices``, ``help``,
+    ``metavar``, ``short`` (``-o``), ``positional`` (an argument, not a flag) and, for a
+    boolean, ``negative``: the name of its off switch (``--rehash`` for ``verify_cache``),
+    which replaces ``--no-x``; a ``bool | None`` then keeps None unless one of them is given."""
+    added = []
+    for spec, kind, text in _flat_fields(cls):
+        if spec.name in exclude:
+            continue
+        required = (spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+                    or spec.metadata.get("required", False))
+        default = (defaults or {}).get(spec.name, _default(spec))
+        text = text.replace("%", "%%")  # argparse formats help
+        options: dict[str, Any] = {"default": default}
+        if kind is bool and "negative" in spec.metadata:
+            _add_switch_pair(parser, spec, default, text)
+            added.append(spec.name)
+            continue
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(kind) is tuple:
@@ -84,19 +117,47 @@ def add_config_flags(parser: argparse.ArgumentParser | Any, cls: type, exclude: 
                            metavar=elements[0].__name__.upper())
         else:
             options["type"] = kind if kind in (int, float, str, Path) else str
-        if "choices" in spec.metadata:
-            options["choices"] = spec.metadata["choices"]
-        shown = "off" if default is None else " ".join(map(str, default)) if isinstance(default, tuple) else default
-        options["help"] = f"{text} (default: {shown})".strip() if text else f"(default: {shown})"
-        parser.add_argument(flag_name(spec.name), **options)
+        for key in ("choices", "metavar"):
+            if key in spec.metadata:
+                options[key] = spec.metadata[key]
+        if required:
+            options["help"] = text
+        else:
+            shown = "off" if default is None else " ".join(map(str, default)) if isinstance(default, tuple) else default
+            said = "default" in text.lower()  # a help text that explains its own default keeps it
+            options["help"] = text if said else f"{text} (default: {shown})".strip() if text else f"(default: {shown})"
+        if spec.metadata.get("positional"):
+            options.pop("default") if required else options.update(nargs="?")
+            parser.add_argument(spec.name, **options)
+        else:
+            names = [*([spec.metadata["short"]] if "short" in spec.metadata else []), flag_name(spec.name)]
+            parser.add_argument(*names, dest=spec.name, required=required, **options)
         added.append(spec.name)
     return added
 
 
+def _add_switch_pair(parser, spec: dataclasses.Field, default: Any, text: str) -> None:
+    """``--x`` sets True, the field's ``negative`` flag sets False; neither keeps the default."""
+    group = parser.add_mutually_exclusive_group()
+    said = "default" in text.lower()
+    group.add_argument(flag_name(spec.name), dest=spec.name, action="store_const", const=True, default=default,
+                       help=text if said else f"{text} (default: {'on' if default else 'off'})")
+    group.add_argument(spec.metadata["negative"], dest=spec.name, action="store_const", const=False, default=default,
+                       help=f"the opposite of {flag_name(spec.name)}")
+
+
 def config_values(cls: type, args: argparse.Namespace) -> dict[str, Any]:
-    """The parsed flags that are fields of ``cls``."""
+    """The parsed flags that are fields of ``cls``; a nested config dataclass is built from its own."""
     parsed = vars(args)
-    return {spec.name: parsed[spec.name] for spec in dataclasses.fields(cls) if spec.name in parsed}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for spec in dataclasses.fields(cls):
+        kind = _unwrap_optional(hints[spec.name])
+        if _is_config(kind):
+            values[spec.name] = kind(**config_values(kind, args))
+        elif spec.name in parsed:
+            values[spec.name] = parsed[spec.name]
+    return values
 
 
 def config_from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:

@@ -36,8 +36,8 @@ class RunSettings:
         resume: continue from the run directory's latest checkpoint.
     """
 
-    data: Path
-    out: Path
+    data: Path = field(metadata={"positional": True})
+    out: Path = field(metadata={"short": "-o"})
     split: Path | None = None
     size: str = field(default="full", metadata={"choices": SIZES})
     resume: bool = False
@@ -100,7 +100,7 @@ class VoiceTraining(RunSettings):
         audio_steps: on-the-fly: speech2face, or the original project's (see 's2f preprocess audio').
     """
 
-    encoder: str = field(default="ve_conv", metadata={"choices": VOICE_ENCODER_NAMES})
+    encoder: str = field(default="ve_conv", metadata={"choices": VOICE_ENCODER_NAMES, "required": True})
     pairing: str = field(default="all_to_all", metadata={"choices": PAIRINGS})
     decoder: Path | None = None
     face_encoder: Path | None = None
@@ -137,6 +137,9 @@ class Evaluation:
     ONNX graph ``judge`` with its input convention (``judge_input``).
 
     Args:
+        voice_encoder: save_pretrained directory, training run, or an original Speech-to-Face checkpoint.
+        data: preprocessed tree ('s2f preprocess').
+        output: JSON report (a .png goes beside it).
         split: split JSON ('s2f data split'); without it, every identity is scored.
         part: which part of the split.
         candidates: retrieval: faces ranked per voice clip.
@@ -151,9 +154,9 @@ class Evaluation:
             clips it is scored on (read as the model takes them), instead of DATA's arrays.
     """
 
-    voice_encoder: Path
-    data: Path
-    output: Path
+    voice_encoder: Path = field(metadata={"positional": True})
+    data: Path = field(metadata={"positional": True})
+    output: Path = field(metadata={"short": "-o"})
     split: Path | None = None
     part: str = field(default="test", metadata={"choices": SPLIT_PARTS})
     candidates: int = 10
