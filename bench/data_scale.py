@@ -159,7 +159,7 @@ def measure_rerun(corpus: str, out: str) -> dict:
 
     logging.disable(logging.INFO)
     started = time.perf_counter()
-    report = preprocess_audio(Path(corpus), Path(out), VoiceInputSpec(encoder="ve_conv"), workers=1)
+    report = preprocess_audio(Path(corpus), Path(out), VoiceInputSpec(encoder="ve_conv"))
     assert report.already_done == report.total and not report.written, report.summary(Path(out))
     return {"clips": report.total, "seconds": time.perf_counter() - started}
 
@@ -169,7 +169,7 @@ def measure_preprocess(corpus: str, out: str, encoder: str) -> dict:
     from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     started = time.perf_counter()
-    report = preprocess_audio(Path(corpus), Path(out), VoiceInputSpec(encoder=encoder), workers=1)
+    report = preprocess_audio(Path(corpus), Path(out), VoiceInputSpec(encoder=encoder))
     seconds = time.perf_counter() - started
     assert report.written == report.total, report.summary(Path(out))
     sizes = {path.stat().st_size for path in Path(out).rglob("*.npy")}

@@ -35,12 +35,13 @@ MODES = {"precomputed": {}, "on-the-fly": {"features": "on-the-fly"},
 
 def ast_tree(prepared, workdir: Path, workers: int) -> Path:
     """The AST's precomputed features beside the demo's VE_conv ones, sharing its face arrays."""
+    from s2f.data.jobs import JobOptions
     from s2f.data.preprocess_audio import preprocess_audio
     from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
     tree = workdir / "preprocessed_ast"
     if not (tree / "audio_features.json").is_file():
-        preprocess_audio(prepared.corpus, tree, VoiceInputSpec(encoder="ast"), workers)
+        preprocess_audio(prepared.corpus, tree, VoiceInputSpec(encoder="ast"), JobOptions(workers=workers))
     for identity in prepared.pre.iterdir():
         if (identity / "images").is_dir() and not (tree / identity.name / "images").exists():
             shutil.copytree(identity / "images", tree / identity.name / "images")

@@ -102,11 +102,13 @@ def prepare_data(workdir: Path, config: PipelineConfig, face_encoder: Path | Non
                  corpus: Path | None = None, step=None) -> PreparedData:
     """Face encoder, corpus (synthetic unless given), split, then the preprocessed tree: every
     step before training; each resumes if its outputs exist."""
+    from s2f.data.jobs import JobOptions
     from s2f.data.preprocess_audio import preprocess_audio
-    from s2f.data.preprocess_faces import preprocess_faces
-    from s2f.data.split import write_split
+    from s2f.data.preprocess_faces import FacePreprocessing, preprocess_faces
+    from s2f.data.split import SplitConfig, write_split
 
     step = step or timed_steps({})
+    jobs = JobOptions(workers=config.workers)
     if face_encoder is None:
         face_encoder = workdir / "face_encoder"
         if not (face_encoder / "model.safetensors").is_file():
@@ -126,13 +128,13 @@ def prepare_data(workdir: Path, config: PipelineConfig, face_encoder: Path | Non
     pre = workdir / "preprocessed"
     split = workdir / "split.json"
     with step("split"):  # first: the aligned textures' mean landmarks come from the training identities
-        parts = write_split(corpus, split, config.fractions, config.seed)
+        parts = write_split(SplitConfig(data_dir=corpus, output=split, fractions=config.fractions, seed=config.seed))
     with step("preprocess audio"):
-        _require_files(preprocess_audio(corpus, pre, voice_input(config), config.workers, False),
-                       "preprocess audio", pre)
+        _require_files(preprocess_audio(corpus, pre, voice_input(config), jobs), "preprocess audio", pre)
     with step("preprocess faces"):
-        _require_files(preprocess_faces(corpus, pre, face_encoder, landmarks, config.workers, 32, "cpu", False,
-                                        train_identities=parts["train"]), "preprocess faces", pre)
+        faces = FacePreprocessing(data_dir=corpus, out_dir=pre, face_encoder=face_encoder, landmarks=landmarks,
+                                  device="cpu", split=split, jobs=jobs)
+        _require_files(preprocess_faces(faces), "preprocess faces", pre)
     return PreparedData(Path(corpus), pre, split, Path(face_encoder), parts)
 
 

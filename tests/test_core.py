@@ -57,8 +57,36 @@ def test_runtime_flags_are_the_config_dataclasses():
         parser = _parser_of(build_parser, command)
         # every run option but prepack, which the command decides (one file: off)
         assert _check_against(parser, RunOptions) == len(dataclasses.fields(RunOptions)) - 1, command
-    # no flag of s2f-runtime is written by hand: each comes from a dataclass field (or the judge's)
-    assert "add_argument(" not in (REPO / "runtime" / "cli.py").read_text()
+
+
+@pytest.mark.parametrize("module", ["runtime/cli.py", "s2f/data/cli.py", "s2f/train/cli.py"])
+def test_no_flag_of_these_commands_is_written_by_hand(module):
+    """Each comes from a dataclass field: its default and help live once, on the dataclass."""
+    assert "add_argument(" not in (REPO / module).read_text()
+
+
+def test_data_command_flags_are_their_dataclasses():
+    from s2f.cli import build_parser
+    from s2f.data.feature_stats import StatsConfig
+    from s2f.data.jobs import JobOptions
+    from s2f.data.preprocess_audio import AudioPreprocessing
+    from s2f.data.preprocess_faces import FacePreprocessing
+    from s2f.data.split import SplitConfig
+    from s2f.data.synth import SynthConfig
+    from s2f.data.voxceleb import VoxCelebSources
+
+    for path, classes in ((("preprocess", "audio"), (AudioPreprocessing, JobOptions)),
+                          (("preprocess", "faces"), (FacePreprocessing, JobOptions)),
+                          (("data", "synth"), (SynthConfig,)), (("data", "voxceleb"), (VoxCelebSources,)),
+                          (("data", "stats"), (StatsConfig,)), (("data", "split"), (SplitConfig,))):
+        parser = _parser_of(build_parser, *path)
+        for cls in classes:
+            assert _check_against(parser, cls) >= 2, (path, cls)
+    faces = _parser_of(build_parser, "preprocess", "faces")
+    args = faces.parse_args(["raw/", "pre/", "--face-encoder", "enc", "--workers", "3", "--shard", "1/4"])
+    config = config_from_args(FacePreprocessing, args)
+    assert (str(config.data_dir), str(config.out_dir), config.jobs) == ("raw", "pre", JobOptions(3, False, "1/4"))
+    assert str(config.jobs.resolved_shard()).startswith("shard 1/4")
 
 
 @dataclasses.dataclass

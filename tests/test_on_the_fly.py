@@ -81,8 +81,9 @@ def test_a_random_crop_window_is_its_own_loudness_and_the_first_window_is_the_pr
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
+    from s2f.data.jobs import ONE_PROCESS
     from s2f.data.preprocess_audio import preprocess_audio
-    from s2f.data.preprocess_faces import preprocess_faces
+    from s2f.data.preprocess_faces import FacePreprocessing, preprocess_faces
     from s2f.data.synth import SynthConfig, synthesize_corpus
     from s2f.models.face_encoder import build_face_encoder
     from s2f.models.face_encoder_config import FaceEncoderConfig
@@ -92,8 +93,9 @@ def corpus(tmp_path_factory):
     build_face_encoder(FaceEncoderConfig.for_arch("rcmalli-resnet50", include_top=False)).save_pretrained(
         root / "encoder")
     synthesize_corpus(root / "raw", SynthConfig(identities=6, clips=2, images=2, seconds=4.0), 1)
-    preprocess_faces(root / "raw", root / "pre", root / "encoder", "given", 1)
-    preprocess_audio(root / "raw", root / "pre", VoiceInputSpec(encoder="ve_conv", seconds=3.0), 1)
+    preprocess_faces(FacePreprocessing(data_dir=root / "raw", out_dir=root / "pre", face_encoder=root / "encoder",
+                                       landmarks="given", device="cpu", jobs=ONE_PROCESS))
+    preprocess_audio(root / "raw", root / "pre", VoiceInputSpec(encoder="ve_conv", seconds=3.0))
     return root
 
 

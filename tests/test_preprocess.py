@@ -186,10 +186,12 @@ def test_preprocess_faces_given_landmarks(face_tree, face_encoder, tmp_path):
 def test_dlib_landmarks_match_the_drawn_geometry(face_tree, face_encoder, tmp_path):
     """dlib's 68 points, reordered to the original's 72, land on the synthetic faces' exact
     landmarks: this checks the 72-point order point by point, not just the count."""
-    from s2f.data.preprocess_faces import preprocess_faces
+    from s2f.data.jobs import ONE_PROCESS
+    from s2f.data.preprocess_faces import FacePreprocessing, preprocess_faces
 
     out = tmp_path / "dlib"
-    report = preprocess_faces(face_tree, out, face_encoder, landmarks="dlib72")
+    report = preprocess_faces(FacePreprocessing(data_dir=face_tree, out_dir=out, face_encoder=face_encoder,
+                                                landmarks="dlib72", device="cpu", jobs=ONE_PROCESS))
     failed = {entry["file"].rsplit("/", 1)[1] for entry in report.failed}
     assert {"cut.jpg", "bomb.png", "text.png"} <= failed
     real = np.load(out / "id00000" / "images" / "real_landmarks.npy")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from s2f.core.atomic import atomic_output
 from s2f.core.errors import InputError
 from s2f.core.listing import iter_names
 from s2f.core.splits import read_split
-from s2f.data.jobs import FileJob, RunReport, run_jobs
+from s2f.data.jobs import FileJob, RunReport, default_workers, run_jobs
 from s2f.data.layout import AUDIO_DIR, AUDIO_SETTINGS, require_dir
 from s2f.data.settings import read_settings
 from s2f.runtime.preprocess.audio import AUDIO_SUFFIXES
@@ -122,11 +122,32 @@ def _picked(names, chosen: np.ndarray):
             target = next(wanted, None)
 
 
-def measure_stats(data_dir: Path, encoder: str = "ast", split: Path | None = None, max_clips: int = 5000,
-                  workers: int = 1, seconds: float | None = None) -> FeatureStats:
-    """Measure and write ``<data_dir>/audio_stats.json``; returns what was written. ``seconds``:
-    the clip length preprocessing will use (the encoder's default when None)."""
-    data_dir = require_dir(Path(data_dir))
+@dataclass(kw_only=True)
+class StatsConfig:
+    """``s2f data stats``.
+
+    Args:
+        data_dir: raw clips (<identity>/audios/) or a preprocessed tree of AST features.
+        encoder: the voice encoder whose input is measured.
+        split: split JSON: only its training identities (default: every identity).
+        max_clips: measure an evenly spaced sample of this many clips (0: every clip).
+        seconds: clip length, as 's2f preprocess audio --seconds' will use (default: the encoder's 10.26).
+        workers: processes (default: all cores).
+    """
+
+    data_dir: Path = field(metadata={"positional": True})
+    encoder: str = field(default="ast", metadata={"choices": STATS_ENCODERS})
+    split: Path | None = None
+    max_clips: int = 5000
+    seconds: float | None = None
+    workers: int = field(default_factory=default_workers)
+
+
+def measure_stats(config: StatsConfig) -> FeatureStats:
+    """Measure and write ``<data_dir>/audio_stats.json``; returns what was written."""
+    encoder, split, max_clips, workers, seconds = (config.encoder, config.split, config.max_clips, config.workers,
+                                                   config.seconds)
+    data_dir = require_dir(Path(config.data_dir))
     if encoder not in STATS_ENCODERS:
         raise InputError(None, f"--encoder {encoder} takes no dataset statistics (only {', '.join(STATS_ENCODERS)})")
     settings = read_settings(data_dir / AUDIO_SETTINGS)

@@ -30,6 +30,39 @@ from s2f.core.shards import WHOLE, Shard
 log = logging.getLogger(__name__)
 
 
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How a run over many files runs, the same for every preprocessing command.
+
+    Args:
+        workers: processes (default: all cores).
+        overwrite: redo finished files (and accept changed settings).
+        shard: do only shard K of N (K from 0) of the files, into the same OUT_DIR; default: torchrun's
+            RANK/WORLD_SIZE or a Slurm array's task, else all files.
+    """
+
+    workers: int = field(default_factory=default_workers)
+    overwrite: bool = False
+    shard: str | None = field(default=None, metadata={"metavar": "K/N"})
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise InputError(None, f"--workers must be at least 1, got {self.workers}")
+
+    def resolved_shard(self) -> Shard:
+        """The shard this process does: ``shard``, else the launcher's, else everything."""
+        from s2f.core.shards import resolve_shard
+
+        return resolve_shard(self.shard)
+
+
+ONE_PROCESS = JobOptions(workers=1)  # what the library functions do unless told otherwise
+
+
 @dataclass
 class FileJob:
     source: Path
@@ -56,14 +89,22 @@ class RunReport:
     def fail(self, source: Path, message: str) -> None:
         self.failed.append({"file": str(source), "error": message})
 
-    def summary(self, report_path: Path) -> str:
+    def summary(self, report_path: Path | None = None) -> str:
+        """One line; a run with failures names its report (``report_path``, default: where it was saved)."""
+        report_path = report_path or getattr(self, "_saved_to", None)
         text = (f"{self.command}: {self.total} files: {self.written} written, {self.already_done} already done, "
                 f"{len(self.failed)} failed")
-        return text + (f" (see {report_path})" if self.failed else "")
+        return text + (f" (see {report_path})" if self.failed else "") + (f" [{self.shard}]" if self.shard else "")
 
     def save(self, path: Path) -> None:
         with atomic_output(path, "w") as handle:
-            json.dump(self.__dict__, handle, indent=2)
+            json.dump({k: v for k, v in self.__dict__.items() if not k.startswith("_")}, handle, indent=2)
+        self._saved_to = path
+
+    @property
+    def produced_something(self) -> bool:
+        """A run that wrote or found done at least one file, or had none to do: exit 0."""
+        return self.written + self.already_done > 0 or self.total == 0
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
@@ -115,10 +156,6 @@ class ListedJobs:
     def __iter__(self) -> Iterator[FileJob]:
         names = itertools.islice(iter_names(self.root, self.endings), self.shard.index, None, self.shard.count)
         return map(self.job_for, names)
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def _call(work: Callable[[FileJob], Any], job: FileJob) -> tuple[FileJob, Any, str | None]:

@@ -10,13 +10,14 @@ this process on batches, so torch's own threads use the cores for the heavy part
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from s2f.core.errors import InputError
 from s2f.core.shards import WHOLE, Shard
-from s2f.data.jobs import FileJob, ListedJobs, RunReport, run_jobs, save_array
+from s2f.data.jobs import FileJob, JobOptions, ListedJobs, RunReport, run_jobs, save_array
 from s2f.data.landmarks import LANDMARK_MODES, LandmarkDetector, NoFaceFound
 from s2f.data.layout import (
     EMBEDDING_SUFFIX,
@@ -89,25 +90,73 @@ def face_jobs(data_dir: Path, out_dir: Path, shard: Shard = WHOLE) -> ListedJobs
     return ListedJobs(data_dir, IMAGE_SUFFIXES, job_for, shard)
 
 
-def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmarks: str = "dlib72",
-                     workers: int = 1, batch_size: int = 32, device: str = "cpu",
-                     overwrite: bool = False, shard: Shard = WHOLE,
-                     train_identities: list[str] | None = None) -> RunReport:
-    """``train_identities``: whose faces the mean landmarks of the aligned textures come from
-    (the split's training part; None: every face)."""
+@dataclass(kw_only=True)
+class FacePreprocessing:
+    """``s2f preprocess faces``.
+
+    Args:
+        data_dir: the corpus: <identity>/images/ with the photos.
+        out_dir: where the arrays go, mirroring DATA_DIR.
+        face_encoder: converted face encoder (.safetensors from 's2f convert', or a save_pretrained dir).
+        landmarks: dlib72: the original's 72 points (dlib's 68 with four lip points repeated); dlib68: dlib's own
+            68; given: <stem>_landmarks.npy beside each photo. The decoder trains on whichever count the data has
+            ('none' is refused: the decoder needs landmarks).
+        batch_size: faces per face-encoder batch.
+        device: auto (CUDA if present; under torchrun, the process's own GPU), cpu or cuda.
+        split: split JSON ('s2f data split'): the aligned textures' mean landmarks come from its training
+            identities (default: every face).
+        jobs: how the run over the files runs.
+    """
+
+    data_dir: Path = field(metadata={"positional": True})
+    out_dir: Path = field(metadata={"positional": True})
+    face_encoder: Path
+    landmarks: str = field(default="dlib72", metadata={"choices": (*LANDMARK_MODES, "none")})
+    batch_size: int = 32
+    device: str = "auto"
+    split: Path | None = None
+    jobs: JobOptions = field(default_factory=JobOptions)
+
+    def __post_init__(self) -> None:
+        if self.landmarks == "none":
+            raise InputError(None, NO_LANDMARKS)
+        if self.landmarks not in LANDMARK_MODES:
+            raise InputError(None, f"--landmarks must be one of {', '.join(LANDMARK_MODES)}, got {self.landmarks!r}")
+        if self.batch_size < 1:
+            raise InputError(None, f"--batch-size must be at least 1, got {self.batch_size}")
+
+    def torch_device(self) -> str:
+        """``auto``: CUDA when there is one; under torchrun each process takes its node's GPU."""
+        import os
+
+        import torch
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and "LOCAL_RANK" in os.environ:
+            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        return device
+
+
+def preprocess_faces(config: FacePreprocessing) -> RunReport:
+    """Every photo of this process's shard -> its embedding, target and landmarks; with every
+    shard done, the aligned textures (their mean landmarks from the split's training part)."""
     import torch
 
+    from s2f.core.splits import read_split
     from s2f.models.face_encoder import load_face_encoder
 
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    if landmarks == "none":
-        raise InputError(None, NO_LANDMARKS)
-    if landmarks not in LANDMARK_MODES:
-        raise InputError(None, f"--landmarks must be one of {', '.join(LANDMARK_MODES)}, got {landmarks!r}")
+    data_dir, out_dir, face_encoder = Path(config.data_dir), Path(config.out_dir), config.face_encoder
+    landmarks, batch_size = config.landmarks, config.batch_size
+    overwrite, shard = config.jobs.overwrite, config.jobs.resolved_shard()
+    split = read_split(config.split)
+    train_identities = split["train"] if split else None
     require_dir(data_dir)
     jobs = face_jobs(data_dir, out_dir, shard)
     if not jobs.files:
         raise InputError(data_dir, f"no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    device = config.torch_device()
     model = load_face_encoder(face_encoder, device)
     arch = model.config.arch
     detector_for(landmarks)  # fail here, once, if dlib is missing
@@ -126,7 +175,7 @@ def preprocess_faces(data_dir: Path, out_dir: Path, face_encoder: Path, landmark
             report.written += 1
         pending.clear()
 
-    for job, encoder_input in run_jobs(jobs, _process, report, workers, "faces", _init_worker,
+    for job, encoder_input in run_jobs(jobs, _process, report, config.jobs.workers, "faces", _init_worker,
                                      (model.config.preprocessing.name, landmarks), jobs.total, overwrite):
         pending.append((job, encoder_input))
         if len(pending) == batch_size:

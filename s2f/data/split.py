@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from s2f.core.errors import InputError
@@ -87,22 +88,45 @@ def read_strata(path: Path, column: str, key: str = "identity") -> dict[str, str
     return {row[key]: row[column] for row in rows}
 
 
-def write_split(data_dir: Path, output: Path, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
-                strata_csv: Path | None = None, strata_column: str = "register_group",
-                exact: bool = False) -> dict[str, list[str]]:
-    """Split the identity folders of ``data_dir`` and write the split JSON atomically."""
+@dataclass(kw_only=True)
+class SplitConfig:
+    """``s2f data split``.
+
+    Args:
+        data_dir: the corpus: one folder per identity.
+        output: split JSON to write.
+        fractions: train, val and test shares.
+        seed: the hash's seed: another seed, another split.
+        exact: exact proportions (per stratum with --strata) by cutting the hash ranking; NOT stable: adding
+            identities later moves some existing ones between parts.
+        strata: with --exact: CSV with identity and the --strata-column.
+        strata_column: the strata CSV's column to balance.
+    """
+
+    data_dir: Path = field(metadata={"positional": True})
+    output: Path = field(metadata={"short": "-o"})
+    fractions: tuple[float, float, float] = field(default=(0.8, 0.1, 0.1),
+                                                  metadata={"metavar": ("TRAIN", "VAL", "TEST")})
+    seed: int = 0
+    exact: bool = False
+    strata: Path | None = None
+    strata_column: str = "register_group"
+
+
+def write_split(config: SplitConfig) -> dict[str, list[str]]:
+    """Split the identity folders of ``config.data_dir`` and write the split JSON atomically."""
     import json
 
     from s2f.core.atomic import atomic_output
     from s2f.data.layout import identity_dirs, require_dir
 
-    names = [folder.name for folder in identity_dirs(require_dir(data_dir))]
-    strata = read_strata(strata_csv, strata_column) if strata_csv else None
+    names = [folder.name for folder in identity_dirs(require_dir(config.data_dir))]
+    strata = read_strata(config.strata, config.strata_column) if config.strata else None
     try:
-        split = split_identities(names, fractions, seed, strata, exact)
+        split = split_identities(names, config.fractions, config.seed, strata, config.exact)
     except ValueError as err:
         raise InputError(None, f"--fractions: {err}") from None
-    with atomic_output(output, "w") as handle:
-        json.dump({"seed": seed, "fractions": list(fractions), "method": "exact" if exact else "hash", **split},
-                  handle, indent=2)
+    with atomic_output(config.output, "w") as handle:
+        json.dump({"seed": config.seed, "fractions": list(config.fractions),
+                   "method": "exact" if config.exact else "hash", **split}, handle, indent=2)
     return split

@@ -37,6 +37,18 @@ SETTINGS_FILE = "synth.json"
 
 @dataclass(frozen=True)
 class SynthConfig:
+    """The synthetic corpus; deterministic from its fields.
+
+    Args:
+        identities: identities to draw.
+        clips: clips per identity.
+        images: images per identity.
+        seconds: mean clip length (each varies 0.6-1.2x).
+        image_size: face image side in pixels.
+        sample_rate: clips' sample rate in Hz.
+        seed: what draws the identities, their clips and their faces.
+    """
+
     identities: int = 100
     clips: int = 4
     images: int = 3

@@ -54,15 +54,29 @@ _SEARCH_DEPTH = 3  # DIR, DIR/wav, DIR/dev/aac, DIR/vox1_dev_wav/wav
 
 @dataclass(frozen=True)
 class VoxCelebSources:
-    """What the user downloaded. ``vox2_meta`` defaults to HQ-VoxCeleb's own table."""
+    """What the user downloaded. ``vox2_meta`` defaults to HQ-VoxCeleb's own table.
 
-    hq_dir: Path
-    vox1: tuple[Path, ...] = ()
+    Args:
+        hq_dir: HQ-VoxCeleb's root (vox1/, vox2/, meta_info/).
+        vox1: VoxCeleb1 audio roots (dev and test), each holding wav/idNNNNN/ or idNNNNN/.
+        vox1_meta: VoxCeleb1's vox1_meta.csv (ids -> names).
+        vox2: VoxCeleb2 audio roots (dev and test), each holding aac/idNNNNN/ or idNNNNN/.
+        vox2_meta: ids -> names for VoxCeleb2 (default: HQ_DIR/meta_info/full_vox2_meta.csv).
+        faces: HQ-VoxCeleb's masked_faces (the original's choice) or origin_faces.
+        max_clips_per_video: at most N clips of each video, in clip order (the original used up to 20).
+    """
+
+    hq_dir: Path = field(metadata={"positional": True})
+    vox1: tuple[Path, ...] = field(default=(), metadata={"metavar": "DIR"})
     vox1_meta: Path | None = None
-    vox2: tuple[Path, ...] = ()
+    vox2: tuple[Path, ...] = field(default=(), metadata={"metavar": "DIR"})
     vox2_meta: Path | None = None
-    faces: str = "masked"
-    max_clips_per_video: int | None = None
+    faces: str = field(default="masked", metadata={"choices": tuple(FACE_FOLDERS)})
+    max_clips_per_video: int | None = field(default=None, metadata={"metavar": "N"})
+
+    def __post_init__(self) -> None:  # the command line gives lists
+        object.__setattr__(self, "vox1", tuple(self.vox1))
+        object.__setattr__(self, "vox2", tuple(self.vox2))
 
 
 @dataclass
