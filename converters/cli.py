@@ -4,11 +4,52 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from s2f.core.agreement import RoundingRule
+from s2f.core.config_flags import add_config_flags, config_from_args
 from s2f.models.face_encoder_config import ARCHITECTURES
-from s2f.models.original import add_original_decoder_flag
+from s2f.models.original import OriginalOptions
+
+
+@dataclass(kw_only=True)
+class ConvertCommand:
+    """Args:
+        input: Keras .h5, PyTorch .pth, or an original Speech-to-Face .pt.
+        output: output .safetensors path (face encoders) or directory (original VE_conv, AST, decoder).
+        arch: expected architecture (checked against the file; default: detected from its layers).
+        original: what an original checkpoint cannot tell.
+    """
+
+    input: Path = field(metadata={"positional": True})
+    output: Path = field(metadata={"short": "-o"})
+    arch: str | None = field(default=None, metadata={"choices": ARCHITECTURES})
+    original: OriginalOptions = field(default_factory=OriginalOptions)
+
+
+@dataclass(kw_only=True)
+class ParityCommand:
+    """Args:
+        input: Keras .h5 weights file.
+        arch: expected architecture.
+        converted: an existing 's2f convert' output to check (default: convert afresh).
+        images: real face images or directories of them.
+        random: number of random images.
+        seed: of the random images.
+        rounding_factor: Keras may be K times as far from the PyTorch port in float64 as the port in float32 is
+            (never held to less than the rule's floor, 64 float32 unit roundoffs relative).
+        report: write the full JSON report here.
+    """
+
+    input: Path = field(metadata={"positional": True})
+    arch: str | None = field(default=None, metadata={"choices": ARCHITECTURES})
+    converted: Path | None = None
+    images: tuple[Path, ...] = ()
+    random: int = 2
+    seed: int = 0
+    rounding_factor: float = field(default=RoundingRule.factor, metadata={"metavar": "K"})
+    report: Path | None = None
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,15 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "weights_only=True) becomes a save_pretrained directory (config.json + "
                     "model.safetensors) carrying the preprocessing the original used.",
     )
-    convert.add_argument("input", type=Path, help="Keras .h5, PyTorch .pth, or an original Speech-to-Face .pt")
-    convert.add_argument("-o", "--output", type=Path, required=True,
-                         help="output .safetensors path (face encoders) or directory (original VE_conv, AST, decoder)")
-    convert.add_argument("--arch", choices=ARCHITECTURES, help="expected architecture (checked against the file)")
-    add_original_decoder_flag(convert)
-    convert.add_argument("--ast-mean", type=float, help="original AST: fbank mean instead of the original's -5.460994")
-    convert.add_argument("--ast-std", type=float, help="original AST: fbank std instead of the original's 3.1129124")
-    convert.add_argument("--variant", choices=("paper", "original"),
-                         help="original VE_conv: spectrogram variant instead of 'original' (the one it was trained on)")
+    add_config_flags(convert, ConvertCommand)
     convert.set_defaults(func=run_convert, extras=("convert",), what_runs="convert")
 
     parity = subparsers.add_parser(
@@ -44,40 +77,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "embedding is further from the port's float64 result than float32 rounding "
                     "explains. Needs the 'parity' extra.",
     )
-    parity.add_argument("input", type=Path, help="Keras .h5 weights file")
-    parity.add_argument("--arch", choices=ARCHITECTURES, help="expected architecture")
-    parity.add_argument("--converted", type=Path,
-                        help="an existing 's2f convert' output to check (default: convert afresh)")
-    parity.add_argument("--images", nargs="*", default=[], type=Path,
-                        help="real face images or directories of them")
-    parity.add_argument("--random", type=int, default=2, help="number of random images (default 2)")
-    parity.add_argument("--seed", type=int, default=0)
-    parity.add_argument("--rounding-factor", type=float, default=RoundingRule.factor, metavar="K",
-                        help="Keras may be K times as far from the PyTorch port in float64 as the port in "
-                             f"float32 is (default {RoundingRule.factor:g}; never held to less than "
-                             f"{RoundingRule.floor:.1e} relative)")
-    parity.add_argument("--report", type=Path, help="write the full JSON report here")
+    add_config_flags(parity, ParityCommand)
     parity.set_defaults(func=run_parity_command, extras=("parity",), what_runs="parity")
 
 
 def run_convert(args: argparse.Namespace) -> int:
     from s2f.converters.convert import convert
-    from s2f.models.original import OriginalImport, OriginalOptions
+    from s2f.models.original import OriginalImport
 
-    original = OriginalOptions(args.original_decoder_output, args.ast_mean, args.ast_std, args.variant)
-    result = convert(args.input, args.output, args.arch, original)
+    command = config_from_args(ConvertCommand, args)
+    result = convert(command.input, command.output, command.arch, command.original)
     if isinstance(result, OriginalImport):
         print(f"found: the original Speech-to-Face project's {result.model_type}: {result.layout}")
         print(f"preprocessing: {json.dumps(result.preprocessing(), sort_keys=True)}")
         parameters = sum(p.numel() for p in result.model.parameters())
-        print(f"wrote {args.output}/: config.json + model.safetensors, {parameters:,} parameters "
+        print(f"wrote {command.output}/: config.json + model.safetensors, {parameters:,} parameters "
               f"(source sha256 {result.source['sha256'][:16]}...)")
         return 0
-    how = "given" if args.arch else f"detected from {result.detected.evidence}"
+    how = "given" if command.arch else f"detected from {result.detected.evidence}"
     print(f"architecture: {result.arch} ({'with' if result.include_top else 'without'} top; {how})")
     for note in result.notes:
         print(f"note: {note}")
-    print(f"wrote {args.output}: {result.tensors} tensors, {result.parameters:,} parameters, "
+    print(f"wrote {command.output}: {result.tensors} tensors, {result.parameters:,} parameters, "
           f"{result.output_bytes / 1e6:.1f} MB in {result.seconds:.2f} s "
           f"(source sha256 {result.source_sha256[:16]}...)")
     return 0
@@ -86,10 +107,12 @@ def run_convert(args: argparse.Namespace) -> int:
 def run_parity_command(args: argparse.Namespace) -> int:
     from s2f.converters.parity import format_report, run_parity, write_report
 
-    report = run_parity(args.input, args.arch, images=args.images, random_count=args.random,
-                        seed=args.seed, rule=RoundingRule(factor=args.rounding_factor), converted=args.converted)
+    command = config_from_args(ParityCommand, args)
+    report = run_parity(command.input, command.arch, images=list(command.images), random_count=command.random,
+                        seed=command.seed, rule=RoundingRule(factor=command.rounding_factor),
+                        converted=command.converted)
     print(format_report(report))
-    if args.report:
-        write_report(report, args.report)
-        print(f"report: {args.report}")
+    if command.report:
+        write_report(report, command.report)
+        print(f"report: {command.report}")
     return 0 if report.passed else 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from s2f.core.cpu import cpu_description
 from s2f.core.errors import InputError
 from s2f.export.onnx_export import ExportOptions, export_onnx
 from s2f.export.onnx_files import variant_path
+from s2f.export.options import BundleExport
 from s2f.runtime.bundle.manifest import GRAPH_FILES, GRAPH_ROLES, MANIFEST, BundleManifest, FileEntry
 from s2f.runtime.bundle.onnx_refs import check_weight_locations
 from s2f.runtime.bundle.reader import sha256_of
@@ -49,16 +51,16 @@ def _versions() -> dict[str, str]:
 
 
 def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: nn.Module,
-                  face_encoder: nn.Module | None = None, overwrite: bool = False,
-                  portable: bool = False, fp16: bool = False, verify_with: list[Path] | None = None,
-                  int8: bool = False, sign_key: str | Path | None = None) -> dict[str, Any]:
-    """Export, verify and write the bundle; returns the manifest. ``portable``: standard ONNX
-    operators only (no onnxruntime fused kernels); ``fp16``: float16 graphs beside the float32
-    ones, for GPUs (see ``export_onnx``); ``int8``: dynamically quantised int8 graphs beside
-    them, for CPUs; ``verify_with``: voice clips and face photos checked
-    as well as random inputs, the decoder on the embeddings the encoders make of them;
-    ``sign_key``: an elliptic-curve private key that signs the finished bundle
+                  face_encoder: nn.Module | None = None, options: BundleExport | None = None, /,
+                  **changes: Any) -> dict[str, Any]:
+    """Export, verify and write the bundle; returns the manifest. ``options`` (or its fields as
+    keywords: ``fp16=True``, ``verify_with=[clip]``, ...) say which graphs beside float32 are
+    written, what they are verified on, and whether the finished bundle is signed
     (``s2f.export.signing``) before it appears."""
+    options = replace(options or BundleExport(), **changes)
+    overwrite, portable, fp16, int8, sign_key = (options.overwrite, options.portable, options.fp16, options.int8,
+                                                 options.sign_key)
+    verify_with = list(options.verify_with)
     out_dir = Path(out_dir)
     _check_destination(out_dir, overwrite)
     if sign_key is not None:
@@ -71,10 +73,10 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
         models["face_encoder"] = face_encoder
     real = _real_inputs(models, verify_with or [])
     raw = _raw_inputs(voice_encoder, verify_with or [])
-    options = ExportOptions(portable=portable, fp16=fp16, int8=int8)
+    per_graph = ExportOptions(portable=portable, fp16=fp16, int8=int8)
     with atomic_directory(out_dir) as staging:
         files: dict[str, FileEntry] = {}
-        reports = {role: _export_model(staging, out_dir, role, model, real.get(role), options, files,
+        reports = {role: _export_model(staging, out_dir, role, model, real.get(role), per_graph, files,
                                        face_decoder.config.embedding_dim) for role, model in models.items()}
         end_to_end = _export_end_to_end(staging, files, reports["voice_encoder"]["preprocessing"], face_encoder, raw,
                                         embedding_dim=face_decoder.config.embedding_dim)
@@ -91,7 +93,7 @@ def export_bundle(out_dir: str | Path, voice_encoder: nn.Module, face_decoder: n
             face_encoder_arch=face_encoder.config.arch if face_encoder is not None else None,
             texture=reports["face_decoder"]["preprocessing"]["texture"],
             verification={role: r["float32"] for role, r in reports.items()},
-            verification_rule={"factor": options.rule.factor, "floor": options.rule.floor},
+            verification_rule={"factor": per_graph.rule.factor, "floor": per_graph.rule.floor},
             verified_on=cpu_description(),
             verified_with=list(dict.fromkeys(Path(f).name for f in verify_with or [])),
             verification_fp16={role: r["fp16"] for role, r in reports.items()} if fp16 else None,

@@ -39,7 +39,7 @@ def run_demo(config: DemoConfig) -> bool:
 
     workdir = Path(config.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    images = config.images if config.images is not None else [SAMPLE_FACE]
+    images = list(config.images) if config.images is not None else [SAMPLE_FACE]
     passed = True
     for name in ARCHITECTURES if config.arch == "all" else (config.arch,):
         keras_file = workdir / f"{name}-random.h5"

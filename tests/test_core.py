@@ -59,7 +59,8 @@ def test_runtime_flags_are_the_config_dataclasses():
         assert _check_against(parser, RunOptions) == len(dataclasses.fields(RunOptions)) - 1, command
 
 
-@pytest.mark.parametrize("module", ["runtime/cli.py", "s2f/data/cli.py", "s2f/train/cli.py"])
+@pytest.mark.parametrize("module", ["runtime/cli.py", "s2f/data/cli.py", "s2f/train/cli.py", "export/cli.py",
+                                    "export/signing_cli.py", "converters/cli.py", "weights/cli.py", "s2f/demo_cli.py"])
 def test_no_flag_of_these_commands_is_written_by_hand(module):
     """Each comes from a dataclass field: its default and help live once, on the dataclass."""
     assert "add_argument(" not in (REPO / module).read_text()

@@ -3,7 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from s2f.core.config_flags import add_config_flags, config_from_args
+
+
+@dataclass(kw_only=True)
+class FetchCommand:
+    """Args:
+        name: registry name (see 's2f weights list').
+        cache_dir: download directory (default: the weights/ folder of the user cache; S2F_CACHE moves it).
+        mirror: base URL to fetch <filename> from instead of upstream.
+        quiet: no progress bar.
+    """
+
+    name: str = field(metadata={"positional": True})
+    cache_dir: Path | None = None
+    mirror: str | None = None
+    quiet: bool = False
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,10 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Download NAME into the cache (the weights/ folder of the user cache; S2F_CACHE moves it), "
                     "resuming a partial download, and verify its signature, length and any known "
                     "size or checksum. Prints the path and sha256.")
-    fetch.add_argument("name", help="registry name (see 's2f weights list')")
-    fetch.add_argument("--cache-dir", type=Path, help="download directory")
-    fetch.add_argument("--mirror", help="base URL to fetch <filename> from instead of upstream")
-    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(fetch, FetchCommand)
     fetch.set_defaults(func=run_fetch)
 
 
@@ -37,8 +52,9 @@ def run_fetch(args: argparse.Namespace) -> int:
     from s2f.weights.fetch import fetch
     from s2f.weights.registry import lookup
 
-    entry = lookup(args.name)
-    path = fetch(entry, args.cache_dir, mirror=args.mirror, progress=not args.quiet)
+    command = config_from_args(FetchCommand, args)
+    entry = lookup(command.name)
+    path = fetch(entry, command.cache_dir, mirror=command.mirror, progress=not command.quiet)
     digest_file = path.with_name(path.name + ".sha256")
     digest = digest_file.read_text().split()[0] if digest_file.exists() else "unknown"
     print(f"{path}\nsha256 {digest}")

@@ -93,7 +93,8 @@ def add_config_flags(parser: argparse.ArgumentParser | Any, cls: type, exclude: 
 
     A field without a default (or with ``required`` in its metadata: the API has a default, the
     command line wants a choice) is a required flag. ``metadata`` may say ``choices``, ``help``,
-    ``metavar``, ``short`` (``-o``), ``positional`` (an argument, not a flag) and, for a
+    ``metavar``, ``short`` (``-o``), ``flag`` (a name other than the field's, where the
+    field's own would be unclear on a command line), ``positional`` (an argument) and, for a
     boolean, ``negative``: the name of its off switch (``--rehash`` for ``verify_cache``),
     which replaces ``--no-x``; a ``bool | None`` then keeps None unless one of them is given."""
     added = []
@@ -130,7 +131,8 @@ def add_config_flags(parser: argparse.ArgumentParser | Any, cls: type, exclude: 
             options.pop("default") if required else options.update(nargs="?")
             parser.add_argument(spec.name, **options)
         else:
-            names = [*([spec.metadata["short"]] if "short" in spec.metadata else []), flag_name(spec.name)]
+            names = [*([spec.metadata["short"]] if "short" in spec.metadata else []),
+                     spec.metadata.get("flag", flag_name(spec.name))]
             parser.add_argument(*names, dest=spec.name, required=required, **options)
         added.append(spec.name)
     return added

@@ -21,6 +21,7 @@ from torch import nn
 
 from s2f.core.errors import InputError
 from s2f.models.landmark_warp import LandmarkWarp
+from s2f.models.original import DECODER_OUTPUTS
 from s2f.models.pretrained import Pretrained, build_from_foreign_state, weight_shapes
 
 
@@ -174,9 +175,6 @@ def _original_key_map(config: FaceDecoderConfig) -> dict[str, str]:
             mapping[f"texture_layers.{i + 1}.0.{part}"] = f"texture_deconvs.{i}.{part}"
         mapping[f"texture_layers.{deconvs + 1}.0.{part}"] = f"texture_rgb.{part}"
     return mapping
-
-
-DECODER_OUTPUTS = ("sigmoid", "linear")
 
 
 def _count(state: dict, prefix: str, suffix: str) -> int:

@@ -17,7 +17,7 @@ it needs no flags, and a ``source`` record that ends up in the bundle's manifest
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from s2f.models.pretrained import CONFIG_NAME
 from s2f.models.registry import MODELS, ModelEntry
 
 ORIGINAL_FORMAT = "speech-to-face-original"
+DECODER_OUTPUTS = ("sigmoid", "linear")  # how an original decoder's texture ends
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,19 @@ class OriginalOptions:
     """What a checkpoint of the original cannot tell and the user may override.
 
     Args:
-        decoder_output: ``sigmoid`` (the original's decoder since 2023-12-21) or ``linear``
-            (older files, which end at the 1x1 convolution).
-        ast_mean, ast_std: the AST's fbank statistics, if not the original's -5.460994 / 3.1129124.
-        ve_variant: the VE_conv's spectrogram variant, if not ``original``.
+        decoder_output: for a decoder checkpoint of the original Speech-to-Face project: whether its texture
+            ends in a sigmoid (default; the original since 2023-12-21) or is linear (older files, which end at
+            the 1x1 convolution).
+        ast_mean: original AST: fbank mean instead of the original's -5.460994.
+        ast_std: original AST: fbank std instead of the original's 3.1129124.
+        ve_variant: original VE_conv: spectrogram variant instead of 'original' (the one it was trained on).
     """
 
-    decoder_output: str = "sigmoid"
+    decoder_output: str = field(default="sigmoid", metadata={"choices": DECODER_OUTPUTS,
+                                                              "flag": "--original-decoder-output"})
     ast_mean: float | None = None
     ast_std: float | None = None
-    ve_variant: str | None = None
+    ve_variant: str | None = field(default=None, metadata={"choices": ("paper", "original"), "flag": "--variant"})
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ def convert_original(imported: OriginalImport, output: str | Path) -> Path:
 def add_original_decoder_flag(parser) -> None:
     """The one command-line flag every command that takes a decoder has, for the one thing an
     original decoder checkpoint cannot tell."""
-    parser.add_argument("--original-decoder-output", choices=("sigmoid", "linear"), default="sigmoid",
-                        help="for a decoder checkpoint of the original Speech-to-Face project: whether its "
-                             "texture ends in a sigmoid (default; the original since 2023-12-21) or is linear "
-                             "(older files)")
+    from s2f.core.config_flags import field_help
+
+    parser.add_argument("--original-decoder-output", choices=DECODER_OUTPUTS, default=OriginalOptions.decoder_output,
+                        help=field_help(OriginalOptions)["decoder_output"])
