@@ -17,8 +17,7 @@ import h5py
 import numpy as np
 
 from s2f.core.errors import InputError, read_head
-
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+from s2f.models.identify import HDF5_SIGNATURE
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,8 @@ def import_torch_port(path: str | Path, expected_arch: str | None = None, state:
     file's tensors, when the caller has read them already)."""
     import torch
 
-    from s2f.models.face_encoder import check_state_dict
+    from s2f.models.face_encoder import expected_tensors
+    from s2f.models.pretrained import check_tensors
 
     path = Path(path)
     state = load_torch_state_dict(path) if state is None else state
@@ -83,7 +84,7 @@ def import_torch_port(path: str | Path, expected_arch: str | None = None, state:
                                f"{config.arch} port ({source_format})")
     if not all(isinstance(value, torch.Tensor) for value in mapped.values()):
         raise InputError(path, "state dict holds values that are not tensors")
-    check_state_dict(path, config, mapped)
+    check_tensors(expected_tensors(config), mapped, path, config.arch)
     state_out = {spec.torch_key: mapped[spec.torch_key].detach().to(torch.float32).contiguous()
                  for spec in parameter_layout(config)}
     return TorchImport(config, state_out, source_format, tuple(notes))

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from s2f import __version__
 from s2f.converters.keras_h5 import KerasWeight, KerasWeightsFile
 from s2f.converters.phase_clock import phase
 from s2f.converters.safetensors_stream import SequentialWriter, TensorEntry, write_safetensors
@@ -27,8 +26,10 @@ from s2f.models.face_encoder_config import (
     FaceEncoderConfig,
     ParamSpec,
     keras_layers_in_order,
+    metadata_for,
     parameter_layout,
 )
+from s2f.models.provenance import source_metadata, source_record
 
 
 @dataclass(frozen=True)
@@ -184,20 +185,14 @@ def convert_keras_file(source: str | Path, output: str | Path, arch: str | None 
             write_permuted(writer, arrays.array(weight), dims, entry.dtype)
             arrays.release(weight)
 
-        metadata = {
-            "format": "pt",
-            "arch": config.arch,
-            "include_top": str(config.include_top).lower(),
-            "num_classes": str(config.num_classes),
-            "source_file": source.name,
-            "source_sha256": "0" * 64,  # filled in once the background hash is done
-            "source_format": "keras-h5-whole-model" if kfile.whole_model else "keras-h5-weights",
-            "source_keras_version": kfile.keras_version,
-            "converter": f"speech2face {__version__}",
-        }
+        def record(sha256: str) -> dict[str, str]:
+            return source_metadata(source_record("keras-h5-whole-model" if kfile.whole_model else "keras-h5-weights",
+                                                 source.name, sha256, keras_version=kfile.keras_version))
+
+        # the sha256 is filled in once the background hash is done: a placeholder of its length first
+        metadata = {**metadata_for(config), **record("0" * 64)}
         with KerasArrays(source) as arrays:
-            size = write_safetensors(output, entries, metadata, fill,
-                                     late_metadata=lambda: {"source_sha256": hasher.result()})
+            size = write_safetensors(output, entries, metadata, fill, late_metadata=lambda: record(hasher.result()))
     parameters = sum(int(np.prod(entry.shape)) for entry in entries)
     return ConversionResult(config.arch, config.include_top, detected or Detection(config.arch, include_top, "--arch"),
                             len(entries), parameters, size, hasher.result(),

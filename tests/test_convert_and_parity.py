@@ -39,10 +39,16 @@ def test_convert_then_parity(keras_file, tmp_path, arch, include_top, whole_mode
     with safe_open(str(output), framework="np") as handle:
         meta = handle.metadata()
     assert meta["arch"] == arch and meta["include_top"] == str(include_top).lower()
-    assert meta["source_file"] == source.name
     import hashlib
-    assert meta["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
-    assert meta["source_format"] == ("keras-h5-whole-model" if whole_model else "keras-h5-weights")
+    import json
+
+    record = json.loads(meta["source"])  # the one provenance record, as every import writes it
+    assert record["file"] == source.name
+    assert record["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()  # filled in after the write
+    assert record["format"] == ("keras-h5-whole-model" if whole_model else "keras-h5-weights")
+    from s2f.models.face_encoder import load_face_encoder
+
+    assert load_face_encoder(output).source == record  # and the loaded model carries it into a bundle
 
     report = run_parity(source, images=[FACES], converted=output)
     assert report.passed, report.to_dict()["verdict"]

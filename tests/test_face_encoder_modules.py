@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from s2f.models.face_encoder import build_face_encoder, load_face_encoder, tf_same_padding
 from s2f.models.face_encoder_config import ARCHITECTURES, FaceEncoderConfig, parameter_layout
+from s2f.models.loading import load_model
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
@@ -38,11 +41,21 @@ def test_embed_classify_contract_and_pretrained_roundtrip(tmp_path):
         embedding, probabilities = model.embed(x), model.classify(x)
     assert embedding.shape == (2, 2048) and probabilities.shape == (2, 8631)
     torch.testing.assert_close(probabilities.sum(1), torch.ones(2))
+    model.source = {"format": "test", "file": "senet.h5", "sha256": "0" * 64}
     model.save_pretrained(tmp_path / "senet")
-    again = load_face_encoder(tmp_path / "senet")
-    assert not again.training
+    # a regular save_pretrained directory: config.json says what to build, and is read back
+    config = json.loads((tmp_path / "senet" / "config.json").read_text())
+    assert config == {"model_type": "face_encoder", "arch": "rcmalli-senet50", "include_top": True}
+    again = load_model(tmp_path / "senet")
+    assert not again.training and again.config == model.config and again.source == model.source
     with torch.no_grad():
         torch.testing.assert_close(again.embed(x), embedding)  # float32 rounding: kernels may differ per load
+    # a directory saved before (config.json held every config field) still loads
+    import dataclasses
+
+    old = {"model_type": "face_encoder", **json.loads(json.dumps(dataclasses.asdict(model.config), default=str))}
+    (tmp_path / "senet" / "config.json").write_text(json.dumps(old))
+    assert load_face_encoder(tmp_path / "senet").config == model.config
 
 
 def test_notop_models_refuse_what_they_cannot_do():

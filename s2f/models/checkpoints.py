@@ -8,8 +8,7 @@ import zipfile
 from pathlib import Path
 
 from s2f.core.errors import InputError
-
-TORCH_SIGNATURES = (b"PK\x03\x04", b"\x80")  # torch.save zip archive, legacy pickle
+from s2f.models.identify import TORCH_SIGNATURES
 
 
 def is_torch_checkpoint(path: str | Path) -> bool:

@@ -33,10 +33,11 @@ from s2f.models.face_encoder_config import (
     SE_REDUCTION,
     VGG_BLOCKS,
     FaceEncoderConfig,
+    metadata_for,
     parameter_layout,
     vgg_conv_names,
 )
-from s2f.models.pretrained import WEIGHTS_NAME, Pretrained, build_with_weights
+from s2f.models.pretrained import Pretrained, build_with_weights
 
 
 class FaceEncoder(nn.Module, Pretrained):
@@ -61,12 +62,30 @@ class FaceEncoder(nn.Module, Pretrained):
             return self.embed(x)
         return self.forward_features(x)
 
+    # A regular ``Pretrained``: config.json and the safetensors metadata both hold what builds
+    # it (architecture, classifier), so a converted .safetensors file loads on its own too.
     def safetensors_metadata(self) -> dict[str, str]:
-        return metadata_for(self.config)
+        return {**super().safetensors_metadata(), **metadata_for(self.config)}
+
+    def config_dict(self) -> dict[str, object]:
+        return {"arch": self.config.arch, "include_top": self.config.include_top}
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str = "cpu") -> FaceEncoder:
-        return load_face_encoder(directory, device)
+    def config_from_values(cls, values: dict, path: Path) -> FaceEncoderConfig:
+        """From config.json (booleans) or a converted file's metadata (texts); older
+        config.json files hold every config field, of which these two decide."""
+        arch, include_top = values.get("arch"), values.get("include_top")
+        if arch is None or include_top is None:
+            raise InputError(path, "no speech2face face-encoder arch and include_top; "
+                                   "convert the weights with 's2f convert' first")
+        try:
+            return FaceEncoderConfig.for_arch(arch, include_top in (True, "true"))
+        except ValueError as err:
+            raise InputError(path, str(err)) from None
+
+    @classmethod
+    def build(cls, config: FaceEncoderConfig) -> FaceEncoder:
+        return build_face_encoder(config)
 
 
 class VGGFace(FaceEncoder):
@@ -251,60 +270,26 @@ def he_normal_init_(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
-def metadata_for(config: FaceEncoderConfig) -> dict[str, str]:
-    """safetensors ``__metadata__`` (strings only) that lets a file rebuild its model."""
-    return {
-        "format": "pt",
-        "arch": config.arch,
-        "include_top": str(config.include_top).lower(),
-        "num_classes": str(config.num_classes),
-    }
-
-
-def config_from_metadata(path: Path, metadata: dict[str, str] | None) -> FaceEncoderConfig:
-    metadata = metadata or {}
-    arch = metadata.get("arch")
-    if arch is None or "include_top" not in metadata:
-        raise InputError(path, "no speech2face face-encoder metadata (arch, include_top); "
-                               "convert the weights with 's2f convert' first")
-    try:
-        return FaceEncoderConfig.for_arch(arch, metadata["include_top"] == "true")
-    except ValueError as err:
-        raise InputError(path, str(err)) from None
-
-
 def load_face_encoder(path: str | Path, device: str | torch.device = "cpu") -> FaceEncoder:
     """Build the model a converted file describes and load its weights, in eval mode.
 
-    ``path`` is a ``.safetensors`` file written by ``s2f convert`` or a directory written by
-    ``save_pretrained``. Every tensor must match name and shape; nothing is left random.
+    ``path`` is a ``.safetensors`` file written by ``s2f convert`` (its metadata says the
+    architecture) or a ``save_pretrained`` directory. Every tensor must match name and shape
+    (``check_state_strict``); nothing is left random. The weights' ``source`` comes along.
     """
-    from safetensors import SafetensorError, safe_open
+    from s2f.models.pretrained import check_state_strict, read_weights
+    from s2f.models.provenance import source_from_metadata
 
     path = Path(path)
-    weights = path / WEIGHTS_NAME if path.is_dir() else path
-    if not weights.is_file():
-        raise InputError(weights, "file not found")
-    try:
-        with safe_open(str(weights), framework="pt", device="cpu") as handle:
-            config = config_from_metadata(weights, handle.metadata())
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
-    except SafetensorError as err:
-        raise InputError(weights, f"not a readable safetensors file ({err})") from None
-    check_state_dict(weights, config, state)
-    model = build_with_weights(lambda: build_face_encoder(config), state, weights, lambda *_: None)
+    if path.is_dir():
+        return FaceEncoder.from_pretrained(path, device)
+    state, metadata = read_weights(path)
+    config = FaceEncoder.config_from_values(metadata, path)
+    model = build_with_weights(lambda: build_face_encoder(config), state, path, check_state_strict)
+    model.source = source_from_metadata(metadata, path)
     return model.to(device).eval()
 
 
-def check_state_dict(path: Path, config: FaceEncoderConfig, state: dict[str, torch.Tensor]) -> None:
-    """Exact key and shape check, with a message naming the first offending tensor."""
-    expected = {spec.torch_key: spec.shape for spec in parameter_layout(config)}
-    for key, shape in expected.items():
-        if key not in state:
-            raise InputError(path, f"missing tensor {key!r} for {config.arch}")
-        if tuple(state[key].shape) != shape:
-            raise InputError(path, f"tensor {key!r} has shape {tuple(state[key].shape)}, "
-                                   f"{config.arch} needs {shape}")
-    extra = sorted(set(state) - set(expected))
-    if extra:
-        raise InputError(path, f"unexpected tensor {extra[0]!r} for {config.arch}")
+def expected_tensors(config: FaceEncoderConfig) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor a face encoder of ``config`` holds (torch-free: converters use it)."""
+    return {spec.torch_key: spec.shape for spec in parameter_layout(config)}

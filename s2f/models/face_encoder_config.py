@@ -253,3 +253,13 @@ def keras_layers_in_order(config: FaceEncoderConfig) -> list[str]:
     for spec in parameter_layout(config):
         seen.setdefault(spec.keras_layer, None)
     return list(seen)
+
+
+def metadata_for(config: FaceEncoderConfig) -> dict[str, str]:
+    """safetensors ``__metadata__`` (strings only) that lets a file rebuild its model."""
+    return {
+        "format": "pt",
+        "arch": config.arch,
+        "include_top": str(config.include_top).lower(),
+        "num_classes": str(config.num_classes),
+    }

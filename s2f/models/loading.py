@@ -1,63 +1,52 @@
 """Load any speech2face model from what users pass around: a ``save_pretrained`` directory
 (its config.json names the model type), a training run directory (its best checkpoint),
 a face encoder ``.safetensors`` file from ``s2f convert``, or a checkpoint of the original
-Speech-to-Face project (its ``torch.save`` files, ``s2f.models.original``)."""
+Speech-to-Face project (its ``torch.save`` files, ``s2f.models.original``). Which of these a
+path is, ``s2f.models.identify`` decides, for conversion as well."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
 
 from s2f.core.errors import InputError
+from s2f.models.identify import ModelFile, checkpoint_dir, identify
 from s2f.models.original import OriginalOptions
 from s2f.models.registry import MODELS
 
-
-def checkpoint_dir(path: Path) -> Path:
-    """A run directory means its best (else latest) checkpoint; anything else is itself."""
-    from s2f.models.run_pointers import BEST, LATEST, resolve
-
-    path = Path(path)
-    if (path / LATEST).is_file():
-        return resolve(path, BEST) or resolve(path)
-    return path
+__all__ = ["checkpoint_dir", "load_model", "load_model_for"]
 
 
-KNOWN_FORMS = ("a save_pretrained directory, a training run directory, a face encoder .safetensors file or a "
-               "checkpoint of the original Speech-to-Face project")
+def _pretrained(found: ModelFile, device: str, original: OriginalOptions | None) -> nn.Module:
+    return MODELS[found.model_type].module_class.from_pretrained(found.path, device)
+
+
+def _face_encoder_file(found: ModelFile, device: str, original: OriginalOptions | None) -> nn.Module:
+    from s2f.models.face_encoder import load_face_encoder
+
+    return load_face_encoder(found.path, device)
+
+
+def _torch_checkpoint(found: ModelFile, device: str, original: OriginalOptions | None) -> nn.Module:
+    from s2f.models.original import import_original
+
+    return import_original(found.path, original).model.to(device)
+
+
+def _keras(found: ModelFile, device: str, original: OriginalOptions | None) -> nn.Module:
+    raise InputError(found.path, "a Keras weights file: convert it first ('s2f convert FILE -o model.safetensors')")
+
+
+LOADERS: dict[str, Callable[[ModelFile, str, OriginalOptions | None], nn.Module]] = {
+    "pretrained": _pretrained, "safetensors": _face_encoder_file, "torch": _torch_checkpoint, "keras": _keras}
 
 
 def load_model(path: str | Path, device: str = "cpu", original: OriginalOptions | None = None) -> nn.Module:
     """``original``: what to assume where an original checkpoint cannot say (its decoder's output)."""
-    from s2f.models.checkpoints import is_torch_checkpoint
-
-    path = checkpoint_dir(Path(path))
-    if path.is_file() and path.suffix == ".safetensors":
-        from s2f.models.face_encoder import load_face_encoder
-
-        return load_face_encoder(path, device)
-    if is_torch_checkpoint(path):
-        from s2f.models.original import import_original
-
-        return import_original(path, original).model.to(device)
-    config = path / "config.json"
-    if not path.exists():
-        raise InputError(path, "not found")
-    if not path.is_dir():
-        raise InputError(path, f"not a speech2face model: expected {KNOWN_FORMS}")
-    try:
-        model_type = json.loads(config.read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError) as err:
-        raise InputError(config, f"not a saved speech2face model ({err})") from None
-    if model_type not in MODELS:
-        raise InputError(config, f"unknown model type {model_type!r}; known: {', '.join(MODELS)}")
-    if model_type == "face_encoder":
-        from s2f.models.face_encoder import load_face_encoder
-
-        return load_face_encoder(path, device)
-    return MODELS[model_type].module_class.from_pretrained(path, device)
+    found = identify(path)
+    return LOADERS[found.kind](found, device, original)
 
 
 def load_model_for(role: str, path: str | Path, device: str = "cpu", original: OriginalOptions | None = None,

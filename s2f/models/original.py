@@ -21,11 +21,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from s2f import __version__
 from s2f.core.atomic import atomic_directory
 from s2f.core.errors import InputError
 from s2f.models.checkpoints import load_torch_state_dict
 from s2f.models.pretrained import CONFIG_NAME
+from s2f.models.provenance import source_record
 from s2f.models.registry import MODELS, ModelEntry
 
 ORIGINAL_FORMAT = "speech-to-face-original"
@@ -89,8 +89,7 @@ def import_state(state: dict, path: Path, options: OriginalOptions | None = None
         return None
     model, layout = entry.import_original(state, path, options)
     model = _apply_overrides(model, options)
-    source = {"format": ORIGINAL_FORMAT, "file": path.name, "sha256": _sha256(path), "layout": layout,
-              "imported_by": f"speech2face {__version__}"}
+    source = source_record(ORIGINAL_FORMAT, path.name, _sha256(path), layout=layout)
     model.source = source
     return OriginalImport(model, entry.model_type, layout, source)
 

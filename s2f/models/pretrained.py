@@ -27,17 +27,34 @@ class Pretrained:
     source: dict[str, str] | None = None
 
     def safetensors_metadata(self) -> dict[str, str]:
-        metadata = {"format": "pt", "model_type": self.model_type}
-        if self.source:
-            metadata["source"] = json.dumps(self.source, sort_keys=True)
-        return metadata
+        from s2f.models.provenance import source_metadata
+
+        return {"format": "pt", "model_type": self.model_type, **source_metadata(self.source)}
+
+    def config_dict(self) -> dict[str, Any]:
+        """What ``config.json`` holds besides the model type: enough to build the model again."""
+        return dataclasses.asdict(self.config)
+
+    @classmethod
+    def config_from_values(cls, values: dict[str, Any], path: Path) -> Any:
+        """The config from ``config_dict``'s values (``path`` names the file in errors)."""
+        known = {field.name for field in dataclasses.fields(cls.config_class)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(path, f"unknown config field {unknown[0]!r} for {cls.model_type}")
+        return cls.config_class(**values)
+
+    @classmethod
+    def build(cls, config: Any) -> Any:
+        """The model a config describes, weights not loaded (a family picks its class here)."""
+        return cls(config)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         from safetensors.torch import save
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        config = {"model_type": self.model_type, **dataclasses.asdict(self.config)}
+        config = {"model_type": self.model_type, **self.config_dict()}
         with atomic_output(directory / CONFIG_NAME, "w") as handle:
             json.dump(config, handle, indent=2)
         state = {key: value.detach().contiguous() for key, value in self.state_dict().items()
@@ -58,42 +75,32 @@ class Pretrained:
         model_type = values.pop("model_type", cls.model_type)
         if model_type != cls.model_type:
             raise InputError(path, f"holds a {model_type!r} model, not {cls.model_type!r}")
-        known = {field.name for field in dataclasses.fields(cls.config_class)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(path, f"unknown config field {unknown[0]!r} for {cls.model_type}")
-        return cls.config_class(**values)
+        return cls.config_from_values(values, path)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str = "cpu"):
-        from safetensors.torch import load_file
+        from s2f.models.provenance import source_from_metadata
 
         directory = Path(directory)
         config = cls.config_from_dir(directory)
         weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise InputError(weights, "file not found")
-        state = load_file(str(weights))
-        model = build_with_weights(lambda: cls(config), state, weights, check_state_strict)
-        model.source = read_source(weights)
+        state, metadata = read_weights(weights)
+        model = build_with_weights(lambda: cls.build(config), state, weights, check_state_strict)
+        model.source = source_from_metadata(metadata, weights)
         return model.to(device).eval()
 
 
-def read_source(weights: Path) -> dict[str, str] | None:
-    """The ``source`` a ``save_pretrained`` file records, checked: a JSON object of texts."""
-    from safetensors import safe_open
+def read_weights(weights: Path) -> tuple[dict, dict[str, str]]:
+    """A safetensors file's tensors and metadata; a file that is not one is one ``InputError``."""
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(weights), "pt") as handle:
-        text = (handle.metadata() or {}).get("source")
-    if text is None:
-        return None
+    if not weights.is_file():
+        raise InputError(weights, "file not found")
     try:
-        source = json.loads(text)
-    except ValueError:
-        source = None
-    if not isinstance(source, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in source.items()):
-        raise InputError(weights, "metadata field 'source' must be a JSON object of texts")
-    return source
+        with safe_open(str(weights), framework="pt", device="cpu") as handle:
+            return {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata() or {}
+    except SafetensorError as err:
+        raise InputError(weights, f"not a readable safetensors file ({err})") from None
 
 
 def build_with_weights(build, state: dict, source: str | Path, check) -> Any:
@@ -129,17 +136,27 @@ def load_state_strict(model, state: dict, source: str | Path) -> None:
 
 
 def check_state_strict(model, state: dict, source: str | Path) -> None:
-    """Every parameter and buffer present with its shape (BatchNorm's step counter aside)."""
+    """Every parameter and buffer of ``model`` present with its shape (BatchNorm's step counter aside)."""
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()
                 if not key.endswith("num_batches_tracked")}
+    check_tensors(expected, state, source, getattr(getattr(model, "config", None), "arch", None))
+
+
+def check_tensors(expected: dict[str, tuple[int, ...]], state: dict, source: str | Path, what: str | None = None,
+                  ) -> None:
+    """The one strict check of a weights file: exactly the ``expected`` names, each with its shape
+    (BatchNorm's step counters aside); the first misfit is named. ``what`` (an architecture)
+    says whose layout it is."""
+    suffix = f" for {what}" if what else ""
     for key, shape in expected.items():
         if key not in state:
-            raise InputError(source, f"missing tensor {key!r}")
-        if tuple(state[key].shape) != shape:
-            raise InputError(source, f"tensor {key!r} has shape {tuple(state[key].shape)}, the model needs {shape}")
+            raise InputError(source, f"missing tensor {key!r}{suffix}")
+        if tuple(state[key].shape) != tuple(shape):
+            raise InputError(source, f"tensor {key!r} has shape {tuple(state[key].shape)}, "
+                                     f"{what or 'the model'} needs {tuple(shape)}")
     extra = sorted(set(state) - set(expected) - {k for k in state if k.endswith("num_batches_tracked")})
     if extra:
-        raise InputError(source, f"unexpected tensor {extra[0]!r}")
+        raise InputError(source, f"unexpected tensor {extra[0]!r}{suffix}")
 
 
 def weight_shapes(state: dict, ranks: dict[str, int], source: str | Path, what: str) -> dict[str, tuple[int, ...]]:

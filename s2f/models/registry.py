@@ -91,7 +91,7 @@ class ModelEntry:
         return self.config_class(**{**self.presets[size], **overrides})
 
     def build(self, size: str = "full", **overrides: Any) -> Any:
-        return self.module_class(self.config_for(size, **overrides))
+        return self.module_class.build(self.config_for(size, **overrides))
 
     def import_original(self, state: dict, source: Any, options: Any = None) -> tuple[Any, str]:
         if self.original_import is None:
@@ -159,7 +159,7 @@ MODELS: dict[str, ModelEntry] = {entry.model_type: entry for entry in (
         original_import="s2f.models.face_decoder:import_original_face_decoder",
         original_marker=("pre_layers.", "landmark_layers.", "texture_layers.")),
     ModelEntry(
-        "face_encoder", "s2f.models.face_encoder:build_face_encoder",
+        "face_encoder", "s2f.models.face_encoder:FaceEncoder",
         "s2f.models.face_encoder_config:FaceEncoderConfig", "face_encoder",
         ExportInfo("image", lambda c: ["embedding", "probabilities"] if c.include_top else ["embedding"],
                    lambda c: (3, 224, 224), _face_preprocessing, embedding_method="embed"),
