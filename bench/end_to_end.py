@@ -111,7 +111,7 @@ def speed(workdir: Path, repeats: int) -> dict:
 
 
 def node(workdir: Path, repeats: int) -> dict:
-    from node_runtime import deviation, install_onnxruntime_node, run_speech2face_in_node
+    from support.node_runtime import deviation, install_onnxruntime_node, run_speech2face_in_node
 
     from s2f.data.synth_voice import speech_clip
     from s2f.runtime.pipeline import SpeechToFace

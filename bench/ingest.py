@@ -138,7 +138,7 @@ def preprocessing(workdir: Path, clips: int = 48, photos: int = 24) -> dict:
     from PIL import Image
 
     sys.path.insert(0, str(REPO / "tests"))
-    from helpers import write_m4a
+    from support.helpers import write_m4a
 
     from s2f.assets import SAMPLE_FACE
     from s2f.data.synth_teacher import synthetic_face_encoder

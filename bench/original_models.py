@@ -4,7 +4,7 @@ exported from the original's own checkpoint files, full-size models with random 
 
 * original: its inference scripts' path (``inference/inference_speech_to_face_{ve,ast}.py``)
   in PyTorch: ``torch.load`` of its ``ModelSaver`` files into its modules (rebuilt in
-  tests/original_project.py), its feature code (librosa STFT or transformers'
+  tests/support/original_project.py), its feature code (librosa STFT or transformers'
   ``ASTFeatureExtractor``) after the PCM16 and -23 dB steps it does with ffmpeg (done in numpy
   here: no ffmpeg binary), the models, ``(texture * 255).to(uint8)``. Its AST comes from
   ``AutoModelForAudioClassification.from_pretrained`` on the hub there; here from an
@@ -47,7 +47,7 @@ started = time.perf_counter()
 sys.path.insert(0, sys.argv[1] + "/tests")
 import json
 import numpy as np, soundfile, torch
-from original_project import (OriginalFaceDecoder, OriginalVEConv, original_ast, original_ast_features,
+from support.original_project import (OriginalFaceDecoder, OriginalVEConv, original_ast, original_ast_features,
                               original_inference, original_ve_features)
 encoder_kind, voice_path, decoder_path, out = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 clips = sys.argv[6:]
@@ -97,7 +97,7 @@ print(json.dumps({"cold_start_s": cold, "per_clip_s": times}))
 def write_models(workdir: Path) -> dict[str, Path]:
     """The original's three modules at full size, saved as its ModelSaver saves them."""
     import torch
-    from original_project import (
+    from support.original_project import (
         OriginalFaceDecoder,
         OriginalVEConv,
         original_ast,

@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
-    from serving import Server
+    from support.serving import Server
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", type=Path, default=REPO / "s2f-demo")

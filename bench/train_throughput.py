@@ -99,7 +99,7 @@ def trainer_overhead(steps: int) -> dict:
     import torch
 
     sys.path.insert(0, str(REPO / "tests"))
-    from helpers import random_decoder_faces
+    from support.helpers import random_decoder_faces
 
     from s2f.data.pairs import DecoderFaces
     from s2f.models.registry import MODELS

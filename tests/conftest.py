@@ -12,7 +12,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
-from helpers import REPO  # noqa: E402
+from support.helpers import REPO  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,7 +60,7 @@ def shared_bundle(tmp_path_factory):
     once per session; every caller gets its own copy, to read or to damage."""
     import shutil
 
-    from helpers import small_models
+    from support.helpers import small_models
 
     from s2f.export.bundle import export_bundle
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from support.helpers import REPO
 
 # the folder each part of the namespace lives in (pyproject's package-dir)
 PACKAGE_DIRS = {"s2f": "s2f", "s2f.runtime": "runtime", "s2f.converters": "converters", "s2f.export": "export",

@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import soundfile
-from helpers import write_m4a
+from support.helpers import write_m4a
 
 from s2f.core.errors import InputError
 from s2f.data.synth_voice import speech_clip

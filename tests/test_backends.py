@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import soundfile
-from helpers import SAMPLE_FACE, fresh_venv, rewrite_manifest_to_match, run_isolated, small_models
-from serving import Server
+from support.helpers import SAMPLE_FACE, fresh_venv, rewrite_manifest_to_match, run_isolated, small_models
+from support.serving import Server
 
 from s2f.core.errors import InputError
 from s2f.data.synth_voice import speech_clip

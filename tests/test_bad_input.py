@@ -8,7 +8,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
-from helpers import run_s2f
+from support.helpers import run_s2f
 
 
 def _assert_clean_failure(done, *fragments: str, out_dir=None) -> None:

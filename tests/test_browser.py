@@ -13,8 +13,8 @@ import shutil
 
 import pytest
 import soundfile
-from helpers import SAMPLE_FACE, small_models
-from serving import Server
+from support.helpers import SAMPLE_FACE, small_models
+from support.serving import Server
 
 from s2f.data.synth_voice import speech_clip
 from s2f.export.bundle import export_bundle

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, run_s2f
+from support.helpers import REPO, run_s2f
 
 HEAVY = ("torch", "tensorflow", "tf_keras", "onnx", "onnxruntime", "transformers", "h5py", "keras")
 

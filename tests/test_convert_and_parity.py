@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import FACES, run_s2f
 from safetensors import safe_open
+from support.helpers import FACES, run_s2f
 
 from s2f.converters.parity import run_parity
 

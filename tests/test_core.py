@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO
+from support.helpers import REPO
 
 from s2f.core.config_flags import add_config_flags, config_from_args, field_help
 from s2f.core.errors import InputError

@@ -6,7 +6,7 @@ that a parallel run (make test) trains it beside the demo pipeline of test_learn
 from __future__ import annotations
 
 import pytest
-from helpers import DECODER_GATE
+from support.helpers import DECODER_GATE
 
 from s2f.pipeline import PipelineConfig
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, random_decoder_faces
+from support.helpers import REPO, random_decoder_faces
 
 pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 

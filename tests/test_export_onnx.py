@@ -9,7 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from helpers import run_s2f
+from support.helpers import run_s2f
 
 from s2f.core.agreement import RoundingRule, compare
 from s2f.core.errors import InputError
@@ -99,7 +99,7 @@ def test_portable_export_has_only_standard_operators(tmp_path):
 
 @pytest.mark.slow
 def test_face_encoder_export_with_real_face(tmp_path):
-    from helpers import SAMPLE_FACE
+    from support.helpers import SAMPLE_FACE
 
     from s2f.models.face_encoder import build_face_encoder, he_normal_init_
     from s2f.models.face_encoder_config import FaceEncoderConfig
@@ -135,7 +135,7 @@ def test_export_command(tmp_path):
     done = run_s2f("export", "model", tmp_path / "decoder", "-o", tmp_path / "decoder.onnx")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "face_decoder, opset 18" in done.stdout and (tmp_path / "decoder.onnx").is_file()
-    from helpers import SAMPLE_FACE
+    from support.helpers import SAMPLE_FACE
 
     wrong = run_s2f("export", "model", tmp_path / "decoder", "-o", tmp_path / "d2.onnx", "--verify-with",
                     SAMPLE_FACE)

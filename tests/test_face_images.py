@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import SAMPLE_FACE
 from PIL import Image
+from support.helpers import SAMPLE_FACE
 
 from s2f.core.errors import InputError
 from s2f.runtime.preprocess.images import load_face

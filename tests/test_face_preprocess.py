@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import SAMPLE_FACE
 from PIL import Image
+from support.helpers import SAMPLE_FACE
 
 from s2f.models.face_encoder_config import FaceEncoderConfig
 from s2f.runtime.preprocess.faces import preprocess, resize_bilinear_like_opencv

@@ -19,7 +19,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from isa_micro import EMBEDDING, broken_voice_encoders, build_in_a_native_process
+from support.isa_micro import EMBEDDING, broken_voice_encoders, build_in_a_native_process
 
 from s2f.core.agreement import RoundingRule, compare
 from s2f.core.cpu import int8_class
@@ -148,7 +148,7 @@ def test_the_probe_passes_every_engine_of_a_correct_bundle_here(micro, role):
 def test_the_probe_refuses_a_float32_engine_that_computes_something_else(micro, tmp_path):
     """A float32 voice encoder with Keras's epsilon: its embedding keeps a cosine of 0.999999+,
     which a cosine gate passes; the rounding rule does not."""
-    from helpers import rewrite_manifest_to_match
+    from support.helpers import rewrite_manifest_to_match
 
     from s2f.runtime.bundle.reader import open_bundle
     from s2f.runtime.engines.choice import _open

@@ -8,7 +8,7 @@ import sys
 import zipfile
 
 import pytest
-from helpers import fresh_venv, run_isolated
+from support.helpers import fresh_venv, run_isolated
 
 pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 

@@ -13,8 +13,8 @@ import json
 
 import numpy as np
 import pytest
-from helpers import DECODER_GATE
 from PIL import Image
+from support.helpers import DECODER_GATE
 
 from s2f.pipeline import PipelineConfig, run_pipeline
 

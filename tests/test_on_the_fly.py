@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from helpers import run_s2f
+from support.helpers import run_s2f
 
 from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 from s2f.train.device_features import DeviceFeatures

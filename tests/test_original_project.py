@@ -1,7 +1,7 @@
 """The original Speech-to-Face project's models and data, as its users have them: checkpoint
 files written the way its ``ModelSaver`` writes them (with an Adam state and a history), its
 preprocessed dataset layouts, and its inference recipe as the reference the exported bundle
-must reproduce (tests/original_project.py rebuilds all three from its source)."""
+must reproduce (tests/support/original_project.py rebuilds all three from its source)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from helpers import REPO, run_s2f
-from original_project import (
+from PIL import Image
+from support.helpers import REPO, run_s2f
+from support.original_project import (
     OriginalFaceDecoder,
     OriginalVEConv,
     original_ast,
@@ -25,7 +26,6 @@ from original_project import (
     randomise_batchnorm,
     save_like_model_saver,
 )
-from PIL import Image
 
 from s2f.converters.convert import convert
 from s2f.data.synth_voice import speech_clip

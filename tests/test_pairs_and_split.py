@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import run_s2f
+from support.helpers import run_s2f
 
 from s2f.core.errors import InputError
 from s2f.data.pairs import DecoderFaces, VoiceFacePairs

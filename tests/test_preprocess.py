@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 import soundfile
-from helpers import SAMPLE_FACE, run_s2f
 from PIL import Image
+from support.helpers import SAMPLE_FACE, run_s2f
 
 from s2f.core.errors import InputError
 from s2f.data.synth import SynthConfig, synthesize_corpus

@@ -18,8 +18,8 @@ import time
 import numpy as np
 import pytest
 import soundfile
-from helpers import SAMPLE_FACE, rewrite_manifest_to_match
-from serving import Server, multipart, png_pixels
+from support.helpers import SAMPLE_FACE, rewrite_manifest_to_match
+from support.serving import Server, multipart, png_pixels
 
 from s2f.data.synth_voice import speech_clip
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace

@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-from helpers import REPO, run_s2f, small_models
 from PIL import Image
+from support.helpers import REPO, run_s2f, small_models
 
 from s2f.core.errors import InputError
 from s2f.core.shards import Shard, parse_shard, resolve_shard, shard_from_environment

@@ -14,8 +14,8 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-from helpers import fresh_venv, rewrite_manifest_to_match, run_isolated, run_s2f, small_models
 from PIL import Image
+from support.helpers import fresh_venv, rewrite_manifest_to_match, run_isolated, run_s2f, small_models
 
 from s2f.core.errors import InputError
 from s2f.data.synth_voice import speech_clip

@@ -8,8 +8,8 @@ import hashlib
 
 import numpy as np
 import pytest
-from helpers import run_s2f
 from PIL import Image
+from support.helpers import run_s2f
 
 from s2f.data.synth import SynthConfig, synthesize_corpus
 from s2f.runtime.preprocess.audio import load_audio

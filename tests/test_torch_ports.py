@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 import torch
-from helpers import FACES, run_s2f
+from support.helpers import FACES, run_s2f
 
 from s2f.converters.parity import run_parity
 from s2f.converters.torch_ports import _original_key_map

@@ -9,7 +9,7 @@ import json
 import shutil
 
 import pytest
-from helpers import run_s2f
+from support.helpers import run_s2f
 
 pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import write_m4a
 from PIL import Image
+from support.helpers import write_m4a
 
 from s2f.assets import SAMPLE_FACE
 from s2f.cli import main

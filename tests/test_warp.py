@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from helpers import mean_face_landmarks, warping_decoder
+from support.helpers import mean_face_landmarks, warping_decoder
 
 from s2f.models.landmark_warp import LandmarkWarp, spline_flow_matrix
 

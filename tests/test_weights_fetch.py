@@ -7,7 +7,7 @@ import http.server
 import threading
 
 import pytest
-from helpers import run_s2f
+from support.helpers import run_s2f
 
 from s2f.core.errors import InputError
 from s2f.weights.fetch import fetch

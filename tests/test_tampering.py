@@ -1,9 +1,13 @@
-"""Bundles made by someone else: the manifest agrees with every file (rewritten to match), so
-the sha256 checks pass; each hostile graph must still be refused with one line, exit code 2 and
-no output, from the command line and from the Python API."""
+"""Every way a bundle can be tampered with, in one place: files flipped, truncated, deleted or
+swapped (the sha256 checks), a manifest edited field by field (one line naming the field), and
+bundles made by someone else whose manifest agrees with every file (rewritten to match), so the
+sha256 checks pass: each hostile graph must still be refused with one line, exit code 2 and no
+output, from the command line, the Python API and the server. (A signed bundle's tampering is
+in test_signing, beside the keys it needs.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,12 +17,20 @@ import numpy as np
 import onnx
 import pytest
 import soundfile
-from helpers import rewrite_manifest_to_match, small_models
+from support.helpers import rewrite_manifest_to_match, small_models
 
 from s2f.core.errors import InputError
 from s2f.data.synth_voice import speech_clip
+from s2f.runtime.bundle.reader import open_bundle
+from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 
-pytestmark = pytest.mark.slow  # exports a bundle
+pytestmark = pytest.mark.slow  # exports bundles
+
+
+@pytest.fixture(scope="module")
+def bundle(shared_bundle, tmp_path_factory):
+    """A complete bundle (both end-to-end graphs, a face encoder) to damage copies of."""
+    return shared_bundle(tmp_path_factory.mktemp("tampering") / "bundle", embedding_dim=2048, with_face_encoder=True)
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +220,115 @@ def test_serve_refuses_a_hostile_bundle_in_one_line_before_listening(clean_bundl
                            "--device", "cpu"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and expected in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert "serving" not in done.stdout
+
+
+# Files flipped, truncated, deleted or swapped ---------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["flip-byte", "truncate", "delete", "no-manifest", "edit-manifest"])
+def test_tampered_bundle_is_refused(bundle, tmp_path, damage):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    target = copy / "face_decoder.onnx.data"  # read by the end-to-end graph and the decoder graph alike
+    if damage == "flip-byte":
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 1
+        target.write_bytes(bytes(data))
+        match = "sha256 does not match"
+    elif damage == "truncate":
+        target.write_bytes(target.read_bytes()[:-10])
+        match = "truncated or replaced"
+    elif damage == "delete":
+        target.unlink()
+        match = "missing: incomplete bundle"
+    elif damage == "no-manifest":
+        (copy / "manifest.json").unlink()
+        match = "not a speech2face bundle"
+    else:
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["files"]["../evil.onnx"] = manifest["files"].pop("face_decoder.onnx")
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        match = "outside the bundle"
+    with pytest.raises(InputError, match=match):
+        open_bundle(copy)
+    with pytest.raises(InputError, match=match):  # the runtime checks what it loads, before loading it
+        SpeechToFace(copy, device="cpu")
+
+
+def test_tampered_weights_file_is_refused_when_used(bundle, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    weights = copy / "face_encoder.onnx.data"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    SpeechToFace(copy, device="cpu")  # speech -> face does not use the face encoder: not even read
+    with pytest.raises(InputError, match="face_encoder.onnx.data: sha256 does not match"):
+        FaceToFace(copy, device="cpu")
+
+
+def test_tampered_end_to_end_graph_is_refused(bundle, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    data = bytearray((copy / "speech2face.onnx").read_bytes())
+    data[-10] ^= 1
+    (copy / "speech2face.onnx").write_bytes(bytes(data))
+    with pytest.raises(InputError, match="speech2face.onnx.*sha256"):
+        SpeechToFace(open_bundle(copy, verify=False, cache=False), device="cpu")
+    assert not SpeechToFace(open_bundle(copy, verify=False, cache=False), device="cpu", end_to_end=False).end_to_end
+
+
+# A manifest edited field by field -------------------------------------------------------------
+
+def _edit(manifest: dict, case: str) -> str:
+    """Damage the manifest as ``case`` says; return the text the error must contain."""
+    graph = manifest["files"]["voice_encoder.onnx"]
+    edits = {
+        "a list": (lambda: None, "'manifest' must be a JSON object"),
+        "null": (lambda: None, "'manifest' must be a JSON object"),
+        "entry without bytes": (lambda: graph.pop("bytes"), "'files.voice_encoder.onnx.bytes' is missing"),
+        "entry without sha256": (lambda: graph.pop("sha256"), "'files.voice_encoder.onnx.sha256' is missing"),
+        "entry without role": (lambda: graph.pop("role"), "'files.voice_encoder.onnx.role' is missing"),
+        "weights not listed": (lambda: graph.update(weights="nowhere.data"), "names 'nowhere.data'"),
+        "no voice_input": (lambda: manifest.pop("voice_input"), "'voice_input' is missing"),
+        "sample_rate 0": (lambda: manifest["voice_input"].update(sample_rate=0),
+                          "'voice_input.sample_rate' must be in"),
+        "sample_rate text": (lambda: manifest["voice_input"].update(sample_rate="16k"),
+                             "'voice_input.sample_rate' must be an integer"),
+        "huge seconds": (lambda: manifest["voice_input"].update(seconds=1e15), "'voice_input.seconds' must be in"),
+        "unknown encoder": (lambda: manifest["voice_input"].update(encoder="wav2vec"),
+                            "'voice_input.encoder' must be one of"),
+        "bytes as text": (lambda: graph.update(bytes="12"), "'files.voice_encoder.onnx.bytes' must be an integer"),
+        "encoder does not fit decoder": (lambda: graph.update(embedding_dim=4096), "does not fit the decoder"),
+        "end-to-end weights not listed": (
+            lambda: manifest["files"]["speech2face.onnx"].update(weights=["voice_encoder.onnx.data", "gone.data"]),
+            "'files.speech2face.onnx.weights' names 'gone.data'"),
+        "end-to-end weights a number": (lambda: manifest["files"]["speech2face.onnx"].update(weights=[7]),
+                                        "'files.speech2face.onnx.weights' must be a file name or a list"),
+    }
+    change, message = edits[case]
+    change()
+    return message
+
+
+CASES = ["a list", "null", "entry without bytes", "entry without sha256", "entry without role", "weights not listed",
+         "no voice_input", "sample_rate 0", "sample_rate text", "huge seconds", "unknown encoder", "bytes as text",
+         "encoder does not fit decoder", "end-to-end weights not listed", "end-to-end weights a number"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_malformed_manifest_is_one_line_naming_the_field(bundle, tmp_path, case):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    message = _edit(manifest, case)
+    document = [manifest] if case == "a list" else None if case == "null" else manifest
+    (copy / "manifest.json").write_text(json.dumps(document))
+    with pytest.raises(InputError, match="manifest.json") as caught:
+        open_bundle(copy, verify=False)
+    assert message in str(caught.value)
+    soundfile.write(tmp_path / "x.wav", np.zeros(1600, np.float32) + 0.1, 16000)
+    done = subprocess.run([sys.executable, "-m", "s2f.runtime.cli", "speech2face", str(tmp_path / "x.wav"), "-o",
+                           str(tmp_path / "x.png"), "--bundle", str(copy)], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
+    assert not (tmp_path / "x.png").exists()

@@ -13,7 +13,7 @@ on them does. ``build`` writes them in a separate process, which under ``qemu-x8
 on the real CPU (qemu-user executes a child natively), and the tests then load the PyTorch
 models and judge every graph in-process, under the emulated CPU.
 
-    python tests/isa_micro.py OUT      # models/, graphs/, bundle/ under OUT
+    python tests/support/isa_micro.py OUT      # models/, graphs/, bundle/ under OUT
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # run as a script (a native process): tests/ holds the support package
 EMBEDDING = 32
 
 
 def micro_models() -> dict:
     """name -> a seeded micro model of each type (BatchNorm statistics of real activations)."""
     import torch
-    from helpers import mean_face_landmarks
 
     from s2f.models.registry import MODELS
+    from support.helpers import mean_face_landmarks
 
     torch.manual_seed(0)
     voice = MODELS["ve_conv"].build("tiny", seconds=2.0, channels=[4, 4, 8, 8, 8, 8, 8, 8, 8],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from s2f.assets import SAMPLE_FACE
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FACES = SAMPLE_FACE.parent  # a directory of face images (the one sample)
 DECODER_GATE = 0.7  # the demo decoder's L1 on unseen faces / the mean training face's (test_learning, seeds)
 
