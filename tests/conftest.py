@@ -1,5 +1,9 @@
 """Shared fixtures. Keras reference files are built once per session from the upstream
-packages with random weights (nothing can be downloaded) and cached in a temp dir."""
+packages with random weights (nothing can be downloaded) and cached in a temp dir.
+
+Tiers go by what a test does, not by module: ``@pytest.mark.slow`` marks a test that exports
+full bundles, trains, installs or starts many processes; everything else (pure functions, and
+pipelines, engines and a server on the micro bundle below) runs in ``make test-fast``."""
 
 from __future__ import annotations
 
@@ -20,6 +24,15 @@ def private_verify_cache(tmp_path_factory):
     """The runtime remembers verified bundle files per user; tests (and the commands they
     start, which inherit the environment) keep that record in a temp dir, not in ~/.cache."""
     os.environ["S2F_CACHE"] = str(tmp_path_factory.mktemp("s2f-cache"))
+
+
+@pytest.fixture(scope="session")
+def micro(tmp_path_factory):
+    """Micro models, every precision of their graphs and a bundle (``support.isa_micro``), built
+    once in a native process: small enough for the fast tier's pipeline, engine and server tests."""
+    from support.isa_micro import build_in_a_native_process
+
+    return build_in_a_native_process(tmp_path_factory.mktemp("micro"))
 
 
 @pytest.fixture(scope="session")

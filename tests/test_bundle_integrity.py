@@ -19,8 +19,6 @@ from s2f.models.face_encoder_config import FaceEncoderConfig
 from s2f.models.registry import MODELS
 from s2f.runtime.bundle.reader import open_bundle
 
-pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
-
 EMBEDDING = 2048
 
 
@@ -29,6 +27,7 @@ def small_bundle(shared_bundle, tmp_path_factory):
     return shared_bundle(tmp_path_factory.mktemp("integrity") / "bundle", embedding_dim=EMBEDDING)
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_only_a_bundle(small_bundle, tmp_path):
     victim = tmp_path / "my_photos"
     victim.mkdir()
@@ -40,6 +39,7 @@ def test_overwrite_replaces_only_a_bundle(small_bundle, tmp_path):
     assert (victim / "holiday.jpg").read_bytes() == b"precious"
 
 
+@pytest.mark.slow
 def test_overwrite_swaps_without_a_moment_without_bundle(small_bundle, tmp_path):
     target = tmp_path / "bundle"
     shutil.copytree(small_bundle, target)

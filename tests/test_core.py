@@ -224,6 +224,25 @@ def test_bench_report_is_current():
     assert done.returncode == 0, done.stderr
 
 
+def test_every_bench_has_a_finding_whose_numbers_come_from_its_results():
+    sys.path.insert(0, str(REPO / "bench"))
+    import findings
+    import report
+
+    assert {results for results, *_ in report.SECTIONS} <= set(findings.FINDINGS)
+    data = {"a": {"b c": 2.5, "n": 1234567}, "rows": [{"x": 1}, {"x": 7}]}
+    sentence = findings.fill("{a|b c}× over {a|n;,} clips, worst {rows|*|x}", data, report.number)
+    assert sentence == "2.5× over 1,234,567 clips, worst 7"
+    with pytest.raises(KeyError, match=r"\{a\|missing\}"):
+        findings.fill("{a|missing}", data, report.number)
+    front = (REPO / "bench" / "README.md").read_text()
+    headings = {report.anchor(line[3:]) for line in front.splitlines() if line.startswith("## ")}
+    import re
+
+    links = re.findall(r"bench/README\.md#([a-z0-9-]+)", (REPO / "README.md").read_text())
+    assert links and sorted(set(links) - headings) == []  # every how-to's "Measured:" link lands on a bench
+
+
 def test_bench_report_renders_the_results_it_reads(tmp_path, monkeypatch):
     sys.path.insert(0, str(REPO / "bench"))
     import report

@@ -42,8 +42,6 @@ from s2f.runtime.preprocess.faces import FACE_PREPROCESSING, preprocess
 from s2f.runtime.preprocess.images import load_face
 from s2f.runtime.preprocess.voice_input import VoiceInputSpec
 
-pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
-
 NODE = shutil.which("node")
 NPM = shutil.which("npm")
 needs_node = pytest.mark.skipif((NODE is None or NPM is None) and not os.environ.get("CI"),
@@ -139,6 +137,7 @@ def bundle(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_end_to_end_graphs_reuse_the_weights_files(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     for graph, encoder in (("speech2face.onnx", "voice_encoder"), ("face2face.onnx", "face_encoder")):
@@ -166,6 +165,7 @@ def test_end_to_end_graphs_reuse_the_weights_files(bundle):
     assert verification["face2face"]["embedding_cosine"] >= 0.9999
 
 
+@pytest.mark.slow
 def test_runtime_uses_end_to_end_graphs_with_the_same_results(bundle):
     fused, staged = SpeechToFace(bundle, device="cpu"), SpeechToFace(bundle, device="cpu", end_to_end=False)
     assert fused.end_to_end and not staged.end_to_end and not hasattr(fused, "encoder")
@@ -187,6 +187,7 @@ def test_runtime_uses_end_to_end_graphs_with_the_same_results(bundle):
     assert np.abs(a.image.astype(int) - b.image).max() <= 2 and a.image.std() > 1
 
 
+@pytest.mark.slow
 def test_int8_graphs_run_two_stage_with_a_measured_cosine(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["files"]["voice_encoder.int8.onnx"]["precision"] == "int8"
@@ -200,6 +201,7 @@ def test_int8_graphs_run_two_stage_with_a_measured_cosine(bundle):
         SpeechToFace(bundle, device="cpu", precision="int8", end_to_end=True)
 
 
+@pytest.mark.slow
 def test_export_refuses_an_end_to_end_graph_that_disagrees(bundle, tmp_path, monkeypatch):
     copy = tmp_path / "bundle"
     copy.mkdir()
@@ -217,6 +219,7 @@ def test_export_refuses_an_end_to_end_graph_that_disagrees(bundle, tmp_path, mon
         ["voice_encoder.onnx", "voice_encoder.onnx.data", "face_decoder.onnx", "face_decoder.onnx.data"])
 
 
+@pytest.mark.slow
 def test_bundles_without_end_to_end_graphs_still_run(bundle, tmp_path):
     copy = tmp_path / "bundle"
     shutil.copytree(bundle, copy)
@@ -254,11 +257,13 @@ def _node_matches_python(bundle: Path, node_dir: Path, tmp_path: Path) -> dict[s
     return measured
 
 
+@pytest.mark.slow
 @needs_node
 def test_node_runs_speech2face_like_python(bundle, onnxruntime_node, tmp_path):
     _node_matches_python(bundle, onnxruntime_node, tmp_path)
 
 
+@pytest.mark.slow
 @needs_node
 def test_node_runs_a_portable_ast_bundle(onnxruntime_node, tmp_path):
     import torch
@@ -275,6 +280,7 @@ def test_node_runs_a_portable_ast_bundle(onnxruntime_node, tmp_path):
     _node_matches_python(path, onnxruntime_node, tmp_path)
 
 
+@pytest.mark.slow
 @needs_node
 def test_a_warping_decoder_bundle_in_node_python_and_the_server(onnxruntime_node, tmp_path):
     """Cole et al.'s warp in every graph: standard operators, Node.js as Python, the aligned

@@ -19,7 +19,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from support.isa_micro import EMBEDDING, broken_voice_encoders, build_in_a_native_process
+from support.isa_micro import EMBEDDING, broken_voice_encoders
 
 from s2f.core.agreement import RoundingRule, compare
 from s2f.core.cpu import int8_class
@@ -27,11 +27,6 @@ from s2f.core.errors import InputError
 from s2f.export.onnx_export import export_onnx, verify_graph
 
 pytestmark = [pytest.mark.slow, pytest.mark.isa]
-
-
-@pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    return build_in_a_native_process(tmp_path_factory.mktemp("micro"))
 
 
 def _model(micro, name):

@@ -34,8 +34,6 @@ from s2f.models.loading import load_model
 from s2f.models.original import OriginalOptions
 from s2f.models.voice_encoder import VEConv
 
-pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
-
 THIN_VE = dict(channels=[8, 8, 12, 12, 12, 16, 16, 16, 16], hidden=48, embedding=32)
 THIN_DECODER = dict(embedding=32, shared=(48, 40), landmark=(32, 24), texture=(16, 12, 8, 8, 8))
 THIN_AST = dict(hidden=128, layers=2, heads=2, intermediate=256, embedding=32)
@@ -120,6 +118,7 @@ def test_decoder_checkpoint_sigmoid_by_default_linear_on_request(tmp_path):
         assert linear(embedding)[1].min() < 0  # not squashed: a sigmoid never gives that
 
 
+@pytest.mark.slow
 def test_wrong_and_partial_checkpoints_are_refused_in_one_line(tmp_path):
     state = _ve().state_dict()
     partial = {k: v for k, v in state.items() if not k.startswith("layer5.")}
@@ -159,6 +158,7 @@ def test_wrong_and_partial_checkpoints_are_refused_in_one_line(tmp_path):
     assert not list(tmp_path.glob("*.onnx")) and not (tmp_path / "b").exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_convert_writes_a_save_pretrained_directory_once(tmp_path):
     original = _ast()
     path = save_like_model_saver(original, tmp_path / "ast_best.pt")
@@ -186,6 +186,7 @@ def _clip(tmp_path, seconds: float, seed: int):
     return path, soundfile.read(path, dtype="float32")[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoder", ["ve_conv", "ast"])
 def test_original_files_to_bundle_to_runtime_match_the_originals_inference(tmp_path, encoder):
     """``s2f export bundle`` from the .pt files, then ``s2f-runtime speech2face``: the image the
@@ -268,6 +269,7 @@ def _train_losses(run) -> list[float]:
     return [float(line.split(",")[column]) for line in lines[1:]]
 
 
+@pytest.mark.slow
 def test_imported_datasets_train_a_tiny_decoder_and_voice_encoder(tmp_path):
     _original_voice_dataset(tmp_path / "ve_dataset")
     _original_decoder_dataset(tmp_path / "decoder_dataset")
@@ -312,6 +314,7 @@ def test_imported_datasets_train_a_tiny_decoder_and_voice_encoder(tmp_path):
     assert grid.std() > 5  # faces, and the grey tiles where the voice dataset kept no photos
 
 
+@pytest.mark.slow
 def test_imported_ast_fbanks_keep_their_stored_shape_and_train(tmp_path):
     _original_voice_dataset(tmp_path / "ast_dataset", identities=2, shape=(1, 1024, 128))
     done = run_s2f("data", "import-original", tmp_path / "ast_dataset", "-o", tmp_path / "pre")

@@ -24,8 +24,6 @@ from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 from s2f.runtime.preprocess.faces import preprocess
 from s2f.runtime.preprocess.images import load_face
 
-pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
-
 EMBEDDING = 2048  # ResNet50's descriptor: the face encoder, voice encoder and decoder must agree
 
 
@@ -48,6 +46,7 @@ def voice_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_manifest(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     graphs = {"voice_encoder.onnx", "face_decoder.onnx", "face_encoder.onnx"}
@@ -66,6 +65,7 @@ def test_manifest(bundle):
     assert not [p for p in bundle.parent.iterdir() if p.name.endswith(".partial")]
 
 
+@pytest.mark.slow
 def test_speech_to_face_matches_pytorch(models, bundle, voice_file):
     voice, decoder, _ = models
     face = SpeechToFace(bundle, device="cpu").generate_from_file(voice_file)
@@ -84,6 +84,7 @@ def test_speech_to_face_matches_pytorch(models, bundle, voice_file):
     assert np.abs(same.image.astype(int) - face.image.astype(int)).max() <= 2
 
 
+@pytest.mark.slow
 def test_face_to_face_matches_pytorch(models, bundle):
     _, decoder, encoder = models
     image = load_face(SAMPLE_FACE)
@@ -94,6 +95,7 @@ def test_face_to_face_matches_pytorch(models, bundle):
     assert np.abs(face.image.astype(int) - expected).max() <= 1
 
 
+@pytest.mark.slow
 def test_verified_files_are_not_hashed_again_until_written(bundle, tmp_path, monkeypatch):
     import s2f.runtime.bundle.reader as bundle_module
     import s2f.runtime.bundle.verify_cache as verify_cache
@@ -139,6 +141,7 @@ def test_verify_cache_skips_files_too_young_or_changed_while_hashed(tmp_path):
     assert not cache.knows(old, "digest") and not cache.changed
 
 
+@pytest.mark.slow
 def test_fp16_graphs_in_the_bundle(models, bundle, voice_file, tmp_path):
     voice, decoder, _ = models
     manifest = export_bundle(tmp_path / "half", voice, decoder, fp16=True)
@@ -160,6 +163,7 @@ def test_fp16_graphs_in_the_bundle(models, bundle, voice_file, tmp_path):
         SpeechToFace(bundle, device="cpu", precision="fp16")
 
 
+@pytest.mark.slow
 def test_bundle_verified_on_real_files(models, voice_file, tmp_path, monkeypatch):
     import s2f.export.bundle as bundle_module
 
@@ -184,6 +188,7 @@ def test_bundle_verified_on_real_files(models, voice_file, tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "real"]  # nothing half-written
 
 
+@pytest.mark.slow
 def test_explicit_gpu_never_falls_back(bundle):
     import onnxruntime as ort
 
@@ -193,6 +198,7 @@ def test_explicit_gpu_never_falls_back(bundle):
         SpeechToFace(bundle, device="cuda")
 
 
+@pytest.mark.slow
 def test_torch_free_environment(bundle, voice_file, built_wheel, tmp_path_factory, tmp_path):
     """A fresh venv with only the runtime extra (numpy, onnxruntime, PIL, the audio readers)."""
     bin_dir = fresh_venv(tmp_path_factory.mktemp("runtime_env") / "venv", f"{built_wheel}[runtime]")

@@ -24,8 +24,6 @@ from support.serving import Server, multipart, png_pixels
 from s2f.data.synth_voice import speech_clip
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 
-pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
-
 EMBEDDING = 2048
 
 
@@ -50,6 +48,27 @@ def server(bundles):
     running.stop()
 
 
+def test_a_served_face_is_the_python_runtimes_on_the_micro_bundle(micro, tmp_path):
+    """The fast tier's server: a real process on the micro bundle answers what SpeechToFace does."""
+    clip = tmp_path / "clip.wav"
+    soundfile.write(clip, speech_clip(2.0, 16000, f0=150.0), 16000)
+    expected = SpeechToFace(micro / "bundle", device="cpu").generate_from_file(clip)
+    running = Server(micro / "bundle", "--max-batch", "1")
+    try:
+        assert running.request("GET", "/readyz")[0] == 200
+        status, headers, body = running.request("POST", "/v1/speech2face", clip.read_bytes(),
+                                                {"Content-Type": "audio/wav"})
+        assert status == 200 and headers["content-type"] == "image/png"
+        pixels = png_pixels(body)
+        assert pixels.shape == (224, 224, 3) and pixels.std() > 1.0
+        np.testing.assert_array_equal(pixels, expected.image)
+        status, _, body = running.request("POST", "/v1/speech2face", b"not audio", {"Content-Type": "audio/wav"})
+        assert status == 400 and "error" in json.loads(body) and b"Traceback" not in body
+    finally:
+        running.stop()
+
+
+@pytest.mark.slow
 def test_status_endpoints_and_page(server):
     assert server.request("GET", "/healthz")[0] == 200
     status, _, body = server.request("GET", "/readyz")
@@ -61,6 +80,7 @@ def test_status_endpoints_and_page(server):
     assert "http://" not in page and "https://" not in page  # no external assets: works offline
 
 
+@pytest.mark.slow
 def test_speech_to_face_matches_the_python_runtime(server, bundles, voice_wav):
     expected = SpeechToFace(bundles[0], device="cpu").generate_from_file(voice_wav)
     raw = server.request("POST", "/v1/speech2face", voice_wav.read_bytes(), {"Content-Type": "audio/wav"})
@@ -80,6 +100,7 @@ def test_speech_to_face_matches_the_python_runtime(server, bundles, voice_wav):
     np.testing.assert_allclose(answer["embedding"], expected.embedding, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_face_to_face_matches_the_python_runtime(server, bundles):
     expected = FaceToFace(bundles[0], device="cpu").generate_from_file(SAMPLE_FACE)
     body, headers = multipart("image", "face.jpg", SAMPLE_FACE.read_bytes(), "image/jpeg")
@@ -97,6 +118,7 @@ def _json_error(response, status: int) -> str:
     return message
 
 
+@pytest.mark.slow
 def test_bad_requests_are_json_errors_and_the_server_keeps_serving(server, voice_wav):
     assert "not a readable audio file" in _json_error(
         server.request("POST", "/v1/speech2face", b"RIFF-not-really-a-wave" * 50), 400)
@@ -116,6 +138,7 @@ def test_bad_requests_are_json_errors_and_the_server_keeps_serving(server, voice
     assert 's2f_requests_total{route="/v1/speech2face",status="400"}' in metrics
 
 
+@pytest.mark.slow
 def test_concurrent_requests_are_batched(server, voice_wav):
     data = voice_wav.read_bytes()
     results = []
@@ -138,6 +161,7 @@ def test_concurrent_requests_are_batched(server, voice_wav):
         assert name in metrics
 
 
+@pytest.mark.slow
 def test_limits_busy_and_missing_face_encoder(bundles, voice_wav):
     strict = Server(bundles[1], "--max-body-mb", "0.05", "--max-queue", "1", "--max-wait-ms", "200")
     try:
@@ -190,6 +214,7 @@ def test_limits_busy_and_missing_face_encoder(bundles, voice_wav):
         slow.stop()
 
 
+@pytest.mark.slow
 def test_sigterm_answers_every_accepted_request(bundles, voice_wav):
     """Four requests are half uploaded when SIGTERM arrives; each is still answered in full."""
     server = Server(bundles[1])
@@ -240,6 +265,7 @@ def _status_line(client: socket.socket, timeout: float) -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_slow_uploads_do_not_starve_real_requests(bundles, voice_wav):
     """80 clients from ten loopback addresses announce a megabyte each and send a byte a second;
     with only four model slots, requests from another address are still answered at once, the
@@ -280,6 +306,7 @@ def test_slow_uploads_do_not_starve_real_requests(bundles, voice_wav):
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_graph_that_fails_to_run_is_a_json_500_and_the_server_keeps_serving(bundles, voice_wav, tmp_path):
     """The speech->face graph loads but fails in onnxruntime on every run: each request gets a
     JSON 500 naming no file and no traceback; face->face, from the same server, still answers."""

@@ -21,8 +21,6 @@ from s2f.data.synth import SynthConfig, synthesize_corpus
 from s2f.data.synth_voice import speech_clip
 from s2f.export.bundle import export_bundle
 
-pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
-
 LAUNCHERS = [  # how each of the three shards learns which it is
     (["--shard", "0/3"], {}),
     ([], {"RANK": "1", "WORLD_SIZE": "3", "LOCAL_RANK": "1"}),  # torchrun
@@ -75,6 +73,7 @@ def face_encoder(tmp_path_factory):
     return model.save_pretrained(tmp_path_factory.mktemp("encoder") / "resnet50")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["audio", "faces"])
 def test_three_preprocessing_shards_equal_one_run(corpus, face_encoder, tmp_path, kind):
     options = (["--encoder", "ve_conv"] if kind == "audio" else
@@ -121,6 +120,7 @@ def _runtime(*arguments, environment: dict[str, str] | None = None) -> subproces
                           text=True, env=_clean_environment(environment or {}), cwd=REPO)
 
 
+@pytest.mark.slow
 def test_directory_mode_batches_give_the_same_pngs_and_shards_add_up(bundle, clips, tmp_path):
     one = _runtime("speech2face", clips, "-o", tmp_path / "one", "--bundle", bundle, "--batch-size", "1")
     batched = _runtime("speech2face", clips, "-o", tmp_path / "batched", "--bundle", bundle, "--batch-size", "4")

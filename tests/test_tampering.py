@@ -24,8 +24,6 @@ from s2f.data.synth_voice import speech_clip
 from s2f.runtime.bundle.reader import open_bundle
 from s2f.runtime.pipeline import FaceToFace, SpeechToFace
 
-pytestmark = pytest.mark.slow  # exports bundles
-
 
 @pytest.fixture(scope="module")
 def bundle(shared_bundle, tmp_path_factory):
@@ -163,6 +161,7 @@ CASES = [unlisted_weights, parent_location, absolute_location, symlinked_weights
          future_opset, unknown_operator, wrong_outputs, huge_allocation]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", CASES, ids=[case.__name__ for case in CASES])
 def test_hostile_bundle_is_one_line_exit_2_and_no_output(make, clean_bundle, clip, tmp_path):
     if make is huge_allocation and _overcommits_always():
@@ -185,6 +184,7 @@ def test_hostile_bundle_is_one_line_exit_2_and_no_output(make, clean_bundle, cli
         SpeechToFace(bundle, device="cpu").generate(speech_clip(1.0), 16000)
 
 
+@pytest.mark.slow
 def test_the_clean_bundle_still_runs(clean_bundle, clip, tmp_path):
     from s2f.runtime.pipeline import SpeechToFace
 
@@ -211,6 +211,7 @@ def test_weight_locations_are_read_off_the_protobuf(tmp_path):
         check_weight_locations(path, ["other.data"])
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_hostile_bundle_in_one_line_before_listening(clean_bundle, tmp_path):
     bundle, outside = tmp_path / "bundle", tmp_path / "outside"
     shutil.copytree(clean_bundle, bundle)
@@ -224,6 +225,7 @@ def test_serve_refuses_a_hostile_bundle_in_one_line_before_listening(clean_bundl
 
 # Files flipped, truncated, deleted or swapped ---------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["flip-byte", "truncate", "delete", "no-manifest", "edit-manifest"])
 def test_tampered_bundle_is_refused(bundle, tmp_path, damage):
     copy = tmp_path / "bundle"
@@ -254,6 +256,7 @@ def test_tampered_bundle_is_refused(bundle, tmp_path, damage):
         SpeechToFace(copy, device="cpu")
 
 
+@pytest.mark.slow
 def test_tampered_weights_file_is_refused_when_used(bundle, tmp_path):
     copy = tmp_path / "bundle"
     shutil.copytree(bundle, copy)
@@ -266,6 +269,7 @@ def test_tampered_weights_file_is_refused_when_used(bundle, tmp_path):
         FaceToFace(copy, device="cpu")
 
 
+@pytest.mark.slow
 def test_tampered_end_to_end_graph_is_refused(bundle, tmp_path):
     copy = tmp_path / "bundle"
     shutil.copytree(bundle, copy)
@@ -315,6 +319,7 @@ CASES = ["a list", "null", "entry without bytes", "entry without sha256", "entry
          "encoder does not fit decoder", "end-to-end weights not listed", "end-to-end weights a number"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_malformed_manifest_is_one_line_naming_the_field(bundle, tmp_path, case):
     copy = tmp_path / "bundle"

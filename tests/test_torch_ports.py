@@ -13,8 +13,6 @@ from s2f.converters.parity import run_parity
 from s2f.converters.torch_ports import _original_key_map
 from s2f.models.face_encoder import load_face_encoder
 
-pytestmark = pytest.mark.slow  # end-to-end: models, processes or servers built per module
-
 
 def _keras_kernels(path):
     """Arrays of an upstream .h5 in Keras layout, by weighted-layer order."""
@@ -39,6 +37,7 @@ def _original_state_dict(path, fc_as_conv: bool) -> dict:
     return state
 
 
+@pytest.mark.slow
 def test_original_rcmalli_port_gets_fc6_repaired(keras_file, tmp_path):
     source = keras_file("rcmalli-vgg16", True, False)
     pth = tmp_path / "VGGFace16_rcmalli.pth"
@@ -51,6 +50,7 @@ def test_original_rcmalli_port_gets_fc6_repaired(keras_file, tmp_path):
     assert report.passed and report.gated.min_cosine > 0.999999
 
 
+@pytest.mark.slow
 def test_original_serengil_port(keras_file, tmp_path):
     source = keras_file("serengil", True, False)
     pth = tmp_path / "VGGFace_serengil.pth"
@@ -60,6 +60,7 @@ def test_original_serengil_port(keras_file, tmp_path):
     assert run_parity(source, converted=out).passed
 
 
+@pytest.mark.slow
 def test_deepface_pth_layout(keras_file, tmp_path):
     """deepface's own PyTorch model class defines the .pth layout; load ours into it."""
     from deepface.models.facial_recognition.pytorch.VGGFace import VggFaceBaseModel
