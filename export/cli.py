@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from s2f.core.agreement import RoundingRule
-from s2f.core.config_flags import add_config_flags, config_from_args
+from s2f.core.config_flags import add_command, config_from_args
 from s2f.export.options import BundleExport, GraphChoices
 from s2f.models.original import add_original_decoder_flag
 from s2f.runtime.bundle.manifest import OPSET
@@ -50,29 +50,25 @@ class ExportBundleCommand:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser("export", help="export models to ONNX (verified against PyTorch)")
     what = export.add_subparsers(dest="what", metavar="WHAT", required=True)
-    model = what.add_parser(
-        "model", help="one model -> .onnx",
-        description="Export a face encoder (.safetensors from 's2f convert' or a save_pretrained dir), a "
-                    "voice encoder, or a face decoder (save_pretrained dirs or training run dirs) to ONNX "
-                    f"(opset {OPSET}, dynamic batch, names and preprocessing in the metadata). The graph is "
-                    "checked with onnx.checker and must match PyTorch in onnxruntime within float32 "
-                    "rounding before the file is written.")
-    add_config_flags(model, ExportModelCommand)
+    model = add_command(what, "model", ExportModelCommand, run_export_model, extras=("export",), what_runs="export",
+                        help="one model -> .onnx",
+                        description="Export a face encoder (.safetensors from 's2f convert' or a save_pretrained "
+                                    "dir), a voice encoder, or a face decoder (save_pretrained dirs or training run "
+                                    f"dirs) to ONNX (opset {OPSET}, dynamic batch, names and preprocessing in the "
+                                    "metadata). The graph is checked with onnx.checker and must match PyTorch in "
+                                    "onnxruntime within float32 rounding before the file is written.")
     add_original_decoder_flag(model)
-    model.set_defaults(func=run_export_model, extras=("export",), what_runs="export")
 
-    bundle = what.add_parser(
-        "bundle", help="voice encoder + decoder (+ face encoder) -> a verified pipeline bundle",
-        description="Export the speech->face pipeline (voice encoder + face decoder) and, with "
-                    "--face-encoder, face->face, into one directory with a manifest.json holding versions, "
-                    "sha256 of every file, preprocessing and shapes, plus the end-to-end graphs "
-                    "speech2face.onnx (raw 16 kHz waveform -> uint8 face) and face2face.onnx (uint8 photo -> "
-                    "uint8 face) that any ONNX runtime can run, reading the same weight files. Every graph is "
-                    "verified (against PyTorch, the end-to-end ones against the two-stage path) first; the "
-                    "directory appears only when complete.")
-    add_config_flags(bundle, ExportBundleCommand)
+    bundle = add_command(what, "bundle", ExportBundleCommand, run_export_bundle, extras=("export",), what_runs="export",
+                         help="voice encoder + decoder (+ face encoder) -> a verified pipeline bundle",
+                         description="Export the speech->face pipeline (voice encoder + face decoder) and, with "
+                                     "--face-encoder, face->face, into one directory with a manifest.json holding "
+                                     "versions, sha256 of every file, preprocessing and shapes, plus the end-to-end "
+                                     "graphs speech2face.onnx (raw 16 kHz waveform -> uint8 face) and face2face.onnx "
+                                     "(uint8 photo -> uint8 face) that any ONNX runtime can run, reading the same "
+                                     "weight files. Every graph is verified (against PyTorch, the end-to-end ones "
+                                     "against the two-stage path) first; the directory appears only when complete.")
     add_original_decoder_flag(bundle)
-    bundle.set_defaults(func=run_export_bundle, extras=("export",), what_runs="export")
 
 
 def run_export_model(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from s2f.core.config_flags import add_config_flags, config_from_args
+from s2f.core.config_flags import add_command, config_from_args
 
 PASSWORD_HELP = "an encrypted key's passphrase is read from $S2F_SIGN_KEY_PASSWORD"
 
@@ -55,26 +55,23 @@ class VerifyCommand:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bundle = subparsers.add_parser("bundle", help="sign bundles and verify them (OpenSSF model signing)")
     action = bundle.add_subparsers(dest="action", metavar="ACTION", required=True)
-    keygen = action.add_parser("keygen", help="a new elliptic-curve (P-256) key pair",
-                               description="Write a private key (PEM, readable by you only) and its public key. "
-                                           "With $S2F_SIGN_KEY_PASSWORD set, the private key is encrypted with it.")
-    add_config_flags(keygen, KeygenCommand)
-    keygen.set_defaults(func=run_keygen, extras=("signing",), what_runs="bundle keygen")
+    add_command(action, "keygen", KeygenCommand, run_keygen, extras=("signing",), what_runs="bundle keygen",
+                help="a new elliptic-curve (P-256) key pair",
+                description="Write a private key (PEM, readable by you only) and its public key. "
+                            "With $S2F_SIGN_KEY_PASSWORD set, the private key is encrypted with it.")
 
-    sign = action.add_parser("sign", help="sign a bundle: writes DIR/model.sig",
-                             description="Check every file of the bundle against its manifest, then sign the "
-                                         "sha256 of every file with OpenSSF model signing (key-pair method: "
-                                         "offline, no transparency log). 'model_signing verify key' accepts the "
-                                         f"result too. {PASSWORD_HELP}.")
-    add_config_flags(sign, SignCommand)
-    sign.set_defaults(func=run_sign, extras=("signing",), what_runs="bundle sign")
+    add_command(action, "sign", SignCommand, run_sign, extras=("signing",), what_runs="bundle sign",
+                help="sign a bundle: writes DIR/model.sig",
+                description="Check every file of the bundle against its manifest, then sign the "
+                            "sha256 of every file with OpenSSF model signing (key-pair method: "
+                            "offline, no transparency log). 'model_signing verify key' accepts the "
+                            f"result too. {PASSWORD_HELP}.")
 
-    verify = action.add_parser("verify", help="check a bundle's signature and every file's sha256",
-                               description="Refuse the bundle unless it is signed by the key and holds exactly the "
-                                           "files signed, then hash every file against the manifest. Without a "
-                                           "key, only the sha256 are checked.")
-    add_config_flags(verify, VerifyCommand)
-    verify.set_defaults(func=run_verify, what_runs="bundle verify")
+    add_command(action, "verify", VerifyCommand, run_verify, what_runs="bundle verify",
+                help="check a bundle's signature and every file's sha256",
+                description="Refuse the bundle unless it is signed by the key and holds exactly the "
+                            "files signed, then hash every file against the manifest. Without a "
+                            "key, only the sha256 are checked.")
 
 
 def run_keygen(args: argparse.Namespace) -> int:

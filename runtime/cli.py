@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from s2f.core.command_line import add_verbosity_flags, run_command
-from s2f.core.config_flags import add_config_flags, config_from_args
+from s2f.core.config_flags import add_command, config_from_args
 from s2f.core.errors import InputError
 from s2f.core.listing import paths_under
 from s2f.runtime.directory import DEFAULT_BATCH_SIZE
@@ -80,33 +80,34 @@ def build_parser() -> argparse.ArgumentParser:
     add_verbosity_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, what in (("speech2face", "voice clip(s)"), ("face2face", "face photo(s)")):
-        sub = commands.add_parser(name, help=f"{what} -> decoded face PNG(s)")
-        add_config_flags(sub, ConvertCommand, exclude=RUN_FLAGS_ELSEWHERE)
-        sub.set_defaults(func=run_convert, mode=name, extras=("runtime",), what_runs=name)
-    grid = commands.add_parser("grid", help="original | face->face | speech->face, one row per person")
-    add_config_flags(grid, GridCommand, exclude=RUN_FLAGS_ELSEWHERE)
-    grid.set_defaults(func=run_grid, extras=("runtime",), what_runs="grid")
+        add_command(commands, name, ConvertCommand, run_convert, exclude=RUN_FLAGS_ELSEWHERE, mode=name,
+                    extras=("runtime",), what_runs=name,
+                    help=f"{what} -> decoded face PNG(s)")
+    add_command(commands, "grid", GridCommand, run_grid, exclude=RUN_FLAGS_ELSEWHERE, extras=("runtime",),
+                what_runs="grid",
+                help="original | face->face | speech->face, one row per person")
 
-    score = commands.add_parser(
-        "scorecard", help="the SF2F scorecard of the bundle's generated faces on a corpus",
-        description="Generate a face from every clip and photo of the corpus's test identities, embed them and "
-                    "the real photos with a face-recognition judge (the bundle's face encoder, or --judge), and "
-                    "report recall@1/2/5/10/20/50 in galleries of 100 identities (three averaged with 300 or "
-                    "more, else one of all), chance, and cosine/L1/L2 to the real faces: speech->face, "
-                    "face->face and the voice embedding itself. JSON, a recall-curve PNG and the result grid.")
-    add_config_flags(score, ScoreConfig, exclude=(*RUN_FLAGS_ELSEWHERE, "judge", "judge_input"))
+    score = add_command(commands, "scorecard", ScoreConfig, run_scorecard,
+                        exclude=(*RUN_FLAGS_ELSEWHERE, "judge", "judge_input"), extras=("runtime",),
+                        what_runs="scorecard",
+                        help="the SF2F scorecard of the bundle's generated faces on a corpus",
+                        description="Generate a face from every clip and photo of the corpus's test identities, "
+                                    "embed them and the real photos with a face-recognition judge (the bundle's face "
+                                    "encoder, or --judge), and report recall@1/2/5/10/20/50 in galleries of 100 "
+                                    "identities (three averaged with 300 or more, else one of all), chance, and "
+                                    "cosine/L1/L2 to the real faces: speech->face, face->face and the voice embedding "
+                                    "itself. JSON, a recall-curve PNG and the result grid.")
     add_judge_flags(score, face_encoder=False)
-    score.set_defaults(func=run_scorecard, extras=("runtime",), what_runs="scorecard")
 
-    serve = commands.add_parser(
-        "serve", help="HTTP service and web page: POST /v1/speech2face, /v1/face2face",
-        description="Serve the bundle over HTTP (Starlette on uvicorn): POST /v1/speech2face (an audio file, raw or "
-                    "multipart field 'audio') and /v1/face2face (a photo, field 'image') answer image/png, or JSON "
-                    "with Accept: application/json; GET /healthz, /readyz, /metrics (Prometheus) and / (a page "
-                    "that records your voice). Concurrent requests are micro-batched. Stateless: run replicas "
-                    "behind any load balancer. SIGTERM finishes the requests in flight, then exits.")
-    add_config_flags(serve, ServeConfig, exclude=RUN_FLAGS_ELSEWHERE)
-    serve.set_defaults(func=run_serve, extras=("serve",), what_runs="serve")
+    add_command(commands, "serve", ServeConfig, run_serve, exclude=RUN_FLAGS_ELSEWHERE, extras=("serve",),
+                what_runs="serve",
+                help="HTTP service and web page: POST /v1/speech2face, /v1/face2face",
+                description="Serve the bundle over HTTP (Starlette on uvicorn): POST /v1/speech2face (an audio file, "
+                            "raw or multipart field 'audio') and /v1/face2face (a photo, field 'image') answer "
+                            "image/png, or JSON with Accept: application/json; GET /healthz, /readyz, /metrics "
+                            "(Prometheus) and / (a page that records your voice). Concurrent requests are "
+                            "micro-batched. Stateless: run replicas behind any load balancer. SIGTERM finishes the "
+                            "requests in flight, then exits.")
     return parser
 
 

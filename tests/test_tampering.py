@@ -114,13 +114,20 @@ def unknown_operator(bundle, outside):
     return "onnxruntime cannot load this graph"
 
 
-def wrong_outputs(bundle, outside):
-    """A graph with the right names whose image is float32 of the wrong shape."""
+def _end_to_end_interface():
+    """speech2face.onnx's input and its three outputs, as a forged graph declares them."""
     from onnx import TensorProto, helper
 
     waveform = helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "samples"])
-    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in ("image", "landmarks",
-                                                                                          "embedding")]
+    return waveform, [helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+                      for name in ("image", "landmarks", "embedding")]
+
+
+def wrong_outputs(bundle, outside):
+    """A graph with the right names whose image is float32 of the wrong shape."""
+    from onnx import helper
+
+    waveform, outputs = _end_to_end_interface()
     nodes = [helper.make_node("Identity", ["waveform"], [name]) for name in ("image", "landmarks", "embedding")]
     graph = helper.make_graph(nodes, "wrong", [waveform], outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
@@ -133,9 +140,7 @@ def huge_allocation(bundle, outside):
     """A graph whose first run asks for 4 TB (4 * 2**40 bytes of zeros times the batch)."""
     from onnx import TensorProto, helper
 
-    waveform = helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "samples"])
-    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in ("image", "landmarks",
-                                                                                          "embedding")]
+    waveform, outputs = _end_to_end_interface()
     huge = helper.make_tensor("huge", TensorProto.INT64, [1], [1 << 40])
     zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
     nodes = [helper.make_node("Shape", ["waveform"], ["shape"], end=1),

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from s2f.core.config_flags import add_config_flags, config_from_args
+from s2f.core.config_flags import add_command, config_from_args
 
 
 @dataclass(kw_only=True)
@@ -30,13 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions = weights.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="show the registry")
     listing.set_defaults(func=run_list)
-    fetch = actions.add_parser(
-        "fetch", help="download a registry file (resumable, verified)",
-        description="Download NAME into the cache (the weights/ folder of the user cache; S2F_CACHE moves it), "
-                    "resuming a partial download, and verify its signature, length and any known "
-                    "size or checksum. Prints the path and sha256.")
-    add_config_flags(fetch, FetchCommand)
-    fetch.set_defaults(func=run_fetch)
+    fetch = add_command(actions, "fetch", FetchCommand, run_fetch,
+                        help="download a registry file (resumable, verified)",
+                        description="Download NAME into the cache (the weights/ folder of the user cache; S2F_CACHE moves it), "
+                                    "resuming a partial download, and verify its signature, length and any known "
+                                    "size or checksum. Prints the path and sha256.")
 
 
 def run_list(args: argparse.Namespace) -> int:

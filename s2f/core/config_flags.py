@@ -138,6 +138,18 @@ def add_config_flags(parser: argparse.ArgumentParser | Any, cls: type, exclude: 
     return added
 
 
+def add_command(subparsers: Any, name: str, config: type, run: Any, *, help: str, description: str | None = None,
+                exclude: tuple[str, ...] = (), defaults: dict[str, Any] | None = None,
+                **settings: Any) -> argparse.ArgumentParser:
+    """A subcommand whose flags are ``config``'s fields (``add_config_flags``) and which runs
+    ``run(args)``; ``settings`` are further parser defaults (the extras it needs, its name in
+    messages). Returns the parser, for flags shared with other commands."""
+    parser = subparsers.add_parser(name, help=help, **({"description": description} if description else {}))
+    add_config_flags(parser, config, exclude=exclude, defaults=defaults)
+    parser.set_defaults(func=run, **settings)
+    return parser
+
+
 def _add_switch_pair(parser, spec: dataclasses.Field, default: Any, text: str) -> None:
     """``--x`` sets True, the field's ``negative`` flag sets False; neither keeps the default."""
     group = parser.add_mutually_exclusive_group()

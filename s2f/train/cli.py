@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from s2f.core.config_flags import add_config_flags, config_from_args
+from s2f.core.config_flags import add_command, add_config_flags, config_from_args
 from s2f.models.original import add_original_decoder_flag
 from s2f.runtime.evaluate.scorecard import add_judge_flags, judge_input
 from s2f.train.options import DECODER_RECIPE
@@ -26,20 +26,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_config_flags(decoder, DecoderTraining, defaults=DECODER_RECIPE)
     decoder.set_defaults(func=run_train_decoder, extras=("train",), what_runs="train")
 
-    voice = which.add_parser("voice", help="voice features -> face embedding, taught by the face encoder")
-    add_config_flags(voice, VoiceTraining, exclude=RUN_FLAGS_ELSEWHERE)
+    voice = add_command(which, "voice", VoiceTraining, run_train_voice, exclude=RUN_FLAGS_ELSEWHERE, extras=("train",),
+                        what_runs="train",
+                        help="voice features -> face embedding, taught by the face encoder")
     add_original_decoder_flag(voice)
-    voice.set_defaults(func=run_train_voice, extras=("train",), what_runs="train")
 
-    evaluate = subparsers.add_parser(
-        "evaluate", help="speech->face retrieval recall@K of a voice encoder",
-        description="Rank N candidate faces per held-out voice clip by cosine between the voice "
-                    "embedding and the face embeddings; report recall@1/5/10, chance, cosine and L1 "
-                    "to the true face as JSON and a PNG.")
-    add_config_flags(evaluate, Evaluation, exclude=EVALUATION_FLAGS_ELSEWHERE)
+    evaluate = add_command(subparsers, "evaluate", Evaluation, run_evaluate, exclude=EVALUATION_FLAGS_ELSEWHERE,
+                           extras=("train",), what_runs="evaluate",
+                           help="speech->face retrieval recall@K of a voice encoder",
+                           description="Rank N candidate faces per held-out voice clip by cosine between the voice "
+                                       "embedding and the face embeddings; report recall@1/5/10, chance, cosine and L1 "
+                                       "to the true face as JSON and a PNG.")
     add_judge_flags(evaluate)
     add_original_decoder_flag(evaluate)
-    evaluate.set_defaults(func=run_evaluate, extras=("train",), what_runs="evaluate")
 
 
 def run_train_decoder(args: argparse.Namespace) -> int:
