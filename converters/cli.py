@@ -56,23 +56,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_command(subparsers, "convert", ConvertCommand, run_convert, extras=("convert",), what_runs="convert",
                 help="convert Keras VGGFace .h5, a known PyTorch port, or an original Speech-to-Face checkpoint",
                 description="Convert Keras VGGFace weights (deepface vgg_face_weights.h5, keras-vggface "
-                            "rcmalli_vggface_tf_*.h5, save_weights or whole-model files) or an existing "
-                            "PyTorch port (deepface vgg_face_weights.pth, the original Speech-to-Face "
-                            "state dicts) into a speech2face .safetensors file. Reads HDF5 with h5py: "
-                            "TensorFlow is not needed. The architecture is detected from the file's "
-                            "layers unless --arch is given. A checkpoint of the original Speech-to-Face "
-                            "project's VE_conv, AST or FaceDecoder (its torch.save files, read with "
-                            "weights_only=True) becomes a save_pretrained directory (config.json + "
+                            "rcmalli_vggface_tf_*.h5, save_weights or whole-model files) or an existing PyTorch port "
+                            "(deepface vgg_face_weights.pth, the original Speech-to-Face state dicts) into a "
+                            "speech2face .safetensors file. Reads HDF5 with h5py: TensorFlow is not needed. The "
+                            "architecture is detected from the file's layers unless --arch is given. A checkpoint of "
+                            "the original Speech-to-Face project's VE_conv, AST or FaceDecoder (its torch.save files, "
+                            "read with weights_only=True) becomes a save_pretrained directory (config.json + "
                             "model.safetensors) carrying the preprocessing the original used.")
 
     add_command(subparsers, "parity", ParityCommand, run_parity_command, extras=("parity",), what_runs="parity",
                 help="compare the Keras original with the PyTorch port, layer by layer",
-                description="Run the upstream Keras model (from deepface / keras-vggface) with the .h5 "
-                            "weights and the PyTorch port with the converted weights on random and real "
-                            "face images; report max |Δ|, max |Δ| relative to the reference's range and "
-                            "cosine for every layer with weights and the outputs. Exits 1 when Keras's "
-                            "embedding is further from the port's float64 result than float32 rounding "
-                            "explains. Needs the 'parity' extra.")
+                description="Run the upstream Keras model (from deepface / keras-vggface) with the .h5 weights and the"
+                            " PyTorch port with the converted weights on random and real face images; report max |Δ|, "
+                            "max |Δ| relative to the reference's range and cosine for every layer with weights and the"
+                            " outputs. Exits 1 when Keras's embedding is further from the port's float64 result than "
+                            "float32 rounding explains. Needs the 'parity' extra.")
 
 
 def run_convert(args: argparse.Namespace) -> int:

@@ -57,8 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     action = bundle.add_subparsers(dest="action", metavar="ACTION", required=True)
     add_command(action, "keygen", KeygenCommand, run_keygen, extras=("signing",), what_runs="bundle keygen",
                 help="a new elliptic-curve (P-256) key pair",
-                description="Write a private key (PEM, readable by you only) and its public key. "
-                            "With $S2F_SIGN_KEY_PASSWORD set, the private key is encrypted with it.")
+                description="Write a private key (PEM, readable by you only) and its public key. With "
+                            "$S2F_SIGN_KEY_PASSWORD set, the private key is encrypted with it.")
 
     add_command(action, "sign", SignCommand, run_sign, extras=("signing",), what_runs="bundle sign",
                 help="sign a bundle: writes DIR/model.sig",
@@ -69,9 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     add_command(action, "verify", VerifyCommand, run_verify, what_runs="bundle verify",
                 help="check a bundle's signature and every file's sha256",
-                description="Refuse the bundle unless it is signed by the key and holds exactly the "
-                            "files signed, then hash every file against the manifest. Without a "
-                            "key, only the sha256 are checked.")
+                description="Refuse the bundle unless it is signed by the key and holds exactly the files signed, then"
+                            " hash every file against the manifest. Without a key, only the sha256 are checked.")
 
 
 def run_keygen(args: argparse.Namespace) -> int:

@@ -91,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                         exclude=(*RUN_FLAGS_ELSEWHERE, "judge", "judge_input"), extras=("runtime",),
                         what_runs="scorecard",
                         help="the SF2F scorecard of the bundle's generated faces on a corpus",
-                        description="Generate a face from every clip and photo of the corpus's test identities, "
-                                    "embed them and the real photos with a face-recognition judge (the bundle's face "
+                        description="Generate a face from every clip and photo of the corpus's test identities, embed "
+                                    "them and the real photos with a face-recognition judge (the bundle's face "
                                     "encoder, or --judge), and report recall@1/2/5/10/20/50 in galleries of 100 "
                                     "identities (three averaged with 300 or more, else one of all), chance, and "
                                     "cosine/L1/L2 to the real faces: speech->face, face->face and the voice embedding "
@@ -105,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                 description="Serve the bundle over HTTP (Starlette on uvicorn): POST /v1/speech2face (an audio file, "
                             "raw or multipart field 'audio') and /v1/face2face (a photo, field 'image') answer "
                             "image/png, or JSON with Accept: application/json; GET /healthz, /readyz, /metrics "
-                            "(Prometheus) and / (a page that records your voice). Concurrent requests are "
-                            "micro-batched. Stateless: run replicas behind any load balancer. SIGTERM finishes the "
-                            "requests in flight, then exits.")
+                            "(Prometheus) and / (a page that records your voice). Concurrent requests are micro-"
+                            "batched. Stateless: run replicas behind any load balancer. SIGTERM finishes the requests "
+                            "in flight, then exits.")
     return parser
 
 

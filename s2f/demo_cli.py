@@ -12,10 +12,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_command(subparsers, "demo", DemoConfig, run_demo_command, extras=("parity", "train", "export"),
                 what_runs="demo",
                 help="end to end on built-in defaults: convert + parity, then train, evaluate, export and run",
-                description="Write upstream Keras VGGFace files with random weights in the real legacy HDF5 layout (no "
-                            "download needed), convert them and check parity; then train a decoder and a voice encoder on "
-                            "a synthetic corpus, evaluate retrieval on unseen identities, export the verified ONNX bundle "
-                            "and generate faces with s2f-runtime. Needs every extra ('all').")
+                description="Write upstream Keras VGGFace files with random weights in the real legacy HDF5 layout (no"
+                            " download needed), convert them and check parity; then train a decoder and a voice "
+                            "encoder on a synthetic corpus, evaluate retrieval on unseen identities, export the "
+                            "verified ONNX bundle and generate faces with s2f-runtime. Needs every extra ('all').")
 
 
 def run_demo_command(args: argparse.Namespace) -> int:

@@ -30,11 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions = weights.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="show the registry")
     listing.set_defaults(func=run_list)
-    fetch = add_command(actions, "fetch", FetchCommand, run_fetch,
-                        help="download a registry file (resumable, verified)",
-                        description="Download NAME into the cache (the weights/ folder of the user cache; S2F_CACHE moves it), "
-                                    "resuming a partial download, and verify its signature, length and any known "
-                                    "size or checksum. Prints the path and sha256.")
+    add_command(actions, "fetch", FetchCommand, run_fetch,
+                help="download a registry file (resumable, verified)",
+                description="Download NAME into the cache (the weights/ folder of the user cache; S2F_CACHE moves it),"
+                            " resuming a partial download, and verify its signature, length and any known size or "
+                            "checksum. Prints the path and sha256.")
 
 
 def run_list(args: argparse.Namespace) -> int:

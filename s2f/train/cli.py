@@ -35,8 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                            extras=("train",), what_runs="evaluate",
                            help="speech->face retrieval recall@K of a voice encoder",
                            description="Rank N candidate faces per held-out voice clip by cosine between the voice "
-                                       "embedding and the face embeddings; report recall@1/5/10, chance, cosine and L1 "
-                                       "to the true face as JSON and a PNG.")
+                                       "embedding and the face embeddings; report recall@1/5/10, chance, cosine and L1"
+                                       " to the true face as JSON and a PNG.")
     add_judge_flags(evaluate)
     add_original_decoder_flag(evaluate)
 
