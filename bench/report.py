@@ -359,19 +359,21 @@ CPU_CLASSES = {"vnni": "CPUs with VNNI (int8 sums in 32 bits)", "avx2": "AVX2 CP
 
 
 def engine_table() -> str:
-    """One table per CPU class: bench/onnx_runtime.py's latency and pipeline rows, every engine
-    and PyTorch mode; a class without a results file says so."""
+    """For the README, one table per CPU class: speech->face through the whole pipeline, every
+    engine and PyTorch mode (each model alone is on the bench page); a class without a results
+    file says so."""
     parts = []
     for cpu_class, title in CPU_CLASSES.items():
         path = RESULTS / f"onnx_runtime_{cpu_class}.json"
         parts.append(f"**{title}**: " + ("not measured (no such machine was available; figures for it "
                                          "come from a run of the bench on one)" if not path.is_file() else "")
-                     + ("\n\n" + _engine_rows(json.loads(path.read_text())) if path.is_file() else ""))
+                     + ("\n\n" + engine_rows(json.loads(path.read_text()), models=False) if path.is_file() else ""))
     return "\n\n".join(parts)
 
 
-def _engine_rows(data: dict) -> str:
-    rows = {**data["latency"], **data["pipeline"]}
+def engine_rows(data: dict, models: bool = True) -> str:
+    """The engine table of one results file: the pipeline rows, and with ``models`` each model's."""
+    rows = {**(data["latency"] if models else {}), **data["pipeline"]}
     lines = ["| model | batch | " + " | ".join(title for _, title in ENGINE_COLUMNS)
              + " | runtime's best ÷ PyTorch's best |", "|---" * (len(ENGINE_COLUMNS) + 3) + "|"]
     for key, row in rows.items():
