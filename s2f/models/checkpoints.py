@@ -8,16 +8,6 @@ import zipfile
 from pathlib import Path
 
 from s2f.core.errors import InputError
-from s2f.models.identify import TORCH_SIGNATURES
-
-
-def is_torch_checkpoint(path: str | Path) -> bool:
-    """Whether ``path`` is a file that starts like a ``torch.save`` output (read, not trusted)."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    with path.open("rb") as handle:
-        return handle.read(4).startswith(TORCH_SIGNATURES)
 
 
 def load_torch_state_dict(path: str | Path) -> dict:
