@@ -130,3 +130,30 @@ def test_texture_embedder_matches_numpy_preprocessing():
     with torch.inference_mode():
         expected = encoder.embed(torch.from_numpy(preprocess(image, "keras-vggface-v2")))
         torch.testing.assert_close(TextureEmbedder(encoder)(texture), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_cielab_texture_loss_costs_a_colour_cast_what_it_looks_like():
+    """Two errors of the same RGB L1 on a pale skin: a uniform brightening and a shift to
+    olive-yellow (red and green up, blue down). The RGB L1 sees them as equal; in CIELAB the
+    cast costs more, as it looks (ΔE 5.5 against 1.8 here). The loss is then the mean of
+    |ΔL*|, |Δa*|, |Δb*| / 100 per pixel, finite in its gradients down to black."""
+    from s2f.runtime.evaluate.colour import srgb_to_lab
+
+    skin = torch.tensor([236, 200, 178], dtype=torch.float64) / 255
+    target = skin.view(1, 3, 1, 1).expand(1, 3, 4, 4).clone()
+    brighter = target + 0.02
+    olive = target + torch.tensor([0.02, 0.02, -0.02], dtype=torch.float64).view(1, 3, 1, 1)
+    zeros = torch.zeros(1, 8, dtype=torch.float64)
+
+    def texture_term(space, texture):
+        return FaceDecoderLoss(texture_space=space)(zeros, texture, zeros, target)["texture"]
+
+    assert torch.isclose(texture_term("rgb", brighter), texture_term("rgb", olive))
+    assert texture_term("cielab", olive) > 2 * texture_term("cielab", brighter)
+    lab = torch.from_numpy(srgb_to_lab(olive[0, :, 0, 0].numpy()) - srgb_to_lab(skin.numpy()))
+    assert torch.isclose(texture_term("cielab", olive), 100 * lab.abs().mean() / 100)
+    dark = torch.zeros(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    texture_term("cielab", dark).backward()
+    assert torch.isfinite(dark.grad).all() and dark.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="texture_space"):
+        FaceDecoderLoss(texture_space="hsv")

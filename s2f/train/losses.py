@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from s2f.train.options import DecoderLossWeights, VoiceLossWeights  # noqa: F401 (defined torch-free)
+from s2f.train.options import TEXTURE_SPACE_NAMES, DecoderLossWeights, VoiceLossWeights  # noqa: F401 (defined torch-free)
 
 Head = Callable[[torch.Tensor], torch.Tensor]
 
@@ -76,17 +76,36 @@ class VoiceEncoderLoss(nn.Module):
 
 
 
+def _cielab(texture: torch.Tensor) -> torch.Tensor:
+    """N x 3 x H x W sRGB in [0, 1] -> CIELAB / 100 (L* in 0..1): an L1 there is a mean ΔE-like
+    distance on the scale of an RGB L1, so the loss weights keep their meaning."""
+    from s2f.runtime.evaluate.colour import srgb_to_lab
+
+    return srgb_to_lab(texture.movedim(1, -1), torch).movedim(-1, 1) / 100.0
+
+
+# where the texture terms compare the decoded and the true pixels
+TEXTURE_SPACES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"rgb": lambda texture: texture,
+                                                                     "cielab": _cielab}
+assert tuple(TEXTURE_SPACES) == TEXTURE_SPACE_NAMES
+
+
 class FaceDecoderLoss(nn.Module):
     """Args:
         face_encoder: maps decoded textures (N x 3 x 224 x 224 in [0, 1]) to embeddings,
             frozen; enables the cosine term between the decoded face's embedding and the input
             embedding. None (the default) trains on landmarks and texture only.
+        texture_space: the colour space of the texture and image L1 terms (``TEXTURE_SPACES``).
     """
 
-    def __init__(self, face_encoder: Head | None = None, weights: DecoderLossWeights | None = None) -> None:
+    def __init__(self, face_encoder: Head | None = None, weights: DecoderLossWeights | None = None,
+                 texture_space: str = "rgb") -> None:
         super().__init__()
         self.face_encoder = face_encoder
         self.weights = weights or DecoderLossWeights()
+        if texture_space not in TEXTURE_SPACES:
+            raise ValueError(f"unknown texture_space {texture_space!r}; one of {sorted(TEXTURE_SPACES)}")
+        self.space = TEXTURE_SPACES[texture_space]
 
     def forward(self, landmarks: torch.Tensor, texture: torch.Tensor, true_landmarks: torch.Tensor,
                 true_texture: torch.Tensor, embedding: torch.Tensor | None = None,
@@ -97,11 +116,12 @@ class FaceDecoderLoss(nn.Module):
         as the ``image`` term."""
         w = self.weights
         terms = {"landmarks": w.landmarks * F.mse_loss(landmarks, true_landmarks)}
+        space = self.space
         if aligned is not None:
-            terms["texture"] = w.texture * F.l1_loss(aligned, true_aligned)
-            terms["image"] = w.image * F.l1_loss(texture, true_texture)
+            terms["texture"] = w.texture * F.l1_loss(space(aligned), space(true_aligned))
+            terms["image"] = w.image * F.l1_loss(space(texture), space(true_texture))
         else:
-            terms["texture"] = w.texture * F.l1_loss(texture, true_texture)
+            terms["texture"] = w.texture * F.l1_loss(space(texture), space(true_texture))
         if self.face_encoder is not None and embedding is not None and w.embedding:
             cosine = F.cosine_similarity(self.face_encoder(texture), embedding, dim=1)
             terms["embedding"] = w.embedding * (1 - cosine).mean()

@@ -64,6 +64,8 @@ class TrainConfig:
 # original's constant lr 1e-3 with Adam's eps 1e-4 leaves the texture head far from converged
 # in a CPU budget (train and held-out L1 still falling together); bench/decoder_recipe.py
 # measures the two against each other on several corpora.
+TEXTURE_SPACE_NAMES = ("rgb", "cielab")  # the decoder texture L1's colour spaces (s2f.train.losses)
+
 DECODER_RECIPE = {"lr": 2e-3, "eps": 1e-8, "schedule": "cosine"}
 
 

@@ -18,7 +18,14 @@ from s2f.core.errors import InputError
 from s2f.core.splits import PARTS as SPLIT_PARTS
 from s2f.core.splits import read_split
 from s2f.models.registry import SIZES
-from s2f.train.options import PAIRINGS, VOICE_ENCODER_NAMES, DecoderLossWeights, TrainConfig, VoiceLossWeights
+from s2f.train.options import (
+    PAIRINGS,
+    TEXTURE_SPACE_NAMES,
+    VOICE_ENCODER_NAMES,
+    DecoderLossWeights,
+    TrainConfig,
+    VoiceLossWeights,
+)
 
 log = logging.getLogger(__name__)
 FEATURE_PATHS = ("precomputed", "on-the-fly")  # where voice features come from in training
@@ -58,6 +65,8 @@ class DecoderTraining(RunSettings):
             original did.
         mean_start: start at the mean training face (texture base and landmark bias,
             FaceDecoder.start_from_mean); --no-mean-start: grey at the image centre (the original).
+        texture_space: the colour space of the texture L1: rgb (the original's) or cielab
+            (perceptual: a hue or chroma error costs what it looks like).
     """
 
     face_encoder: Path | None = None
@@ -67,6 +76,7 @@ class DecoderTraining(RunSettings):
     w_image: float = DecoderLossWeights.image
     warp: bool = True
     mean_start: bool = True
+    texture_space: str = field(default="rgb", metadata={"choices": TEXTURE_SPACE_NAMES})
 
     def loss_weights(self) -> DecoderLossWeights:
         return DecoderLossWeights(self.w_landmarks, self.w_texture, self.w_embedding, self.w_image)
@@ -218,7 +228,8 @@ def train_decoder(run: DecoderTraining) -> Path:
 
         encoder = load_face_encoder(run.face_encoder)
     weights = run.loss_weights()
-    task = DecoderTask(model, preview=val or train, weights=weights, face_encoder=encoder)
+    task = DecoderTask(model, preview=val or train, weights=weights, face_encoder=encoder,
+                       texture_space=run.texture_space)
     trainer = Trainer(task, train, val, run.out, run.train)
     if run.resume and not trainer.resume():
         log.info("no checkpoint in %s; starting afresh", run.out)

@@ -64,10 +64,11 @@ class DecoderTask:
     """
 
     def __init__(self, model: nn.Module, preview: DecoderFaces | None = None,
-                 weights: DecoderLossWeights | None = None, face_encoder: nn.Module | None = None) -> None:
+                 weights: DecoderLossWeights | None = None, face_encoder: nn.Module | None = None,
+                 texture_space: str = "rgb") -> None:
         self.model, self.preview = model, preview
         embedder = freeze(TextureEmbedder(face_encoder)) if face_encoder is not None else None
-        self.loss = FaceDecoderLoss(embedder, weights=weights)
+        self.loss = FaceDecoderLoss(embedder, weights=weights, texture_space=texture_space)
 
     def modules(self) -> list[nn.Module]:
         """Everything this task runs: the decoder and, in its loss, the frozen face encoder."""
