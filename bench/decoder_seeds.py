@@ -34,8 +34,13 @@ from machine import announce  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 
-VARIANTS: dict[str, dict] = {  # name -> DecoderTraining overrides over the demo's
+VARIANTS: dict[str, dict] = {  # name -> DecoderTraining overrides over the demo's ("train": TrainConfig ones)
     "demo": {},
+    "silent texture head": {"silent_texture_head": True},
+    "cielab loss": {"texture_space": "cielab"},
+    "rgb output": {"output_activation": "none"},
+    "silent texture head, rgb output": {"silent_texture_head": True, "output_activation": "none"},
+    "silent texture head, 60 epochs": {"silent_texture_head": True, "train": {"epochs": 60}},
 }
 GRIDS = REPO / "bench" / "results" / "decoder_seeds"
 # figure -> (path into a seed's row, True where higher is better)
@@ -91,6 +96,8 @@ def colour_probe(data: Path, split: dict) -> dict[str, float]:
 
 
 def run_seed(root: Path, seed: int, variant: str, grids: Path) -> dict:
+    from dataclasses import replace
+
     from s2f.pipeline import PipelineConfig, decoder_train_config, prepare_data
     from s2f.runtime.evaluate.grid import save_face_grid
     from s2f.train.runs import (
@@ -109,11 +116,13 @@ def run_seed(root: Path, seed: int, variant: str, grids: Path) -> dict:
     seconds = {"data": round(time.perf_counter() - started, 1)}
     loop = {"batch_size": config.batch_size, "lr": config.lr, "schedule": config.schedule, "seed": seed}
     common = {"data": data.pre, "split": data.split, "size": config.size, "resume": True}
-    runs = root / "runs" / variant
+    runs = root / "runs" / variant.replace(" ", "_").replace(",", "")
+    overrides = dict(VARIANTS[variant])
+    loop_overrides = overrides.pop("train", {})
     started = time.perf_counter()
     decoder = train_decoder(DecoderTraining(out=runs / "decoder", warp=config.warp,
-                                            train=decoder_train_config(config),
-                                            **{**common, **VARIANTS[variant]}))
+                                            train=replace(decoder_train_config(config), **loop_overrides),
+                                            **{**common, **overrides}))
     seconds["decoder"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
     voice = train_voice(VoiceTraining(out=runs / "voice", train=train_config({**loop, "epochs": config.voice_epochs}),
@@ -135,7 +144,7 @@ def run_seed(root: Path, seed: int, variant: str, grids: Path) -> dict:
            "landmark_error_px": round(result["landmark_error_px"], 2),
            "colour": colour, "probe": probe, "gallery": card["galleries"]["note"], "seconds": seconds}
     people = min(8, len(result["rows"]))
-    save_face_grid(grids / f"{variant}_seed{seed}.png", result["rows"][:people],
+    save_face_grid(grids / f"{runs.name}_seed{seed}.png", result["rows"][:people],
                    ["original", "face->face", "speech->face"])
     return row
 
@@ -186,7 +195,7 @@ def main() -> None:
     configure_logging(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(20)))
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["demo"], choices=list(VARIANTS))
     parser.add_argument("--workdir", type=Path, required=True,
                         help="the corpora, runs and a log of finished seeds (reused by a later run)")
     args = parser.parse_args()
@@ -213,7 +222,8 @@ def main() -> None:
         rows = [done[(variant, seed)] for seed in args.seeds]
         worst = worst_seeds(rows)
         for seed in worst:
-            shutil.copy(scratch_grids / f"{variant}_seed{seed}.png", GRIDS / f"{variant}_seed{seed}.png")
+            name = f"{variant.replace(' ', '_').replace(',', '')}_seed{seed}.png"
+            shutil.copy(scratch_grids / name, GRIDS / name)
         results["variants"][variant] = {"overrides": VARIANTS[variant], "distribution": distribution(rows),
                                         "worst_seeds": worst, "rows": rows}
     out = REPO / "bench" / "results" / "decoder_seeds.json"

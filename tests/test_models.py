@@ -92,3 +92,24 @@ def test_face_decoder_config_roundtrip(tmp_path):
     x = torch.rand(2, 4096)
     with torch.no_grad():
         torch.testing.assert_close(again(x)[1], model(x)[1])  # float32 rounding: kernels may differ per load
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "none"])
+def test_a_silent_texture_head_starts_every_face_at_the_mean_face(activation):
+    """With the texture head's last layer at zero, every embedding decodes to the mean texture
+    exactly (in RGB or through the logit base); with its random initialisation each face gets a
+    correction of its own, which is the colour noise the option removes."""
+    config = FaceDecoderConfig(shared_dims=[32, 16], landmark_dims=[8], texture_channels=[8, 4, 4],
+                               texture_size=7, output_activation=activation, texture_base=True)
+    torch.manual_seed(0)
+    mean = torch.rand(3, 28, 28) * 0.8 + 0.1
+    x = torch.randn(4, 4096)
+    noisy, silent = FaceDecoder(config).eval(), FaceDecoder(config).eval()
+    noisy.start_from_mean(mean, None)
+    silent.start_from_mean(mean, None, silent_texture_head=True)
+    with torch.no_grad():
+        torch.testing.assert_close(silent(x)[1], mean.expand(4, 3, 28, 28), atol=2e-6, rtol=0)
+        spread = noisy(x)[1] - mean
+    assert spread.abs().mean() > 1e-3  # the random head moves each face off the mean
+    assert (spread[0] - spread[1]).abs().mean() > 1e-4  # and each face differently
+    assert silent.texture_rgb.weight.requires_grad  # still trained

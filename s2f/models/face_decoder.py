@@ -46,10 +46,12 @@ class FaceDecoderConfig:
             landmarks of the training faces, the frame of the aligned textures and the
             warp's fixed spline centres (``s2f preprocess faces`` stores them with the data).
         warp_grid: side of the grid the warp's field is solved on before upsampling.
-        texture_base: the texture head predicts a correction, in logits, to a fixed base
-            texture (the buffer ``texture_base``, the mean training texture, set by
-            ``start_from_mean``) instead of the whole image: training starts at the mean
-            face, not at grey, and the head learns only what differs between people.
+        texture_base: the texture head predicts a correction to a fixed base texture (the
+            buffer ``texture_base``, the mean training texture, set by ``start_from_mean``)
+            instead of the whole image: training starts at the mean face, not at grey, and the
+            head learns only what differs between people. With ``sigmoid`` the base and the
+            correction are logits; with ``none`` they are RGB, so one correction moves the
+            three channels alike (a logit step changes each channel by its own slope, a hue).
     """
 
     embedding_dim: int = 4096
@@ -85,8 +87,6 @@ class FaceDecoder(nn.Module, Pretrained):
             raise ValueError(f"unknown output_activation {config.output_activation!r}")
         if config.landmark_units not in ("centered", "pixels"):
             raise ValueError(f"unknown landmark_units {config.landmark_units!r}")
-        if config.texture_base and config.output_activation != "sigmoid":
-            raise ValueError("texture_base is a base in logits: it needs output_activation 'sigmoid'")
         if config.warp and (config.mean_landmarks is None or len(config.mean_landmarks) != 2 * config.num_landmarks):
             raise ValueError(f"warp needs mean_landmarks: {2 * config.num_landmarks} pixel coordinates")
         dims = [config.embedding_dim, *config.shared_dims]
@@ -106,13 +106,26 @@ class FaceDecoder(nn.Module, Pretrained):
         self.warp = LandmarkWarp(config.mean_landmarks, config.image_size, config.warp_grid) if config.warp else None
 
     @torch.no_grad()
-    def start_from_mean(self, mean_texture: torch.Tensor | None, mean_landmarks: torch.Tensor | None) -> None:
+    def start_from_mean(self, mean_texture: torch.Tensor | None, mean_landmarks: torch.Tensor | None,
+                        silent_texture_head: bool = False) -> None:
         """Before training: outputs start at the mean training face. ``mean_texture``
         (3 x S x S in [0, 1], the aligned one with ``warp``) becomes the texture base;
         ``mean_landmarks`` (2K pixels) the landmark layer's bias, so its first predictions are
-        the mean shape and its gradients fit the differences, not the image centre."""
+        the mean shape and its gradients fit the differences, not the image centre.
+
+        ``silent_texture_head``: the texture head's last layer starts at zero, so the first
+        texture is exactly the base. Its random initialisation otherwise adds to every face a
+        correction of its own, three channels apart: a colour noise per identity that an L1
+        removes only slowly (bench/decoder_seeds.py measures the cast it leaves). The layers
+        before it keep their random weights, so the gradients still reach them."""
         if mean_texture is not None and self.config.texture_base:
-            self.texture_base.copy_(torch.logit(mean_texture.clamp(1e-3, 1 - 1e-3)))
+            if self.config.output_activation == "sigmoid":
+                self.texture_base.copy_(torch.logit(mean_texture.clamp(1e-3, 1 - 1e-3)))
+            else:
+                self.texture_base.copy_(mean_texture)
+            if silent_texture_head:
+                self.texture_rgb.weight.zero_()
+                self.texture_rgb.bias.zero_()
         if mean_landmarks is not None:
             target = mean_landmarks.reshape(-1).to(self.landmark_out.bias)
             if self.config.landmark_units == "centered":

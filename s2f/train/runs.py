@@ -67,6 +67,10 @@ class DecoderTraining(RunSettings):
             FaceDecoder.start_from_mean); --no-mean-start: grey at the image centre (the original).
         texture_space: the colour space of the texture L1: rgb (the original's) or cielab
             (perceptual: a hue or chroma error costs what it looks like).
+        silent_texture_head: with mean_start, the texture head's last layer starts at zero, so
+            the first faces are exactly the mean face, without a random colour noise each.
+        output_activation: how the texture ends: sigmoid (a correction in logits to the mean
+            face) or none (a correction in RGB, the same step for the three channels).
     """
 
     face_encoder: Path | None = None
@@ -77,6 +81,8 @@ class DecoderTraining(RunSettings):
     warp: bool = True
     mean_start: bool = True
     texture_space: str = field(default="rgb", metadata={"choices": TEXTURE_SPACE_NAMES})
+    silent_texture_head: bool = False
+    output_activation: str = field(default="sigmoid", metadata={"choices": ("sigmoid", "none")})
 
     def loss_weights(self) -> DecoderLossWeights:
         return DecoderLossWeights(self.w_landmarks, self.w_texture, self.w_embedding, self.w_image)
@@ -206,7 +212,7 @@ def train_decoder(run: DecoderTraining) -> Path:
 
     torch.manual_seed(run.train.seed)
     points = landmark_count(run.data)
-    extra: dict[str, Any] = {"texture_base": run.mean_start}
+    extra: dict[str, Any] = {"texture_base": run.mean_start, "output_activation": run.output_activation}
     if run.warp:
         from s2f.data.align_faces import read_mean_landmarks
 
@@ -221,7 +227,7 @@ def train_decoder(run: DecoderTraining) -> Path:
         from s2f.train.evaluate import mean_face
 
         texture, landmarks = mean_face(train, with_landmarks=True)
-        model.start_from_mean(torch.from_numpy(texture), torch.from_numpy(landmarks))
+        model.start_from_mean(torch.from_numpy(texture), torch.from_numpy(landmarks), run.silent_texture_head)
     encoder = None
     if run.face_encoder:
         from s2f.models.face_encoder import load_face_encoder
