@@ -171,7 +171,7 @@ def distribution(rows: list[dict]) -> dict:
         values = np.array([_get(row, path) for row in rows], float)
         order = np.argsort(values if higher_better else -values)  # worst first
         out[name] = {"worst": float(values[order[0]]), "worst_seed": rows[order[0]]["seed"],
-                     "median": float(np.median(values)), "best": float(values[order[-1]])}
+                     "median": round(float(np.median(values)), 3), "best": float(values[order[-1]])}
     return out
 
 
@@ -205,8 +205,8 @@ def main() -> None:
     log_path = args.workdir / "rows.jsonl"
     done = {(r["variant"], r["seed"]): r for r in map(json.loads, log_path.read_text().splitlines())} \
         if log_path.is_file() else {}
-    for variant in args.variants:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed by seed: the variants of a seed share its data and are compared as they finish
+        for variant in args.variants:
             if (variant, seed) in done:
                 continue
             row = run_seed(args.workdir / f"seed{seed}", seed, variant, scratch_grids)

@@ -144,6 +144,16 @@ SERVE_SENTENCE = ("With 8 clients, micro-batching gives {results|8 clients batch
                   "{results|8 clients batched|p99_s} s), and OpenVINO bf16 "
                   "{results|8 clients batched openvino:bf16|over_onnxruntime}× onnxruntime's.")
 
+def _seed_spread(data: Any, number: Callable[[Any], str]) -> list[str]:
+    """Worst (its seed), median and best of each figure over the corpus seeds, per variant."""
+    lines = ["| variant | figure | worst (seed) | median | best |", "|---|---|---|---|---|"]
+    for variant, result in data["variants"].items():
+        for figure, spread in result["distribution"].items():
+            lines.append(f"| {variant} | {figure} | {number(spread['worst'])} ({spread['worst_seed']}) | "
+                         f"{number(spread['median'])} | {number(spread['best'])} |")
+    return lines
+
+
 FINDINGS: dict[str, Finding] = {
     "convert_speed.json": Finding(
         "`s2f convert` turns the {file_bytes;MB} MB VGG-Face file into safetensors {speedup;.1f}× faster than the "
@@ -172,6 +182,16 @@ FINDINGS: dict[str, Finding] = {
         "The worst texture L1 over the mean face's on five corpus seeds is {summary|warp|worst} with the warping "
         "decoder, {summary|no warp|worst} without it, and {summary|original recipe|worst} with the original's recipe.",
         table=lambda d, n: records_table(d["summary"], ("worst", "beats_0.7_on_every_seed"), n)),
+    "decoder_seeds.json": Finding(
+        "At the demo's budget on corpus seeds {seeds}, the worst seed's decoder L1 is "
+        "{variants|demo|distribution|decoder L1 / mean face|worst}× the mean face's, face→face recall@5 "
+        "{variants|demo|distribution|face->face R@5 / chance|worst}× chance and speech→face "
+        "{variants|demo|distribution|speech->face R@5 / chance|worst}×; face→face skin ΔE is at worst "
+        "{variants|demo|distribution|face->face skin ΔE|worst}, hair ΔE "
+        "{variants|demo|distribution|face->face hair ΔE|worst}, where the real identities lie "
+        "{variants|demo|distribution|real skin spread ΔE|median} (skin) and "
+        "{variants|demo|distribution|real hair spread ΔE|median} (hair) from their average.",
+        table=_seed_spread),
     "train_throughput.json": Finding(
         "On this CPU a training step of the full VE_conv takes {models|ve_conv full|step_s;.1f} s (batch 2): "
         "real training belongs on a GPU, where it runs at the rates beside it; the trainer costs "

@@ -37,6 +37,8 @@ SECTIONS = [
     ("features.json", "features.py", "python bench/features.py", "Voice features"),
     ("learning.json", "learning.py", "python bench/learning.py", "Learning on the synthetic corpus"),
     ("decoder_recipe.json", "decoder_recipe.py", "python bench/decoder_recipe.py", "The decoder's recipe and warp"),
+    ("decoder_seeds.json", "decoder_seeds.py", "python bench/decoder_seeds.py --workdir DIR",
+     "The decoder over many corpus seeds, colour included"),
     ("train_throughput.json", "train_throughput.py", "python bench/train_throughput.py", "Training throughput"),
     ("gpu_check.json", "gpu_check.py", "bench/gpu_check.sh", "On a GPU"),
     ("onnx_runtime_vnni.json", "onnx_runtime.py", "python bench/onnx_runtime.py",
@@ -99,6 +101,8 @@ README = BENCH.parent / "README.md"
 
 PICTURES = {"decoder_recipe.json": sorted((RESULTS / "decoder_recipe").glob("*.png")) if
             (RESULTS / "decoder_recipe").is_dir() else [],
+            "decoder_seeds.json": sorted((RESULTS / "decoder_seeds").glob("*.png")) if
+            (RESULTS / "decoder_seeds").is_dir() else [],
             "serve_load_tiny.json": [RESULTS / "serve_page.png"]}
 
 
