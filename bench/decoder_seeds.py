@@ -9,8 +9,9 @@ real faces, beside the real identities' own spread. Also a probe of whether the 
 the face embedding at all: a ridge regression from the training faces' embeddings to their
 skin and hair colour, its ΔE on the unseen faces.
 
-Each variant is a set of ``DecoderTraining`` overrides (``VARIANTS``), so the recipe before a
-change can be measured beside the one after it on the same seeds and data.
+Each variant is a set of overrides of the ``DecoderTraining``, its loop or the decoder's size
+preset (``VARIANTS``), so the recipe before a change can be measured beside the one after it on
+the same seeds and data.
 
 Writes bench/results/decoder_seeds.json (per seed, and worst / median / best per figure) and
 the grids (original | face->face | speech->face) of the three worst seeds of each variant in
@@ -26,6 +27,7 @@ import json
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,8 +36,13 @@ from machine import announce  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 
-VARIANTS: dict[str, dict] = {  # name -> DecoderTraining overrides over the demo's ("train": TrainConfig ones)
+# name -> DecoderTraining overrides over the demo's ("train": TrainConfig ones, "model": the tiny
+# decoder preset's, e.g. its texture head's widths)
+VARIANTS: dict[str, dict] = {
     "demo": {},
+    "60 epochs": {"train": {"epochs": 60}},
+    "wide texture head": {"model": {"texture_channels": [64, 32, 16, 16, 16]}},
+    "wide texture head, 60 epochs": {"model": {"texture_channels": [64, 32, 16, 16, 16]}, "train": {"epochs": 60}},
     "silent texture head": {"silent_texture_head": True},
     "cielab loss": {"texture_space": "cielab"},
     "rgb output": {"output_activation": "none"},
@@ -95,6 +102,22 @@ def colour_probe(data: Path, split: dict) -> dict[str, float]:
     return out
 
 
+@contextmanager
+def decoder_preset(size: str, changes: dict):
+    """The face decoder's ``size`` preset with ``changes``, for the runs inside (the checkpoint
+    records the config it was built with, so loading it later needs no patch)."""
+    from s2f.models.registry import MODELS
+
+    presets = MODELS["face_decoder"].presets
+    saved = dict(presets[size])
+    presets[size].update(changes)
+    try:
+        yield
+    finally:
+        presets[size].clear()
+        presets[size].update(saved)
+
+
 def run_seed(root: Path, seed: int, variant: str, grids: Path) -> dict:
     from dataclasses import replace
 
@@ -120,9 +143,10 @@ def run_seed(root: Path, seed: int, variant: str, grids: Path) -> dict:
     overrides = dict(VARIANTS[variant])
     loop_overrides = overrides.pop("train", {})
     started = time.perf_counter()
-    decoder = train_decoder(DecoderTraining(out=runs / "decoder", warp=config.warp,
-                                            train=replace(decoder_train_config(config), **loop_overrides),
-                                            **{**common, **overrides}))
+    with decoder_preset(config.size, overrides.pop("model", {})):
+        decoder = train_decoder(DecoderTraining(out=runs / "decoder", warp=config.warp,
+                                                train=replace(decoder_train_config(config), **loop_overrides),
+                                                **{**common, **overrides}))
     seconds["decoder"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
     voice = train_voice(VoiceTraining(out=runs / "voice", train=train_config({**loop, "epochs": config.voice_epochs}),
