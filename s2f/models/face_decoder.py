@@ -115,9 +115,10 @@ class FaceDecoder(nn.Module, Pretrained):
 
         ``silent_texture_head``: the texture head's last layer starts at zero, so the first
         texture is exactly the base. Its random initialisation otherwise adds to every face a
-        correction of its own, three channels apart: a colour noise per identity that an L1
-        removes only slowly (bench/decoder_seeds.py measures the cast it leaves). The layers
-        before it keep their random weights, so the gradients still reach them."""
+        correction of its own, three channels apart: a colour noise per identity at the start
+        (whether training removes it in time is for bench/decoder_seeds.py to say, seed by
+        seed). The layers before it keep their random weights, so the gradients still reach
+        them."""
         if mean_texture is not None and self.config.texture_base:
             if self.config.output_activation == "sigmoid":
                 self.texture_base.copy_(torch.logit(mean_texture.clamp(1e-3, 1 - 1e-3)))
