@@ -2,7 +2,7 @@
 its learning curves, speech->face retrieval against chance, and the decoder against the
 mean face. Writes bench/results/learning.json.
 
-usage: python bench/learning.py [--workdir DIR] [--identities 120] [--clips 6] [--voice-epochs 8]
+usage: python bench/learning.py [--workdir DIR] [--identities 120] [--clips 6] [--voice-epochs 16] [--decoder-epochs 60]
 """
 
 from __future__ import annotations
@@ -64,6 +64,11 @@ def main() -> None:
             kind: {k: round(v, 3) for k, v in card[kind].items()
                    if k in ("recall@1", "chance@1", "recall@5", "chance@5", "recall@10", "chance@10", "cosine")}
             for kind in ("speech_to_face", "face_to_face", "voice_embedding")}}
+    summary["colour_delta_e"] = {kind: {"skin": round(errors["delta_e"]["skin"], 2),
+                                        "hair": round(errors["delta_e"]["hair"], 2),
+                                        "real_spread_skin": round(errors["real_spread_delta_e"]["skin"], 2),
+                                        "real_spread_hair": round(errors["real_spread_delta_e"]["hair"], 2)}
+                                 for kind, errors in result["colour"].items()}
     summary["throughput_samples_per_s"] = {"decoder": decoder[-1]["samples_per_s"],
                                            "ve_conv": voice[-1]["samples_per_s"]}
     print(json.dumps(summary, indent=2))

@@ -484,9 +484,34 @@ def training_data_table() -> str:
     return "\n".join(lines)
 
 
+def decoder_seeds_table() -> str:
+    """The demo's models over the corpus seeds (bench/decoder_seeds.py): the worst seed beside
+    the median, the recipe before the colour fix beside today's, against the targets."""
+    path = RESULTS / "decoder_seeds.json"
+    if not path.is_file():
+        return "not measured"
+    data = json.loads(path.read_text())
+    variants = [v for v in ("before", "demo") if v in data["variants"]]
+    targets = {"decoder L1 / mean face": "≤ 0.65", "face->face R@5 / chance": "≥ 3",
+               "speech->face R@5 / chance": "≥ 2", "face->face skin ΔE": "≤ ½ the seed's real spread",
+               "face->face hair ΔE": "", "real skin spread ΔE": ""}
+    names = {"before": "before (8-channel texture head, 30 + 8 epochs)", "demo": "today's demo"}
+    lines = ["| figure | target | " + " | ".join(f"{names[v]}: worst (seed) / median" for v in variants) + " |",
+             "|---|---|" + "---|" * len(variants)]
+    for figure, target in targets.items():
+        cells = [f"{d['worst']:g} ({d['worst_seed']}) / {d['median']:g}" for d in
+                 (data["variants"][v]["distribution"][figure] for v in variants)]
+        lines.append(f"| {figure} | {target} | " + " | ".join(cells) + " |")
+    machine = data["machine"]
+    lines.append(f"\n{len(data['seeds'])} corpus seeds; {machine['cpu']}, {machine['cores']} cores; "
+                 "`python bench/decoder_seeds.py --workdir DIR --variants demo before`.")
+    return "\n".join(lines)
+
+
 # the README's generated blocks: marker name -> what fills it
 BLOCKS = {"headlines": headlines, "engines": engine_table, "install sizes": install_table,
-          "voxceleb steps": voxceleb_table, "training data": training_data_table}
+          "voxceleb steps": voxceleb_table, "training data": training_data_table,
+          "decoder seeds": decoder_seeds_table}
 
 
 def readme_with_headlines(text: str) -> str:

@@ -61,6 +61,11 @@ def run_demo(config: DemoConfig) -> bool:
         log.info("speech->face recall@5 among %d candidates, %d unseen identities: %.3f (chance %.3f); decoder L1 "
                  "%.4f vs mean face %.4f", result["candidates"], result["identities"], result["recall@5"],
                  result["chance@5"], result["decoder_l1"], result["mean_face_l1"])
+        for kind, errors in result["colour"].items():
+            log.info("%s colour ΔE (CIELAB): skin %.1f, hair %.1f; the real identities lie %.1f and %.1f from "
+                     "their average", kind.replace("_to_", "->"), errors["delta_e"]["skin"],
+                     errors["delta_e"]["hair"], errors["real_spread_delta_e"]["skin"],
+                     errors["real_spread_delta_e"]["hair"])
         from s2f.runtime.evaluate.scorecard import summary_lines
 
         for line in summary_lines(result["bundle_sf2f"]):

@@ -1,28 +1,30 @@
 """The decoder's recipe, not one lucky corpus: the demo's decoder budget on a synthetic corpus
-of another seed must reconstruct unseen faces at most 0.7x the mean training face's L1, and
-its faces must be recognisable (bench/decoder_recipe.py runs more seeds). Its own module, so
-that a parallel run (make test) trains it beside the demo pipeline of test_learning.py."""
+of another seed, one on which the recipe before the colour fix failed (bench/decoder_seeds.py,
+recipe "before": texture L1 0.86x the mean face's, face->face recall@5 1.8x chance, a skin
+cast of ΔE 11.6), must reconstruct unseen faces at most 0.65x the mean training face's L1,
+recognisably (face->face recall@5 3x chance) and in their own skin colour. With the demo's
+seed in test_learning.py these are the seeds whose worst the gates hold; the bench runs 20.
+Its own module, so that a parallel run can train it beside the demo pipeline."""
 
 from __future__ import annotations
 
 import pytest
-from support.helpers import DECODER_GATE
+from support.helpers import DECODER_GATE, FACE_TO_FACE_GATE, assert_colour_learned
 
 from s2f.pipeline import PipelineConfig
 
 pytestmark = pytest.mark.slow  # trains a decoder on a 120-identity corpus
 
 
-@pytest.mark.parametrize("seed", [2])
-def test_decoder_beats_the_mean_face_on_other_corpora(seed, tmp_path):
-    """The recipe, not one lucky corpus: the demo's decoder budget on a corpus of another seed
-    (bench/decoder_recipe.py runs five)."""
+@pytest.mark.parametrize("seed", [8])
+def test_decoder_beats_the_mean_face_in_shape_and_colour_on_another_corpus(seed, tmp_path):
     import torch
 
     from s2f.core.splits import read_split
     from s2f.data.pairs import DecoderFaces
     from s2f.models.loading import load_model
     from s2f.pipeline import decoder_train_config, prepare_data
+    from s2f.train.colour_scores import colour_scores_of_runs
     from s2f.train.evaluate import mean_face
     from s2f.train.runs import DecoderTraining, decoder_scores, train_decoder
 
@@ -37,4 +39,5 @@ def test_decoder_beats_the_mean_face_on_other_corpora(seed, tmp_path):
     result = decoder_scores(run, data.pre, data.split, data.face_encoder)
     assert result["decoder_l1"] <= DECODER_GATE * result["mean_face_l1"], result
     card = result["sf2f"]["face_to_face"]
-    assert card["recall@5"] >= 3 * card["chance@5"], card
+    assert card["recall@5"] >= FACE_TO_FACE_GATE * card["chance@5"], card
+    assert_colour_learned(colour_scores_of_runs(run, data.pre, data.split))

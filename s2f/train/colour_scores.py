@@ -59,3 +59,16 @@ def colour_scores(decoder: torch.nn.Module, data: Path, train_identities: list[s
         result["speech_to_face"] = colour_errors(real, _decoded_colours(decoder, voices, device), owner,
                                                  average).as_dict()
     return result
+
+
+def colour_scores_of_runs(decoder_run: Path, data: Path, split: Path, voice_run: Path | None = None,
+                          max_clips: int | None = None, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """``colour_scores`` of the trained runs' best checkpoints, on the split's training and
+    test identities: what the demo pipeline reports and the learning test gates."""
+    from s2f.core.splits import read_split
+    from s2f.models.loading import checkpoint_dir, load_model_for
+
+    parts = read_split(split)
+    voice = load_model_for("voice_encoder", checkpoint_dir(voice_run)) if voice_run is not None else None
+    return colour_scores(load_model_for("face_decoder", checkpoint_dir(decoder_run)), data, parts["train"],
+                         parts["test"], voice, max_clips=max_clips, device=device)
