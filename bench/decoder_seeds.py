@@ -56,12 +56,14 @@ VARIANTS: dict[str, dict] = {
     "before, silent texture head, rgb output": {**BEFORE, "silent_texture_head": True, "output_activation": "none"},
     "before, silent texture head, 60 epochs": {**BEFORE, "silent_texture_head": True, "train": {"epochs": 60}},
 }
-# figure -> (path into a seed's row, True where higher is better)
+# figure -> (path into a seed's row, or a function of the row; True where higher is better)
 FIGURES = {
     "decoder L1 / mean face": (("l1_over_mean_face",), False),
     "face->face R@5 / chance": (("face_to_face_r5_over_chance",), True),
     "speech->face R@5 / chance": (("speech_to_face_r5_over_chance",), True),
     "face->face skin ΔE": (("colour", "face_to_face", "delta_e", "skin"), False),
+    "face->face skin ΔE / real spread": (lambda row: round(row["colour"]["face_to_face"]["delta_e"]["skin"] / row[
+        "colour"]["face_to_face"]["real_spread_delta_e"]["skin"], 3), False),
     "face->face hair ΔE": (("colour", "face_to_face", "delta_e", "hair"), False),
     "speech->face skin ΔE": (("colour", "speech_to_face", "delta_e", "skin"), False),
     "speech->face hair ΔE": (("colour", "speech_to_face", "delta_e", "hair"), False),
@@ -72,7 +74,9 @@ FIGURES = {
 }
 
 
-def _get(row: dict, path: tuple[str, ...]):
+def _get(row: dict, path):
+    if callable(path):
+        return path(row)
     for key in path:
         row = row[key]
     return row
