@@ -74,6 +74,11 @@ FIGURES = {
 }
 
 
+def folder_name(variant: str) -> str:
+    """A variant's name as its runs folder and its grids' file names."""
+    return variant.replace(" ", "_").replace(",", "")
+
+
 def _get(row: dict, path):
     if callable(path):
         return path(row)
@@ -149,7 +154,7 @@ def run_seed(root: Path, seed: int, variant: str, grids: Path) -> dict:
     seconds = {"data": round(time.perf_counter() - started, 1)}
     loop = {"batch_size": config.batch_size, "lr": config.lr, "schedule": config.schedule, "seed": seed}
     common = {"data": data.pre, "split": data.split, "size": config.size, "resume": True}
-    runs = root / "runs" / variant.replace(" ", "_").replace(",", "")  # the grids' names too
+    runs = root / "runs" / folder_name(variant)
     overrides = dict(VARIANTS[variant])
     loop_overrides = overrides.pop("train", {})
     voice_overrides = overrides.pop("voice", {})
@@ -255,13 +260,14 @@ def main() -> None:
     for variant in args.variants:
         rows = [done[(variant, seed)] for seed in args.seeds]
         worst = worst_seeds(rows)
-        folder = variant.replace(" ", "_").replace(",", "")
+        folder = folder_name(variant)
         for stale in grids.glob(f"{folder}_seed*.png"):  # an earlier run's worst seeds
             stale.unlink()
         for seed in worst:
             shutil.copy(scratch_grids / f"{folder}_seed{seed}.png", grids / f"{folder}_seed{seed}.png")
         results["variants"][variant] = {"overrides": VARIANTS[variant], "distribution": distribution(rows),
-                                        "worst_seeds": worst, "rows": rows}
+                                        "worst_seeds": worst, "grids": [f"{folder}_seed{seed}.png" for seed in worst],
+                                        "rows": rows}
     out = args.out
     previous = json.loads(out.read_text()) if out.is_file() else {}
     if previous.get("seeds") == args.seeds:  # keep the other variants measured on the same seeds

@@ -105,10 +105,9 @@ PICTURES = {"decoder_recipe.json": sorted((RESULTS / "decoder_recipe").glob("*.p
             "serve_load_tiny.json": [RESULTS / "serve_page.png"]}
 if (RESULTS / "decoder_seeds.json").is_file():
     _seeds = json.loads((RESULTS / "decoder_seeds.json").read_text())["variants"]
-    PICTURES["decoder_seeds.json"] = [
-        RESULTS / "decoder_seeds" / f"{variant.replace(' ', '_').replace(',', '')}_seed{seed}.png"
-        for rank in range(3) for variant in ("before", "demo") if variant in _seeds
-        for seed in _seeds[variant]["worst_seeds"][rank:rank + 1]]
+    PICTURES["decoder_seeds.json"] = [RESULTS / "decoder_seeds" / name for rank in range(3)
+                                      for variant in ("before", "demo") if variant in _seeds
+                                      for name in _seeds[variant]["grids"][rank:rank + 1]]
 # how many of a bench's pictures its front-page section shows (one unless named)
 FRONT_PICTURES = {"decoder_seeds.json": 2}
 
